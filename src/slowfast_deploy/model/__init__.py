@@ -1,0 +1,1 @@
+"""The SlowFast network in plain PyTorch and mmaction2 checkpoint loading (needs torch)."""

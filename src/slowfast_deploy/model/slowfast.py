@@ -1,0 +1,248 @@
+"""SlowFast R50 in plain PyTorch, with module names that load mmaction2 checkpoints strictly.
+
+Re-implements mmaction2 ``ResNet3dSlowFast`` + ``ResNet3dPathway`` + ``Bottleneck3d`` +
+``SlowFastHead`` (Apache-2.0; Feichtenhofer et al., ICCV 2019) without mmcv/mmengine. Each
+``ConvModule`` becomes ``ConvBnAct`` with the same ``conv``/``bn`` children, so a checkpoint key
+like ``backbone.slow_path.layer1.0.conv1.conv.weight`` is this module's own parameter name.
+
+::
+
+    video [N, 3, 32, H, W]
+      |-- x[:, :, ::tau] --> slow conv1+pool --(cat)--> slow layer1 --(cat)--> ... layer4 --+
+      |                                      ^                       ^                   |
+      |                          conv1_lateral            layer1_lateral ... layer3_lateral
+      |                                      |                       |                   |
+      +------------------------> fast conv1+pool ------> fast layer1 -------> ... layer4 -+
+                                                                                         |
+                   head: avgpool both, cat(fast 256 ch, slow 2048 ch), fc -> [N, 400] <--+
+
+Laterals are Conv3d (fusion_kernel, 1, 1), stride (alpha, 1, 1), no bias/BN/ReLU.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from slowfast_deploy.specs import SLOWFAST_R50_8X8, ModelSpec
+
+EXPANSION = 4  # Bottleneck3d.expansion
+
+
+class ConvBnAct(nn.Module):
+    """mmcv ``ConvModule``: Conv3d (no bias) -> optional BN3d -> optional ReLU."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: tuple[int, int, int],
+        *,
+        stride: tuple[int, int, int] = (1, 1, 1),
+        padding: tuple[int, int, int] = (0, 0, 0),
+        norm: bool = True,
+        act: bool = True,
+    ) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(in_channels, out_channels, kernel, stride, padding, bias=False)
+        self.bn = nn.BatchNorm3d(out_channels) if norm else None
+        self.relu = nn.ReLU(inplace=True) if act else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        if self.bn is not None:
+            x = self.bn(x)
+        if self.relu is not None:
+            x = self.relu(x)
+        return x
+
+
+class Bottleneck3d(nn.Module):
+    """1x1 (or 3x1x1 inflated) -> 1x3x3 (spatial stride) -> 1x1 expansion, plus identity."""
+
+    def __init__(
+        self, in_channels: int, planes: int, *, spatial_stride: int, inflate: bool
+    ) -> None:
+        super().__init__()
+        kernel_t = 3 if inflate else 1  # inflate_style '3x1x1'
+        self.conv1 = ConvBnAct(in_channels, planes, (kernel_t, 1, 1), padding=(kernel_t // 2, 0, 0))
+        self.conv2 = ConvBnAct(
+            planes, planes, (1, 3, 3), stride=(1, spatial_stride, spatial_stride), padding=(0, 1, 1)
+        )
+        self.conv3 = ConvBnAct(planes, planes * EXPANSION, (1, 1, 1), act=False)
+        out_channels = planes * EXPANSION
+        self.downsample = None
+        if spatial_stride != 1 or in_channels != out_channels:
+            self.downsample = ConvBnAct(
+                in_channels,
+                out_channels,
+                (1, 1, 1),
+                stride=(1, spatial_stride, spatial_stride),
+                act=False,
+            )
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.conv3(self.conv2(self.conv1(x)))
+        return self.relu(out + identity)
+
+
+class Pathway(nn.Module):
+    """One ResNet3d pathway: stem conv1 + maxpool, layer1..layer4, optional lateral convs."""
+
+    def __init__(
+        self,
+        *,
+        base_channels: int,
+        conv1_kernel_t: int,
+        inflate: tuple[int, ...],
+        stage_blocks: tuple[int, ...],
+        lateral_from: int = 0,
+        spec: ModelSpec | None = None,
+    ) -> None:
+        super().__init__()
+        self.conv1 = ConvBnAct(
+            3,
+            base_channels,
+            (conv1_kernel_t, 7, 7),
+            stride=(1, 2, 2),
+            padding=((conv1_kernel_t - 1) // 2, 3, 3),
+        )
+        self.maxpool = nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+        self.lateral = lateral_from > 0
+        in_channels = base_channels
+        self.num_stages = len(stage_blocks)
+        for i, num_blocks in enumerate(stage_blocks):
+            planes = base_channels * 2**i
+            # a slow stage also receives the lateral features: 2 * fast channels at that point
+            lateral_channels = 2 * in_channels // lateral_from if self.lateral else 0
+            blocks = [
+                Bottleneck3d(
+                    (in_channels + lateral_channels) if b == 0 else planes * EXPANSION,
+                    planes,
+                    spatial_stride=(1 if i == 0 else 2) if b == 0 else 1,
+                    inflate=inflate[i] == 1,
+                )
+                for b in range(num_blocks)
+            ]
+            self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
+            in_channels = planes * EXPANSION
+        if self.lateral:
+            assert spec is not None
+            fast = base_channels // lateral_from
+            self.conv1_lateral = _lateral(fast, spec)
+            for i in range(self.num_stages - 1):
+                fast_out = fast * 2**i * EXPANSION
+                self.add_module(f"layer{i + 1}_lateral", _lateral(fast_out, spec))
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.maxpool(self.conv1(x))
+
+    def stage(self, i: int) -> nn.Module:
+        return self.get_submodule(f"layer{i + 1}")
+
+    def lateral_conv(self, i: int) -> nn.Module:
+        """Lateral after the stem (``i = 0``) or after stage ``i`` (``layer{i}_lateral``)."""
+        return self.get_submodule("conv1_lateral" if i == 0 else f"layer{i}_lateral")
+
+
+def _lateral(fast_channels: int, spec: ModelSpec) -> ConvBnAct:
+    k = spec.fusion_kernel
+    return ConvBnAct(
+        fast_channels,
+        2 * fast_channels,
+        (k, 1, 1),
+        stride=(spec.speed_ratio, 1, 1),
+        padding=((k - 1) // 2, 0, 0),
+        norm=False,
+        act=False,
+    )
+
+
+class SlowFastBackbone(nn.Module):
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.slow_path = Pathway(
+            base_channels=spec.slow_base_channels,
+            conv1_kernel_t=spec.slow_conv1_kernel_t,
+            inflate=spec.slow_inflate,
+            stage_blocks=spec.stage_blocks,
+            lateral_from=spec.channel_ratio,
+            spec=spec,
+        )
+        self.fast_path = Pathway(
+            base_channels=spec.fast_base_channels,
+            conv1_kernel_t=spec.fast_conv1_kernel_t,
+            inflate=spec.fast_inflate,
+            stage_blocks=spec.stage_blocks,
+        )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        spec = self.spec
+        # mmaction2 uses nearest interpolation with scale 1/tau; for integer tau it picks frames
+        # 0, tau, 2*tau, ... exactly like this slice (exported as a Slice/Gather, not a Resize).
+        x_slow = self.slow_path.stem(x[:, :, :: spec.resample_rate])
+        x_fast = self.fast_path.stem(x[:, :, :: spec.resample_rate // spec.speed_ratio])
+        x_slow = torch.cat((x_slow, self.slow_path.lateral_conv(0)(x_fast)), dim=1)
+        for i in range(self.slow_path.num_stages):
+            x_slow = self.slow_path.stage(i)(x_slow)
+            x_fast = self.fast_path.stage(i)(x_fast)
+            if i != self.slow_path.num_stages - 1:
+                x_slow = torch.cat((x_slow, self.slow_path.lateral_conv(i + 1)(x_fast)), dim=1)
+        return x_slow, x_fast
+
+
+class SlowFastHead(nn.Module):
+    def __init__(self, in_channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.avg_pool = nn.AdaptiveAvgPool3d((1, 1, 1))
+        self.fc_cls = nn.Linear(in_channels, num_classes)  # dropout 0.5 is a no-op in eval
+
+    def forward(self, features: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x_slow, x_fast = features
+        # [N, 256 + 2048, 1, 1, 1], fast first as in mmaction2 SlowFastHead
+        x = torch.cat((self.avg_pool(x_fast), self.avg_pool(x_slow)), dim=1)
+        return self.fc_cls(x.flatten(1))
+
+
+class SlowFast(nn.Module):
+    """``[N, 3, T, H, W]`` normalised clips -> ``[N, num_classes]`` logits."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.backbone = SlowFastBackbone(spec)
+        self.cls_head = SlowFastHead(spec.head_in_channels, spec.num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.backbone(x)
+
+    def forward_head(self, features: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return self.cls_head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+class ReferenceContract(nn.Module):
+    """The reference workflow's I/O: ``video [N, V, 3, T, H, W]`` -> ``class [N*V, classes]``.
+
+    Views are folded into the batch and not averaged (mmaction2 ``forward_dummy``);
+    ``softmax=True`` matches the guide's ``--softmax`` export.
+    """
+
+    def __init__(self, model: SlowFast, *, softmax: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.softmax = softmax
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        logits = self.model(video.flatten(0, 1))
+        return torch.softmax(logits, dim=1) if self.softmax else logits
+
+
+def slowfast_r50(spec: ModelSpec = SLOWFAST_R50_8X8) -> SlowFast:
+    """Build an (untrained) SlowFast in eval mode; load weights with ``load_checkpoint``."""
+    return SlowFast(spec).eval()

@@ -1,0 +1,1 @@
+"""Video decoding, test-time frame sampling and preprocessing (numpy + OpenCV, no torch)."""

@@ -1,0 +1,60 @@
+"""``slowfast-deploy`` command line: argparse root, logging, error -> exit code.
+
+Each ``cli/<command>.py`` has ``add_parser(subparsers)`` and ``run(args) -> int`` and calls
+library functions; heavy imports happen inside ``run`` so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from enum import IntEnum
+
+from slowfast_deploy import __version__
+from slowfast_deploy.errors import SlowFastDeployError
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    ERROR = 1  # bad input, missing extra: one line on stderr, nothing after it was done
+    USAGE = 2  # argparse
+    SOME_FAILED = 3  # the run finished, but some videos failed (listed in its outputs)
+    INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from slowfast_deploy.cli import evaluate, infer, preprocess
+
+    parser = argparse.ArgumentParser(
+        prog="slowfast-deploy",
+        description="SlowFast R50 8x8 (Kinetics-400): the reference workflow on commodity hardware.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log lines")
+    parser.add_argument("-q", "--quiet", action="store_true", help="errors only, no progress bar")
+    parser.add_argument("--traceback", action="store_true", help="show tracebacks for all errors")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (preprocess, infer, evaluate):
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.ERROR if args.quiet else (logging.DEBUG if args.verbose > 1 else
+                                              logging.INFO if args.verbose else logging.WARNING)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    try:
+        return int(args.run(args))
+    except (SlowFastDeployError, FileNotFoundError) as err:
+        if args.traceback:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return ExitStatus.ERROR
+    except KeyboardInterrupt:
+        if args.traceback:
+            raise
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return ExitStatus.INTERRUPTED

@@ -1,0 +1,69 @@
+"""``slowfast-deploy infer``: ``.bin`` files -> result files (the reference's inference step)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from slowfast_deploy.cli._model_args import add_model_args
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "infer",
+        help="run a model over preprocessed .bin files, writing one result file per input",
+        description="Writes OUTPUT/NAME/{stem}_0.{txt,npy,bin} per input .bin and "
+        "OUTPUT/NAME_summary.json. Every .bin is size-checked before anything runs.",
+    )
+    add_model_args(p)
+    p.add_argument("--input", type=Path, required=True, help="directory of .bin files")
+    p.add_argument("--output", type=Path, required=True, help="parent directory of the results")
+    p.add_argument("--output-dirname", "--output_dirname", default="result",
+                   help="sub-directory of --output for the result files")
+    p.add_argument("--outfmt", choices=("TXT", "NPY", "BIN"), default="BIN")
+    p.add_argument("--batchsize", type=int, default=1, help=".bin files per model call")
+    p.add_argument("--logits", action="store_true",
+                   help=".pth models: write logits instead of softmax scores")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from slowfast_deploy.benchmark import LatencyStats, reference_lines, throughput
+    from slowfast_deploy.cli._model_args import open_model
+    from slowfast_deploy.cli._progress import progress
+    from slowfast_deploy.offline import infer_bins, list_bins
+
+    bins = list_bins(args.input)
+    backend = open_model(args, softmax=not args.logits)
+    out_dir = args.output / args.output_dirname
+    batches = infer_bins(backend, bins, out_dir=out_dir, outfmt=args.outfmt,
+                         batchsize=args.batchsize)
+    times = []
+    total = -(-len(bins) // args.batchsize)
+    bar = progress(batches, total=total, desc="infer", quiet=args.quiet, unit="batch")
+    try:
+        for outcome in bar:
+            times.append(outcome.compute_ms)
+    finally:
+        bar.close()
+    backend.close()
+    stats = LatencyStats.from_ms(times)
+    summary = {
+        "model": str(args.model),
+        "backend": backend.info.name,
+        "provider": backend.info.provider,
+        "precision": backend.info.precision,
+        "batchsize": args.batchsize,
+        "num_inputs": len(bins),
+        "output_kind": backend.output_kind,
+        "compute_time_ms": stats.to_dict(),
+        "throughput": throughput(args.batchsize, stats),
+    }
+    summary_path = args.output / f"{args.output_dirname}_summary.json"
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    sys.stdout.write(reference_lines(stats, args.batchsize))
+    print(f"[INFO] wrote {len(bins)} results to {out_dir} and {summary_path}", file=sys.stderr)
+    return 0

@@ -1,0 +1,174 @@
+"""The reference workflow's offline route: videos -> ``.bin`` files -> result files -> accuracy.
+
+``preprocess_dataset`` and ``infer_bins`` are generators (one item per video / batch) so the
+caller owns progress display; they write every file atomically and skip work already done.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from slowfast_deploy.errors import DataFormatError, SlowFastDeployError
+from slowfast_deploy.formats import (
+    BIN_DTYPE,
+    BIN_SHAPE,
+    Annotation,
+    bin_bytes,
+    find_result,
+    format_info,
+    natural_key,
+    read_bin,
+    read_info,
+    read_result,
+    result_bytes,
+    write_atomic,
+)
+from slowfast_deploy.metrics import Accuracy, accuracy
+from slowfast_deploy.pipeline import load_views
+from slowfast_deploy.runtime.base import Backend, run_batched
+from slowfast_deploy.video.decode import Decoder
+
+BIN_SIZE = int(np.prod(BIN_SHAPE)) * BIN_DTYPE.itemsize
+INFO_NAME = "kinetics400.info"
+FAILED_NAME = "failed.txt"
+
+
+@dataclass(frozen=True, slots=True)
+class PreprocessOutcome:
+    item: Annotation
+    error: str | None  # None: the .bin exists (written now or by an earlier run)
+    skipped: bool = False
+
+
+def _preprocess_one(args: tuple[Annotation, str, str, str]) -> PreprocessOutcome:
+    item, video_dir, bin_dir, decoder = args
+    target = Path(bin_dir) / f"{item.index}.bin"
+    if target.is_file() and target.stat().st_size == BIN_SIZE:
+        return PreprocessOutcome(item, None, skipped=True)
+    try:
+        views = load_views(Path(video_dir) / item.path, decoder=decoder).views  # type: ignore[arg-type]
+        write_atomic(target, bin_bytes(views[None]))
+    except SlowFastDeployError as err:
+        return PreprocessOutcome(item, f"{err} (line {item.line})")
+    return PreprocessOutcome(item, None)
+
+
+def preprocess_dataset(
+    items: list[Annotation],
+    *,
+    video_dir: Path,
+    save_dir: Path,
+    num_workers: int = 1,
+    decoder: Decoder = "decord",
+) -> Iterator[PreprocessOutcome]:
+    """Write ``save_dir/bin/{i}.bin`` for every item, in worker processes; yields in list order.
+
+    A video that is missing or cannot be decoded is yielded with its error and gets no
+    ``.bin``; the caller then calls ``write_info``. Existing complete ``.bin`` files are kept.
+    """
+    bin_dir = save_dir / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [(item, str(video_dir), str(bin_dir), decoder) for item in items]
+    if num_workers <= 1:
+        yield from map(_preprocess_one, jobs)
+        return
+    with mp.get_context("spawn").Pool(num_workers) as pool:
+        yield from pool.imap(_preprocess_one, jobs)
+
+
+def write_info(save_dir: Path, outcomes: list[PreprocessOutcome]) -> None:
+    """``kinetics400.info`` for the videos that have a ``.bin``; ``failed.txt`` for the rest."""
+    done = [(o.item.index, o.item.label) for o in outcomes if o.error is None]
+    write_atomic(save_dir / INFO_NAME, format_info(done).encode())
+    failed = [f"{o.item.index} {o.item.path}\t{o.error}\n" for o in outcomes if o.error]
+    failed_path = save_dir / FAILED_NAME
+    if failed:
+        write_atomic(failed_path, "".join(failed).encode())
+    elif failed_path.exists():
+        failed_path.unlink()
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    stems: list[str]
+    compute_ms: float
+
+
+def list_bins(input_dir: Path) -> list[Path]:
+    """The ``.bin`` inputs of ``input_dir`` in natural order, each checked for its size."""
+    if not input_dir.is_dir():
+        raise DataFormatError(f"{input_dir}: no such input directory")
+    bins = sorted(input_dir.glob("*.bin"), key=natural_key)
+    if not bins:
+        raise DataFormatError(f"{input_dir}: holds no .bin files; run `slowfast-deploy preprocess`")
+    return bins
+
+
+def infer_bins(
+    backend: Backend,
+    bins: list[Path],
+    *,
+    out_dir: Path,
+    outfmt: str = "TXT",
+    batchsize: int = 1,
+    input_shape: tuple[int, ...] = BIN_SHAPE,
+) -> Iterator[BatchOutcome]:
+    """Run ``batchsize`` ``.bin`` files per call; write ``out_dir/{stem}_0.{fmt}`` per input.
+
+    Every file's size is checked before anything runs, so a bad file stops the run
+    before any output is written.
+    """
+    if batchsize < 1:
+        raise ValueError(f"batchsize must be >= 1, got {batchsize}")
+    expected = int(np.prod(input_shape)) * BIN_DTYPE.itemsize
+    for path in bins:
+        if path.stat().st_size != expected:
+            read_bin(path, input_shape)  # raises the one-line DataFormatError
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for start in range(0, len(bins), batchsize):
+        chunk = bins[start : start + batchsize]
+        video = np.concatenate([read_bin(p, input_shape) for p in chunk])
+        t0 = time.perf_counter_ns()
+        scores = run_batched(backend, video)
+        compute_ms = (time.perf_counter_ns() - t0) / 1e6
+        per_input = scores.reshape(len(chunk), -1, scores.shape[-1])
+        for path, rows in zip(chunk, per_input, strict=True):
+            name = f"{path.stem}_0.{outfmt.lower()}"
+            write_atomic(out_dir / name, result_bytes(rows, outfmt))
+        yield BatchOutcome([p.stem for p in chunk], compute_ms)
+
+
+def evaluate_results(result_dir: Path, label_file: Path) -> Accuracy:
+    """Accuracy of the result files in ``result_dir`` against a ``kinetics400.info`` file.
+
+    Every index in the label file must have a result; a missing one is an error, never a
+    silently smaller denominator.
+    """
+    if not result_dir.is_dir():
+        raise DataFormatError(f"{result_dir}: no such result directory")
+    pairs = read_info(label_file)
+    if not pairs:
+        raise DataFormatError(f"{label_file}: lists no videos")
+    scores = []
+    for line_no, (index, _label) in enumerate(pairs, start=1):
+        path = find_result(result_dir, str(index))
+        if path is None:
+            raise DataFormatError(
+                f"{result_dir}: no result {index}_0.txt|npy|bin for {label_file}:{line_no}; "
+                "rerun `slowfast-deploy infer` over all .bin files"
+            )
+        row = read_result(path, num_classes=len(scores[0]) if scores else None)
+        scores.append(row)
+    labels = np.array([label for _, label in pairs])
+    return accuracy(np.stack(scores), labels)
+
+
+def default_workers() -> int:
+    return max(1, min(4, (os.cpu_count() or 1)))

@@ -1,0 +1,77 @@
+"""Runtimes behind one contract (``base.Backend``); ``open_backend`` picks one per model file.
+
+| file            | default backend | also runs with |
+| --------------- | --------------- | -------------- |
+| ``.pth``/``.pt``| torch           |                |
+| ``.onnx``       | onnxruntime     | openvino       |
+| ``.xml`` (IR)   | openvino        |                |
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from slowfast_deploy.errors import ModelFormatError
+from slowfast_deploy.runtime.base import Backend, BackendInfo, run_batched
+
+BACKENDS = ("torch", "onnxruntime", "openvino")
+_BY_SUFFIX = {".pth": "torch", ".pt": "torch", ".onnx": "onnxruntime", ".xml": "openvino"}
+_ACCEPTS = {"torch": {".pth", ".pt"}, "onnxruntime": {".onnx"}, "openvino": {".onnx", ".xml"}}
+
+__all__ = ["BACKENDS", "Backend", "BackendInfo", "backend_for", "open_backend", "run_batched"]
+
+
+def backend_for(model_path: str | os.PathLike[str], backend: str | None = None) -> str:
+    """The backend that runs ``model_path``: ``backend`` if given and able, else by suffix."""
+    suffix = Path(model_path).suffix.lower()
+    if backend is None:
+        if suffix not in _BY_SUFFIX:
+            raise ModelFormatError(
+                f"{model_path}: not a model file this toolkit runs (expected .pth/.pt checkpoint, "
+                ".onnx, or OpenVINO IR .xml)"
+            )
+        return _BY_SUFFIX[suffix]
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if suffix not in _ACCEPTS[backend]:
+        raise ModelFormatError(
+            f"{model_path}: backend {backend!r} cannot run a {suffix or 'suffix-less'} file "
+            f"(it takes {', '.join(sorted(_ACCEPTS[backend]))})"
+        )
+    return backend
+
+
+def open_backend(
+    model_path: str | os.PathLike[str],
+    *,
+    backend: str | None = None,
+    precision: str | None = None,
+    device: str = "cpu",
+    threads: int | None = None,
+    softmax: bool = True,
+) -> Backend:
+    """Open ``model_path`` with one explicit branch per runtime (imported lazily).
+
+    ``softmax`` applies to ``.pth`` checkpoints only; exported models carry their own output.
+    """
+    path = str(model_path)
+    if not Path(path).is_file():
+        raise ModelFormatError(f"{path}: no such model file")
+    name = backend_for(path, backend)
+    if name == "torch":
+        if precision not in (None, "fp32"):
+            raise ModelFormatError(
+                f"the torch backend runs fp32 only, not {precision!r}; export and compile with "
+                "`slowfast-deploy compile --backend openvino --precision bf16`"
+            )
+        from slowfast_deploy.runtime.torch_backend import TorchBackend
+
+        return TorchBackend(path, softmax=softmax, threads=threads)
+    if name == "onnxruntime":
+        from slowfast_deploy.runtime.ort_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(path, device=device, precision=precision or "fp32", threads=threads)
+    from slowfast_deploy.runtime.openvino_backend import OpenVinoBackend
+
+    return OpenVinoBackend(path, device=device, precision=precision, threads=threads)

@@ -1,0 +1,100 @@
+"""The backend contract: numpy in, numpy out, one module per runtime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+OutputKind = Literal["probs", "logits"]
+Precision = Literal["fp32", "bf16", "fp16", "int8"]
+
+# Max |score difference| allowed against mmaction2's golden scores, per backend and precision.
+# fp32 values are the golden README's tolerance; measured maxima are in the README table.
+PARITY_ATOL: dict[tuple[str, str], float] = {
+    ("torch", "fp32"): 1e-4,
+    ("onnxruntime", "fp32"): 1e-4,
+    ("openvino", "fp32"): 1e-4,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BackendInfo:
+    name: str  # 'torch' | 'onnxruntime' | 'openvino'
+    model_path: str
+    precision: str
+    device: str = "cpu"
+    provider: str = ""  # ORT execution provider / OpenVINO device actually used
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    """``run`` maps ``video [N, V, 3, T, H, W]`` float32 to ``[N*V, classes]`` float32.
+
+    ``input_shape`` is the model's declared input shape, ``None`` for dynamic axes.
+    ``output_kind`` says whether ``run`` returns softmax probabilities or logits.
+    """
+
+    info: BackendInfo
+    input_shape: tuple[int | None, ...]
+    output_kind: OutputKind
+
+    def run(self, video: NDArray[np.float32]) -> NDArray[np.float32]: ...
+
+    def close(self) -> None: ...
+
+
+def softmax(x: NDArray[np.float32], axis: int = -1) -> NDArray[np.float32]:
+    shifted = x - x.max(axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    return (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)
+
+
+def to_probs(output: NDArray[np.float32], kind: OutputKind) -> NDArray[np.float32]:
+    return output if kind == "probs" else softmax(output)
+
+
+def fixed_batch(shape: tuple[int | None, ...]) -> int | None:
+    """The batch size a model was compiled for, or ``None`` if its batch axis is dynamic."""
+    return shape[0] if shape else None
+
+
+def check_input_shape(
+    declared: tuple[int | None, ...], video_shape: tuple[int, ...], *, model_path: str
+) -> None:
+    """Raise ``ModelFormatError`` if ``video_shape`` cannot feed a model declaring ``declared``.
+
+    The batch axis (0) is not compared: fixed-batch models are fed by ``run_batched``.
+    """
+    from slowfast_deploy.errors import ModelFormatError
+
+    ok = len(declared) == len(video_shape) and all(
+        d is None or d == v for d, v in zip(declared[1:], video_shape[1:], strict=True)
+    )
+    if not ok:
+        shown = "x".join("N" if d is None else str(d) for d in declared)
+        raise ModelFormatError(
+            f"{model_path}: model input is {shown} but the data is "
+            f"{'x'.join(map(str, video_shape))}; use inputs preprocessed for this model "
+            "(or re-export/compile it for this shape)"
+        )
+
+
+def run_batched(backend: Backend, video: NDArray[np.float32]) -> NDArray[np.float32]:
+    """``backend.run`` for any N: a fixed-batch model gets zero-padded chunks, extras dropped."""
+    check_input_shape(backend.input_shape, video.shape, model_path=backend.info.model_path)
+    batch = fixed_batch(backend.input_shape)
+    n = video.shape[0]
+    if batch is None or batch == n:
+        return backend.run(video)
+    views = video.shape[1]
+    outputs = []
+    for start in range(0, n, batch):
+        chunk = video[start : start + batch]
+        if chunk.shape[0] < batch:
+            pad = np.zeros((batch - chunk.shape[0], *chunk.shape[1:]), dtype=chunk.dtype)
+            chunk = np.concatenate([chunk, pad])
+        outputs.append(backend.run(chunk)[: min(batch, n - start) * views])
+    return np.concatenate(outputs)

@@ -1,0 +1,106 @@
+"""OpenVINO backend for ``.onnx`` files and OpenVINO IR (``.xml`` + ``.bin``) on CPU."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from slowfast_deploy._optional import require
+from slowfast_deploy.errors import BackendUnavailableError, ModelFormatError
+from slowfast_deploy.runtime.base import BackendInfo, OutputKind
+
+logger = logging.getLogger(__name__)
+
+# OpenVINO's names for the inference precision hint; on AMX CPUs its default is bf16, so fp32
+# is always requested explicitly.
+OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+# Optimization capability a CPU must report for each reduced precision.
+OV_CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}
+
+
+def rt_value(model: Any, key: str) -> str | None:
+    """A ``slowfast_deploy`` entry of the model's rt_info (written by ``compile``), if any."""
+    if model.has_rt_info(["slowfast_deploy", key]):
+        return str(model.get_rt_info(["slowfast_deploy", key]).astype(str))
+    return None
+
+
+class OpenVinoBackend:
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        device: str = "CPU",
+        precision: str | None = None,
+        threads: int | None = None,
+    ) -> None:
+        ov = require("openvino", extra="openvino", purpose="backend 'openvino'")
+        core = ov.Core()
+        device = device.upper()
+        if device not in core.available_devices:
+            raise BackendUnavailableError(
+                f"OpenVINO device {device!r} is not available (available: "
+                f"{', '.join(core.available_devices)})"
+            )
+        try:
+            model = core.read_model(model_path)
+        except Exception as err:  # OpenVINO raises RuntimeError for every bad file
+            raise ModelFormatError(
+                f"{model_path}: OpenVINO cannot read it as a model "
+                f"({str(err).strip().splitlines()[0][:200]})"
+            ) from err
+        precision = precision or rt_value(model, "precision") or "fp32"
+        if precision not in OV_PRECISION:
+            raise BackendUnavailableError(
+                f"OpenVINO precision {precision!r} is not supported; choose from "
+                f"{', '.join(OV_PRECISION)}"
+            )
+        capabilities = core.get_property(device, "OPTIMIZATION_CAPABILITIES")
+        needed = OV_CAPABILITY.get(precision)
+        if needed and needed not in capabilities:
+            raise BackendUnavailableError(
+                f"this {device} cannot run {precision} (it supports {', '.join(capabilities)}); "
+                "use --precision fp32"
+            )
+        config: dict[str, Any] = {
+            "INFERENCE_PRECISION_HINT": OV_PRECISION[precision],
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self._compiled = core.compile_model(model, device, config)
+        self._request = self._compiled.create_infer_request()
+        shape = model.inputs[0].get_partial_shape()
+        self.input_shape: tuple[int | None, ...] = tuple(
+            d.get_length() if d.is_static else None for d in shape
+        )
+        kind = rt_value(model, "output_kind") or _onnx_meta(model, "output_kind")
+        self.output_kind: OutputKind = "logits" if kind == "logits" else "probs"
+        used = self._compiled.get_property("INFERENCE_PRECISION_HINT")
+        logger.info("OpenVINO %s on %s, inference precision %s", ov.__version__, device, used)
+        self.info = BackendInfo(
+            name="openvino",
+            model_path=str(model_path),
+            precision=precision,
+            device=device.lower(),
+            provider=f"{device} {used}",
+            versions={"openvino": ov.__version__},
+        )
+
+    def run(self, video: NDArray[np.float32]) -> NDArray[np.float32]:
+        result = self._request.infer({0: np.ascontiguousarray(video)})
+        return np.asarray(result[self._compiled.outputs[0]], dtype=np.float32).copy()
+
+    def close(self) -> None:
+        self._request = None
+        self._compiled = None
+
+
+def _onnx_meta(model: Any, key: str) -> str | None:
+    """ONNX ``metadata_props`` survive in OpenVINO's rt_info under ``framework``."""
+    if model.has_rt_info(["framework", key]):
+        return str(model.get_rt_info(["framework", key]).astype(str))
+    return None

@@ -1,0 +1,95 @@
+"""ONNX Runtime backend for ``.onnx`` files (exported or ``compile --backend onnxruntime``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from slowfast_deploy._optional import require
+from slowfast_deploy.errors import BackendUnavailableError, ModelFormatError
+from slowfast_deploy.runtime.base import BackendInfo, OutputKind
+
+logger = logging.getLogger(__name__)
+
+DEVICE_PROVIDERS = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+def session_options(ort: Any, threads: int | None) -> Any:
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return opts
+
+
+class OnnxRuntimeBackend:
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        device: str = "cpu",
+        precision: str = "fp32",
+        threads: int | None = None,
+    ) -> None:
+        ort = require("onnxruntime", extra="onnx", purpose="backend 'onnxruntime'")
+        if precision != "fp32":
+            raise BackendUnavailableError(
+                f"backend 'onnxruntime' runs fp32 models only here, not {precision!r}; "
+                "use --backend openvino --precision bf16 for reduced precision on CPU"
+            )
+        if device not in DEVICE_PROVIDERS:
+            raise BackendUnavailableError(
+                f"unknown device {device!r} for onnxruntime; choose from {sorted(DEVICE_PROVIDERS)}"
+            )
+        available = ort.get_available_providers()
+        wanted = DEVICE_PROVIDERS[device][0]
+        if wanted not in available:
+            raise BackendUnavailableError(
+                f"onnxruntime provider {wanted} is not available (available: "
+                f"{', '.join(available)}); install onnxruntime-gpu for CUDA/TensorRT"
+            )
+        try:
+            self._session = ort.InferenceSession(
+                model_path,
+                sess_options=session_options(ort, threads),
+                providers=DEVICE_PROVIDERS[device],
+            )
+        except Exception as err:  # onnxruntime raises its own untyped errors
+            raise ModelFormatError(
+                f"{model_path}: onnxruntime cannot load it as an ONNX model "
+                f"({str(err).splitlines()[0][:200]})"
+            ) from err
+        inp = self._session.get_inputs()[0]
+        self._input_name = inp.name
+        self.input_shape: tuple[int | None, ...] = tuple(
+            d if isinstance(d, int) else None for d in inp.shape
+        )
+        meta = self._session.get_modelmeta().custom_metadata_map
+        self.output_kind: OutputKind = "logits" if meta.get("output_kind") == "logits" else "probs"
+        used = self._session.get_providers()[0]
+        logger.info("onnxruntime %s using %s", ort.__version__, used)
+        self.info = BackendInfo(
+            name="onnxruntime",
+            model_path=str(model_path),
+            precision="fp32",
+            device=device,
+            provider=used,
+            versions={"onnxruntime": ort.__version__},
+        )
+
+    def run(self, video: NDArray[np.float32]) -> NDArray[np.float32]:
+        out = self._session.run(None, {self._input_name: np.ascontiguousarray(video)})[0]
+        return np.asarray(out, dtype=np.float32)
+
+    def close(self) -> None:
+        self._session = None

@@ -65,9 +65,13 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
         unsafe = _unsafe_globals(path)
-        hint = f" (blocked globals: {', '.join(unsafe)})" if unsafe else ""
+        if unsafe:
+            raise CheckpointError(
+                f"{path}: holds objects outside the weights-only allow-list ({', '.join(unsafe)});"
+                " it is not an mmaction2 checkpoint, and it is never unpickled unsafely"
+            ) from err
         raise CheckpointError(
-            f"{path}: not a loadable PyTorch checkpoint{hint}: {str(err).splitlines()[0][:200]}"
+            f"{path}: not a loadable PyTorch checkpoint ({str(err).splitlines()[0][:200]})"
         ) from err
     return extract_state_dict(obj, source=str(path))
 

@@ -84,7 +84,7 @@ class DecordReader(_ReaderBase):
             self._vr = decord.VideoReader(str(path), num_threads=1)
             height, width = self._vr[0].shape[:2] if len(self._vr) else (0, 0)
             self.info = VideoInfo(width, height, float(self._vr.get_avg_fps()), len(self._vr))
-        except decord.DECORDError as err:
+        except (decord.DECORDError, RuntimeError) as err:  # decord raises both
             raise VideoDecodeError(f"{path}: decord cannot open it ({_first_line(err)})") from err
         if self.info.num_frames < 1:
             raise VideoDecodeError(f"{path}: no video frames")
@@ -95,7 +95,7 @@ class DecordReader(_ReaderBase):
         decord = require("decord", extra="decord", purpose="decoder 'decord'")
         try:
             frames: NDArray[np.uint8] = self._vr.get_batch(indices.tolist()).asnumpy()
-        except decord.DECORDError as err:
+        except (decord.DECORDError, RuntimeError) as err:
             raise VideoDecodeError(f"{self.path}: decord failed ({_first_line(err)})") from err
         return frames
 

@@ -1,0 +1,85 @@
+"""Shared fixtures: lossless synthetic videos with known frames, tiny models, golden data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+GOLDEN = Path(os.environ.get("SLOWFAST_DEPLOY_GOLDEN", REPO.parent / "shared" / "golden"))
+
+
+def write_video(
+    path: Path, *, num_frames: int, width: int, height: int, fps: int = 25, seed: int = 0
+) -> np.ndarray:
+    """Write a lossless (libx264rgb, crf 0) video of random frames; return them ``[T,H,W,3]``.
+
+    Frame ``i`` also carries ``i`` in its top-left red pixel, so a wrong index is visible.
+    """
+    import av
+
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (num_frames, height, width, 3), dtype=np.uint8)
+    frames[:, 0, 0, 0] = np.arange(num_frames) % 256
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264rgb", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "rgb24"
+        stream.options = {"crf": "0", "preset": "ultrafast"}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return frames
+
+
+@pytest.fixture(scope="session")
+def synthetic_video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    """A 70-frame 96x72 lossless video and its exact frames."""
+    path = tmp_path_factory.mktemp("videos") / "synthetic.mp4"
+    return path, write_video(path, num_frames=70, width=96, height=72)
+
+
+@pytest.fixture(scope="session")
+def video_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three small videos (landscape, portrait, short) plus an annotation list ``list.txt``."""
+    root = tmp_path_factory.mktemp("dataset")
+    (root / "a").mkdir()
+    write_video(root / "a" / "land.mp4", num_frames=80, width=80, height=60, seed=1)
+    write_video(root / "a" / "port.mp4", num_frames=40, width=64, height=80, seed=2)
+    write_video(root / "short.mp4", num_frames=20, width=64, height=64, seed=3)
+    (root / "list.txt").write_text("a/land.mp4 3\na/port.mp4 1\nshort.mp4 7\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def golden() -> Path:
+    """``../shared/golden`` (mmaction2's own outputs); tests using it skip when it is absent."""
+    if not (GOLDEN / "manifest.json").is_file():
+        pytest.skip(f"golden reference data not found at {GOLDEN}")
+    return GOLDEN
+
+
+def tiny_spec():  # type: ignore[no-untyped-def]
+    from slowfast_deploy.specs import ModelSpec
+
+    return ModelSpec(name="tiny", slow_base_channels=16, stage_blocks=(1, 1, 1, 1), num_classes=10)
+
+
+@pytest.fixture(scope="session")
+def tiny_model():  # type: ignore[no-untyped-def]
+    """The real SlowFast classes, one block per stage, narrow, 10 classes, seeded."""
+    torch = pytest.importorskip("torch")
+    from slowfast_deploy.model.slowfast import slowfast_r50
+
+    torch.manual_seed(0)
+    model = slowfast_r50(tiny_spec())
+    with torch.no_grad():  # non-trivial BN statistics so a wrong BN wiring shows
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm3d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.1, 0.1)
+    return model.eval()

@@ -56,3 +56,72 @@ def time_calls(fn: Callable[[], object], *, loop: int, warmup: int) -> list[floa
         fn()
         times.append((time.perf_counter_ns() - t0) / 1e6)
     return times
+
+
+@dataclass(frozen=True, slots=True)
+class BenchRow:
+    label: str  # the model argument as given
+    backend: str
+    precision: str
+    provider: str
+    batchsize: int
+    latency: LatencyStats
+    throughput: float  # clips per second
+    speedup: float | None  # throughput / baseline throughput at the same batch size
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["latency"] = self.latency.to_dict()
+        return d
+
+
+def bench_alternating(
+    runners: list[tuple[str, str, str, str, Callable[[np.ndarray], object]]],
+    *,
+    batchsizes: list[int],
+    make_input: Callable[[int], np.ndarray],
+    loop: int,
+    warmup: int,
+    baseline: int | None,
+) -> list[BenchRow]:
+    """Time every runner on the same input, interleaved call by call, per batch size.
+
+    ``runners`` are ``(label, backend, precision, provider, fn)``; interleaving exposes all
+    models to the same machine state, so their ratios are comparable within one run.
+    ``baseline`` is the index of the runner the speed-ups are relative to.
+    """
+    rows: list[BenchRow] = []
+    for batchsize in batchsizes:
+        video = make_input(batchsize)
+        for *_, fn in runners:
+            for _ in range(warmup):
+                fn(video)
+        times: list[list[float]] = [[] for _ in runners]
+        for _ in range(loop):
+            for k, (*_, fn) in enumerate(runners):
+                t0 = time.perf_counter_ns()
+                fn(video)
+                times[k].append((time.perf_counter_ns() - t0) / 1e6)
+        stats = [LatencyStats.from_ms(t) for t in times]
+        base = throughput(batchsize, stats[baseline]) if baseline is not None else None
+        for (label, backend, precision, provider, _), s in zip(runners, stats, strict=True):
+            tput = throughput(batchsize, s)
+            rows.append(BenchRow(label, backend, precision, provider, batchsize, s, tput,
+                                 tput / base if base else None))
+    return rows
+
+
+def format_table(rows: list[BenchRow]) -> str:
+    header = ("model", "backend", "precision", "batch", "mean ms", "median ms", "p99 ms",
+              "clips/s", "speed-up")
+    body = [
+        (r.label, r.backend, r.precision, str(r.batchsize), f"{r.latency.mean_ms:.1f}",
+         f"{r.latency.median_ms:.1f}", f"{r.latency.p99_ms:.1f}", f"{r.throughput:.3f}",
+         f"{r.speedup:.2f}x" if r.speedup is not None else "-")
+        for r in rows
+    ]
+    widths = [max(len(x) for x in col) for col in zip(header, *body, strict=True)]
+    lines = [" | ".join(x.ljust(w) for x, w in zip(line, widths, strict=True))
+             for line in (header, *body)]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,83 @@
+"""``slowfast-deploy bench``: pure inference on random input (the guide's ``--loop`` mode)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "bench",
+        help="model-only throughput on random input; --compare times several models alternately",
+        description="MODEL arguments are PATH or PATH@BACKEND or PATH@BACKEND:PRECISION, e.g. "
+        "slowfast.onnx@openvino:fp32. With --compare, every model runs on the same input, "
+        "call by call in turn, and speed-ups are relative to the first .pth (PyTorch fp32) model.",
+    )
+    p.add_argument("--model", required=True, help="PATH[@BACKEND[:PRECISION]]")
+    p.add_argument("--compare", nargs="+", default=[], metavar="MODEL",
+                   help="more models measured in the same run, alternating")
+    p.add_argument("--batchsize", default="1", help="batch size or comma list, e.g. 1,4,8")
+    p.add_argument("--loop", type=int, default=100, help="timed calls per model and batch size")
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls first")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--summary", type=Path, default=None, help="write the rows as JSON here")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=run)
+
+
+def parse_model(text: str) -> tuple[str, str | None, str | None]:
+    """``PATH[@BACKEND[:PRECISION]]`` -> (path, backend, precision)."""
+    path, _, rest = text.partition("@")
+    backend, _, precision = rest.partition(":")
+    return path, backend or None, precision or None
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from slowfast_deploy.benchmark import bench_alternating, format_table, reference_lines
+    from slowfast_deploy.formats import BIN_SHAPE
+    from slowfast_deploy.runtime import open_backend, run_batched
+
+    try:
+        batchsizes = [int(b) for b in args.batchsize.split(",")]
+    except ValueError:
+        raise SystemExit(f"error: --batchsize must be integers like 1,4,8, got {args.batchsize!r}")
+    if args.loop < 1 or any(b < 1 for b in batchsizes):
+        raise SystemExit("error: --loop and --batchsize must be >= 1")
+    runners = []
+    baseline = None
+    for k, text in enumerate([args.model, *args.compare]):
+        path, backend_name, precision = parse_model(text)
+        backend = open_backend(path, backend=backend_name, precision=precision,
+                               device=args.device, threads=args.threads)
+        if baseline is None and backend.info.name == "torch":
+            baseline = k
+        runners.append((text, backend.info.name, backend.info.precision, backend.info.provider,
+                        lambda v, b=backend: run_batched(b, v)))
+    rng = np.random.default_rng(args.seed)
+
+    def make_input(batchsize: int) -> np.ndarray:
+        return rng.standard_normal((batchsize, *BIN_SHAPE[1:]), dtype=np.float32)
+
+    rows = bench_alternating(runners, batchsizes=batchsizes, make_input=make_input,
+                             loop=args.loop, warmup=args.warmup, baseline=baseline)
+    for row in rows:
+        print(f"[INFO] model {row.label} ({row.backend} {row.precision}, {row.provider}), "
+              f"batchsize {row.batchsize}, loop {args.loop}")
+        sys.stdout.write(reference_lines(row.latency, row.batchsize))
+    print()
+    sys.stdout.write(format_table(rows))
+    if baseline is None and len(runners) > 1:
+        print("(no .pth model in the run: add the checkpoint to --compare for speed-ups)")
+    if args.summary:
+        args.summary.parent.mkdir(parents=True, exist_ok=True)
+        args.summary.write_text(json.dumps({"loop": args.loop, "warmup": args.warmup,
+                                            "threads": args.threads,
+                                            "rows": [r.to_dict() for r in rows]}, indent=2) + "\n")
+    return 0

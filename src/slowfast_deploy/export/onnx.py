@@ -1,0 +1,124 @@
+"""Export an mmaction2 SlowFast checkpoint to ONNX with the reference workflow's contract.
+
+``video [N, 1, 3, 32, 224, 224]`` (N dynamic) -> ``class [N, 400]`` (softmax with
+``softmax=True``, as the guide's ``--softmax``). The slow pathway's temporal subsampling is a
+strided ``Slice``, not a 5-D ``Resize``. Metadata (spec, preprocessing, output kind, checkpoint
+sha256, versions) is stored in ``metadata_props``. Every export is validated against PyTorch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from slowfast_deploy._optional import require
+from slowfast_deploy.export.validate import ParityReport, compare_outputs
+from slowfast_deploy.runtime.base import PARITY_ATOL
+from slowfast_deploy.specs import SINGLE_VIEW, SLOWFAST_R50_8X8, ModelSpec
+
+logger = logging.getLogger(__name__)
+
+INPUT_NAME = "video"
+OUTPUT_NAME = "class"
+DEFAULT_OPSET = 17
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    path: Path
+    parity: ParityReport
+    simplified_with: str | None
+
+
+def sample_input(batch: int = 1) -> NDArray[np.float32]:
+    """Real preprocessed input: generated moving-pattern clips through the test pipeline."""
+    from slowfast_deploy.samples import sample_frames
+    from slowfast_deploy.video.preprocess import preprocess_clips
+
+    clips = [preprocess_clips(sample_frames(32, seed=b), 1, SINGLE_VIEW.preprocess)
+             for b in range(batch)]
+    return np.stack(clips)  # [batch, 1, 3, 32, 224, 224]
+
+
+def export_onnx(
+    checkpoint: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    softmax: bool = True,
+    opset: int = DEFAULT_OPSET,
+    simplify: bool = False,
+    dynamic_hw: bool = False,
+    spec: ModelSpec = SLOWFAST_R50_8X8,
+) -> ExportResult:
+    """Export, optionally simplify, then validate against PyTorch on real input (batch 1 and 2)."""
+    torch = require("torch", extra="torch", purpose="ONNX export")
+    onnx = require("onnx", extra="onnx", purpose="ONNX export")
+    from slowfast_deploy import __version__
+    from slowfast_deploy.model.checkpoint import load_checkpoint, sha256_file
+    from slowfast_deploy.model.slowfast import ReferenceContract
+
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    model = ReferenceContract(load_checkpoint(checkpoint, spec), softmax=softmax).eval()
+    example = torch.from_numpy(sample_input(1))
+    axes = {0: "N", 4: "H", 5: "W"} if dynamic_hw else {0: "N"}
+    torch.onnx.export(
+        model,
+        (example,),
+        str(output),
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: {0: "N"}},
+        opset_version=opset,
+        do_constant_folding=True,
+        dynamo=False,  # the TorchScript exporter: no onnxscript dependency, stable Slice export
+    )
+    simplified_with = None
+    if simplify:
+        from slowfast_deploy.export.simplify import simplify_onnx
+
+        simplified_with = simplify_onnx(output, output)
+    proto = onnx.load(str(output))
+    metadata = {
+        "slowfast_deploy_version": __version__,
+        "model_spec": json.dumps(spec.to_dict()),
+        "view_spec": json.dumps(asdict(SINGLE_VIEW)),
+        "output_kind": "probs" if softmax else "logits",
+        "checkpoint_sha256": sha256_file(checkpoint),
+        "checkpoint_name": Path(checkpoint).name,
+        "opset": str(opset),
+        "simplified_with": simplified_with or "",
+        "torch_version": torch.__version__,
+    }
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(output))
+    parity = validate_onnx(model, output, softmax=softmax)
+    return ExportResult(output, parity, simplified_with)
+
+
+def validate_onnx(model: object, path: Path, *, softmax: bool) -> ParityReport:
+    """Run the file with ONNX Runtime and PyTorch on real input; raise ``ParityError`` if off."""
+    torch = require("torch", extra="torch", purpose="export validation")
+    ort = require("onnxruntime", extra="onnx", purpose="export validation")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    inputs = [i.name for i in session.get_inputs()]
+    if inputs != [INPUT_NAME] or names != [OUTPUT_NAME]:
+        from slowfast_deploy.errors import ParityError
+
+        raise ParityError(f"{path}: I/O names {inputs} -> {names}, expected ['video'] -> ['class']")
+    video = sample_input(2)
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(video)).numpy()  # type: ignore[operator]
+    got = session.run(None, {INPUT_NAME: video})[0]
+    atol = PARITY_ATOL[("onnxruntime", "fp32")] * (1 if softmax else 10)
+    return compare_outputs({OUTPUT_NAME: expected}, {OUTPUT_NAME: got}, atol=atol, source=str(path))

@@ -1,28 +1,52 @@
-"""``slowfast-deploy evaluate``: accuracy from result files (reference step 7)."""
+"""``slowfast-deploy evaluate``: accuracy from result files (reference step 7) or from videos."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
+
+from slowfast_deploy.cli._model_args import add_model_args
+from slowfast_deploy.cli._stream_args import add_stream_args
 
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "evaluate",
-        help="top-1/top-5 accuracy from result files and a kinetics400.info label file",
-        description="Prints top1_acc / top5_acc (and mean class accuracy) as the reference "
-        "postprocess does. Every index in the label file needs a result file.",
+        help="top-1/top-5 accuracy from result files (--result-dir) or straight from videos",
+        description="Offline: --result-dir DIR --label-file INFO, as the reference postprocess. "
+        "Streaming: --video-dir DIR --ann-file LIST --model MODEL [--output results.jsonl]: "
+        "decodes in worker processes while the model runs, writes one line per video as it is "
+        "done, and resumes from --output when rerun. Failed videos are listed and counted "
+        "apart; exit code 3 if any failed.",
     )
-    p.add_argument("--result-dir", "--result_dir", type=Path, required=True)
-    p.add_argument("--label-file", "--label_file", type=Path, required=True)
+    p.add_argument("--result-dir", "--result_dir", type=Path)
+    p.add_argument("--label-file", "--label_file", type=Path)
+    p.add_argument("--video-dir", "--video_dir", type=Path)
+    p.add_argument("--ann-file", "--ann_file", type=Path)
+    p.add_argument("--output", type=Path, help="streaming: per-video results (JSON Lines)")
+    p.add_argument("--label-map", type=Path, help="class names, one per line")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    add_model_args(p, required=False)
+    add_stream_args(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    offline = args.result_dir is not None or args.label_file is not None
+    streaming = any(x is not None for x in (args.video_dir, args.ann_file, args.model))
+    if offline == streaming or (offline and not (args.result_dir and args.label_file)) or (
+        streaming and not (args.video_dir and args.ann_file and args.model)
+    ):
+        raise SystemExit("error: give either --result-dir and --label-file, or --video-dir, "
+                         "--ann-file and --model")
+    return run_offline(args) if offline else run_streaming(args)
+
+
+def run_offline(args: argparse.Namespace) -> int:
     from slowfast_deploy.offline import evaluate_results
 
     acc = evaluate_results(args.result_dir, args.label_file)
@@ -32,3 +56,86 @@ def run(args: argparse.Namespace) -> int:
         print("Evaluating top_k_accuracy ...\n", file=sys.stderr)
         sys.stdout.write(acc.lines())
     return 0
+
+
+def run_streaming(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from slowfast_deploy.cli import ExitStatus
+    from slowfast_deploy.cli._model_args import open_model
+    from slowfast_deploy.cli._progress import progress
+    from slowfast_deploy.formats import read_annotations
+    from slowfast_deploy.labels import load_labels
+    from slowfast_deploy.metrics import accuracy
+    from slowfast_deploy.results import ResultsFile, result_record
+    from slowfast_deploy.specs import VIEWS
+    from slowfast_deploy.streaming import VideoJob, predict_videos
+
+    items = read_annotations(args.ann_file)
+    jobs = [VideoJob(it.path, str(args.video_dir / it.path), it.label) for it in items]
+    index_of = {it.path: it.index for it in items}
+    labels = load_labels(args.label_map) if args.label_map else None
+    results = ResultsFile.open(args.output) if args.output else None
+    records = dict(results.records) if results else {}
+    done = results.done_keys() if results else set()
+    todo = [j for j in jobs if j.key not in done]
+    if done:
+        print(f"resuming: {len(jobs) - len(todo)} of {len(jobs)} videos already in "
+              f"{args.output}", file=sys.stderr)
+    backend = open_model(args)
+    views = VIEWS[args.views]
+    stream = predict_videos(todo, backend, views, batchsize=args.batchsize,
+                            num_workers=args.num_workers, decoder=args.decoder)
+    failures = 0
+    model_ms = 0.0
+    t0 = time.perf_counter()
+    bar = progress(stream, total=len(todo), desc="evaluate", quiet=args.quiet)
+    try:
+        for result in bar:
+            record = result_record(result, index=index_of[result.job.key], labels=labels)
+            records[record["key"]] = record
+            if results:
+                results.append(record)
+            if result.error:
+                failures += 1
+                bar.set_postfix(failed=failures)
+                print(f"failed: {result.error}", file=sys.stderr)
+            model_ms += result.infer_ms
+    finally:
+        bar.close()
+        if results:
+            results.close()
+    wall_s = time.perf_counter() - t0
+    if results:
+        results.finalize()
+    ok = [records[j.key] for j in jobs if records.get(j.key, {}).get("status") == "ok"]
+    failed = [records[j.key] for j in jobs if records.get(j.key, {}).get("status") != "ok"]
+    summary: dict[str, Any] = {
+        "num_videos": len(jobs), "num_ok": len(ok), "num_failed": len(failed),
+        "failed": [{"video": r["video"], "error": r.get("error")} for r in failed],
+        "views": args.views, "backend": backend.info.name, "precision": backend.info.precision,
+        "this_run": {"videos": len(todo), "wall_s": round(wall_s, 3),
+                     "videos_per_s": round(len(todo) / wall_s, 4) if wall_s else None,
+                     "model_s": round(model_ms / 1e3, 3),
+                     "model_only_videos_per_s":
+                         round((len(todo) - failures) / (model_ms / 1e3), 4) if model_ms else None},
+    }
+    if ok:
+        acc = accuracy(np.array([r["scores"] for r in ok]), np.array([r["label"] for r in ok]))
+        summary.update(acc.to_dict())
+    if args.output:
+        summary_path = args.output.with_name(args.output.name + ".summary.json")
+        summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    if args.format == "json":
+        print(json.dumps(summary))
+    else:
+        if ok:
+            sys.stdout.write(acc.lines())
+        print(f"videos\t{len(ok)} ok, {len(failed)} failed")
+        for r in failed:
+            print(f"failed\t{r['video']}\t{r.get('error')}")
+        run_info = summary["this_run"]
+        print(f"[INFO] this run: {run_info['videos']} videos in {run_info['wall_s']} s = "
+              f"{run_info['videos_per_s']} videos/s end-to-end; model-only "
+              f"{run_info['model_only_videos_per_s']} videos/s", file=sys.stderr)
+    return ExitStatus.SOME_FAILED if failed else ExitStatus.OK

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,8 +42,9 @@ def sample_input(batch: int = 1) -> NDArray[np.float32]:
     from slowfast_deploy.samples import sample_frames
     from slowfast_deploy.video.preprocess import preprocess_clips
 
-    clips = [preprocess_clips(sample_frames(32, seed=b), 1, SINGLE_VIEW.preprocess)
-             for b in range(batch)]
+    clips = [
+        preprocess_clips(sample_frames(32, seed=b), 1, SINGLE_VIEW.preprocess) for b in range(batch)
+    ]
     return np.stack(clips)  # [batch, 1, 3, 32, 224, 224]
 
 
@@ -68,17 +70,19 @@ def export_onnx(
     model = ReferenceContract(load_checkpoint(checkpoint, spec), softmax=softmax).eval()
     example = torch.from_numpy(sample_input(1))
     axes = {0: "N", 4: "H", 5: "W"} if dynamic_hw else {0: "N"}
-    torch.onnx.export(
-        model,
-        (example,),
-        str(output),
-        input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
-        dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: {0: "N"}},
-        opset_version=opset,
-        do_constant_folding=True,
-        dynamo=False,  # the TorchScript exporter: no onnxscript dependency, stable Slice export
-    )
+    with warnings.catch_warnings():  # the TorchScript exporter warns that it is legacy
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(output),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: {0: "N"}},
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,  # the TorchScript exporter: no onnxscript dependency, stable Slice export
+        )
     simplified_with = None
     if simplify:
         from slowfast_deploy.export.simplify import simplify_onnx

@@ -83,3 +83,25 @@ def tiny_model():  # type: ignore[no-untyped-def]
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.1, 0.1)
     return model.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_model, tmp_path_factory):
+    """The tiny model saved as an mmaction2 0.x checkpoint."""
+    import torch
+
+    path = tmp_path_factory.mktemp("tiny") / "tiny.pth"
+    torch.save({"meta": {}, "state_dict": tiny_model.state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_checkpoint, tmp_path_factory):
+    """The tiny model exported with the reference contract (+softmax), H and W dynamic."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from slowfast_deploy.export.onnx import export_onnx
+
+    out = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    export_onnx(tiny_checkpoint, out, softmax=True, spec=tiny_spec(), dynamic_hw=True)
+    return out

@@ -122,7 +122,7 @@ def run_streaming(args: argparse.Namespace) -> int:
     }
     if ok:
         acc = accuracy(np.array([r["scores"] for r in ok]), np.array([r["label"] for r in ok]))
-        summary.update(acc.to_dict())
+        summary.update({k: v for k, v in acc.to_dict().items() if k != "num_videos"})
     if args.output:
         summary_path = args.output.with_name(args.output.name + ".summary.json")
         summary_path.write_text(json.dumps(summary, indent=2) + "\n")

@@ -1,0 +1,172 @@
+"""Streaming evaluation: equals the .bin route, resumes after kill -9, lists failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from slowfast_deploy.cli import ExitStatus, main
+
+
+def records(path):
+    out = []
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        r.pop("timing_ms", None)
+        out.append(r)
+    return out
+
+
+@pytest.fixture(scope="module")
+def many_videos(video_dir, tmp_path_factory):
+    """12 distinct video files (copies of the 3 fixtures) and their list."""
+    root = tmp_path_factory.mktemp("many")
+    lines = []
+    sources = ["a/land.mp4", "a/port.mp4", "short.mp4"]
+    for i in range(12):
+        shutil.copy(video_dir / sources[i % 3], root / f"v{i:02d}.mp4")
+        lines.append(f"v{i:02d}.mp4 {i % 10}\n")
+    (root / "list.txt").write_text("".join(lines))
+    return root
+
+
+def evaluate_args(videos, model, output, *extra):
+    return ["-q", "evaluate", "--video-dir", str(videos), "--ann-file", str(videos / "list.txt"),
+            "--model", str(model), "--output", str(output), *extra]
+
+
+def test_streaming_equals_bin_route(video_dir, tiny_onnx, tmp_path):
+    assert main(["-q", "preprocess", "--video-dir", str(video_dir), "--ann-file",
+                 str(video_dir / "list.txt"), "--save-dir", str(tmp_path / "prep"),
+                 "--num-workers", "1"]) == 0
+    assert main(["-q", "infer", "--model", str(tiny_onnx), "--input", str(tmp_path / "prep/bin"),
+                 "--output", str(tmp_path), "--output-dirname", "res", "--outfmt", "NPY"]) == 0
+    out = tmp_path / "stream.jsonl"
+    assert main(evaluate_args(video_dir, tiny_onnx, out, "--num-workers", "2",
+                              "--batchsize", "2")) == 0
+    got = records(out)
+    assert [r["key"] for r in got] == ["a/land.mp4", "a/port.mp4", "short.mp4"]
+    for i, r in enumerate(got):
+        expected = np.load(tmp_path / "res" / f"{i}_0.npy")[0]
+        np.testing.assert_allclose(r["scores"], expected, atol=1e-6)
+        assert r["topk"][0]["class"] == int(np.argmax(expected))
+        assert r["label"] == [3, 1, 7][i]
+    summary = json.loads((tmp_path / "stream.jsonl.summary.json").read_text())
+    assert summary["num_ok"] == 3 and summary["num_failed"] == 0
+
+
+def test_stdout_lines_and_json(video_dir, tiny_onnx, tmp_path, capsys):
+    assert main(["evaluate", "--video-dir", str(video_dir), "--ann-file",
+                 str(video_dir / "list.txt"), "--model", str(tiny_onnx)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("top1_acc\t0.") and lines[1].startswith("top5_acc\t")
+    assert lines[2].startswith("mean_class_accuracy\t")
+    assert lines[3] == "videos\t3 ok, 0 failed"
+
+
+def test_failures_are_listed_counted_and_do_not_stop(video_dir, tiny_onnx, tmp_path, capsys):
+    videos = tmp_path / "v"
+    videos.mkdir()
+    shutil.copy(video_dir / "short.mp4", videos / "good.mp4")
+    (videos / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + b"\x13" * 4000)
+    (videos / "list.txt").write_text("corrupt.mp4 1\ngood.mp4 7\nmissing.mp4 2\n")
+    out = tmp_path / "r.jsonl"
+    code = main(evaluate_args(videos, tiny_onnx, out, "--format", "json"))
+    assert code == ExitStatus.SOME_FAILED
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["num_ok"], summary["num_failed"], summary["num_videos"]) == (1, 2, 3)
+    assert [f["video"].rsplit("/", 1)[1] for f in summary["failed"]] == ["corrupt.mp4",
+                                                                         "missing.mp4"]
+    assert "no such video file" in summary["failed"][1]["error"]
+    got = {r["key"]: r for r in records(out)}
+    assert got["good.mp4"]["status"] == "ok"
+    assert got["corrupt.mp4"]["status"] == "failed" and "corrupt.mp4" in got["corrupt.mp4"]["error"]
+    assert summary["top1_acc"] in (0.0, 1.0)  # computed over the one decodable video
+
+
+def test_resume_cuts_half_written_line_and_matches_full_run(many_videos, tiny_onnx, tmp_path):
+    full = tmp_path / "full.jsonl"
+    assert main(evaluate_args(many_videos, tiny_onnx, full)) == 0
+    partial = tmp_path / "partial.jsonl"
+    lines = full.read_text().splitlines(keepends=True)
+    partial.write_text("".join(lines[:5]) + lines[5][: len(lines[5]) // 2])  # killed mid-line
+    assert main(evaluate_args(many_videos, tiny_onnx, partial)) == 0
+    assert records(partial) == records(full)
+
+
+def test_kill_9_then_rerun_gives_the_uninterrupted_results(many_videos, tiny_onnx, tmp_path):
+    full = tmp_path / "full.jsonl"
+    assert main(evaluate_args(many_videos, tiny_onnx, full, "--num-workers", "0")) == 0
+    out = tmp_path / "killed.jsonl"
+    cmd = [sys.executable, "-m", "slowfast_deploy",
+           *evaluate_args(many_videos, tiny_onnx, out, "--num-workers", "0")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.exists() and out.read_text().count("\n") >= 2:
+            break
+        time.sleep(0.02)
+    killed = proc.poll() is None
+    if killed:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    interrupted = out.read_text().count("\n")
+    assert main(evaluate_args(many_videos, tiny_onnx, out, "--num-workers", "0")) == 0
+    assert records(out) == records(full)
+    assert len(records(out)) == 12
+    if killed:
+        assert interrupted < 12
+
+
+def test_predict_formats(video_dir, tiny_onnx, tmp_path, capsys):
+    names = tmp_path / "labels.txt"
+    names.write_text("".join(f"class {i}\n" for i in range(10)))
+    video = str(video_dir / "short.mp4")
+    assert main(["predict", video, "--model", str(tiny_onnx), "--label-map", str(names),
+                 "--topk", "3", "--format", "jsonl"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    record = json.loads(line)
+    assert record["video"] == video and record["status"] == "ok"
+    assert len(record["topk"]) == 3
+    assert record["topk"][0]["name"] == f"class {record['topk'][0]['class']}"
+    scores = [t["score"] for t in record["topk"]]
+    assert scores == sorted(scores, reverse=True)
+
+    assert main(["predict", video, "--model", str(tiny_onnx), "--format", "json"]) == 0
+    (full,) = json.loads(capsys.readouterr().out)
+    assert len(full["scores"]) == 10 and sum(full["scores"]) == pytest.approx(1, abs=1e-5)
+    assert full["topk"][0]["score"] == pytest.approx(max(full["scores"]))
+
+    assert main(["predict", video, "--model", str(tiny_onnx), "--label-map", str(names),
+                 "--format", "table", "--topk", "2"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0] == f"{video}  (1 view)"
+    assert table[1].startswith("  1. ") and "class " in table[1]
+    assert len(table) == 3
+
+
+def test_predict_30_views_averages_softmax_of_each_view(video_dir, tiny_onnx, capsys):
+    from slowfast_deploy.runtime import open_backend
+    from slowfast_deploy.specs import THIRTY_VIEW
+    from slowfast_deploy.video.decode import open_video
+    from slowfast_deploy.video.preprocess import preprocess_clips
+    from slowfast_deploy.video.sampling import sample_clip_indices
+
+    video = video_dir / "a" / "land.mp4"
+    assert main(["predict", str(video), "--model", str(tiny_onnx), "--views", "30",
+                 "--batchsize", "7", "--format", "json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["views"] == 30
+    with open_video(video) as reader:
+        frames = reader.read(sample_clip_indices(reader.info.num_frames, THIRTY_VIEW.clip).ravel())
+    views = preprocess_clips(frames, 10, THIRTY_VIEW.preprocess)  # [30, 3, 32, 256, 256]
+    probs = open_backend(tiny_onnx).run(views[:, None])
+    np.testing.assert_allclose(record["scores"], probs.mean(0), atol=1e-6)

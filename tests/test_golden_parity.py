@@ -97,3 +97,42 @@ def test_evaluate_cli_gives_full_accuracy_against_reference_top1(cli_run, capsys
     assert report["top1_acc"] == 1.0
     assert report["top5_acc"] == 1.0
     assert report["num_videos"] == 8
+
+
+@pytest.mark.parametrize("video", ["demo.mp4", "test.avi"])
+def test_thirty_view_indices(golden, video):
+    from slowfast_deploy.specs import THIRTY_VIEW
+
+    ref = np.load(golden / "reference" / f"{video}.30view.npz")
+    with open_video(golden / "videos" / video) as reader:
+        indices = sample_clip_indices(reader.info.num_frames, THIRTY_VIEW.clip)
+    np.testing.assert_array_equal(indices.ravel(), ref["frame_inds"])
+
+
+def test_thirty_view_view_logits_in_mmaction2_order(golden):
+    """One clip of each crop (left/top, right/bottom, center) against mmaction2's view logits."""
+    torch = pytest.importorskip("torch")
+    from slowfast_deploy.model.checkpoint import load_checkpoint
+    from slowfast_deploy.pipeline import load_views
+    from slowfast_deploy.specs import THIRTY_VIEW
+
+    ref = np.load(golden / "reference" / "demo.mp4.30view.npz")
+    views = load_views(golden / "videos" / "demo.mp4", THIRTY_VIEW).views
+    assert views.shape == (30, 3, 32, 256, 256)
+    model = load_checkpoint(golden / CHECKPOINT)
+    picked = [3, 17, 29]  # crop-major: view = crop * 10 + clip
+    with torch.inference_mode():
+        logits = model(torch.from_numpy(views[picked])).numpy()
+    np.testing.assert_allclose(logits, ref["view_logits"][picked], atol=1e-4, rtol=0)
+
+
+def test_thirty_view_scores_through_predict_cli(golden, capsys):
+    pytest.importorskip("torch")
+    ref = np.load(golden / "reference" / "test.avi.30view.npz")
+    assert main(["predict", str(golden / "videos" / "test.avi"), "--model",
+                 str(golden / CHECKPOINT), "--views", "30", "--batchsize", "6",
+                 "--format", "json", "--threads", "2"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    scores = np.array(record["scores"], np.float32)
+    np.testing.assert_allclose(scores, ref["scores"], atol=1e-4, rtol=0)
+    assert set(np.argsort(scores)[-5:]) == set(np.argsort(ref["scores"])[-5:])

@@ -2,6 +2,7 @@
 
 - ``openvino``: OpenVINO IR (``NAME.xml`` + ``NAME.bin``) with the inference precision and,
   optionally, a static batch size stored in the IR (``rt_info`` ``slowfast_deploy``).
+  ``--precision int8`` quantizes with NNCF on calibration clips (``export/quantize.py``).
 - ``onnxruntime``: an ONNX file with ORT's full graph optimizations applied offline (fused
   Conv+BN+ReLU for the CPU provider) and, optionally, a static batch size.
 
@@ -15,6 +16,9 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
 
 from slowfast_deploy._optional import require
 from slowfast_deploy.errors import BackendUnavailableError, ModelFormatError
@@ -50,27 +54,37 @@ def compile_model(
     precision: str = "fp32",
     batchsize: int | None = None,
     threads: int | None = None,
+    calibration: str | os.PathLike[str] | None = None,
+    calibration_size: int | None = None,
 ) -> CompileResult:
-    """Compile ``onnx_path`` for ``backend``; returns the model path and its parity report."""
-    onnx = require("onnx", extra="onnx", purpose="compile")
+    """Compile ``onnx_path`` for ``backend``; returns the model path and its parity report.
+
+    ``precision="int8"`` (openvino only) needs ``calibration``: a directory of ``.bin`` clips
+    written by ``slowfast-deploy preprocess``, of which ``calibration_size`` are used.
+    """
     onnx_path = Path(onnx_path)
-    if onnx_path.suffix.lower() != ".onnx" or not onnx_path.is_file():
-        raise ModelFormatError(f"{onnx_path}: compile takes an exported .onnx file")
     if backend not in COMPILE_BACKENDS:
         raise BackendUnavailableError(f"compile backend must be one of {COMPILE_BACKENDS}")
     if batchsize is not None and batchsize < 1:
         raise ValueError(f"batchsize must be >= 1, got {batchsize}")
-    try:
-        proto = onnx.load(str(onnx_path))
-    except Exception as err:  # onnx raises DecodeError and friends
-        raise ModelFormatError(f"{onnx_path}: not a readable ONNX file ({err})") from err
+    proto = _load_onnx(onnx_path)
+    clips = None
+    if precision == "int8" and backend == "openvino":
+        if calibration is None:
+            raise ValueError(
+                "int8 needs calibration clips: pass a directory of .bin files written by "
+                "`slowfast-deploy preprocess` (--calibration DIR/bin)"
+            )
+        from slowfast_deploy.export.quantize import DEFAULT_CALIBRATION_SIZE, load_calibration
+
+        clips = load_calibration(calibration, calibration_size or DEFAULT_CALIBRATION_SIZE)
     meta = {p.key: p.value for p in proto.metadata_props}
     if batchsize:
         _static_batch(proto, batchsize)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     if backend == "openvino":
-        path = _compile_openvino(proto, meta, output, precision)
+        path = _compile_openvino(proto, meta, output, precision, clips)
     else:
         if precision != "fp32":
             raise BackendUnavailableError(
@@ -82,7 +96,20 @@ def compile_model(
     return CompileResult(path, backend, precision, batchsize, parity, agree)
 
 
-def _compile_openvino(proto: object, meta: dict[str, str], output: Path, precision: str) -> Path:
+def _load_onnx(onnx_path: Path) -> object:
+    onnx = require("onnx", extra="onnx", purpose="compile")
+    if onnx_path.suffix.lower() != ".onnx" or not onnx_path.is_file():
+        raise ModelFormatError(f"{onnx_path}: compile takes an exported .onnx file")
+    try:
+        return onnx.load(str(onnx_path))
+    except Exception as err:  # onnx raises DecodeError and friends
+        raise ModelFormatError(f"{onnx_path}: not a readable ONNX file ({err})") from err
+
+
+def _compile_openvino(
+    proto: object, meta: dict[str, str], output: Path, precision: str,
+    calibration: list[NDArray[np.float32]] | None = None,
+) -> Path:
     ov = require("openvino", extra="openvino", purpose="compile --backend openvino")
     from slowfast_deploy.runtime.openvino_backend import OV_CAPABILITY, OV_PRECISION
 
@@ -101,6 +128,10 @@ def _compile_openvino(proto: object, meta: dict[str, str], output: Path, precisi
         src = Path(tmp) / "model.onnx"
         require("onnx", extra="onnx", purpose="compile").save(proto, str(src))
         model = ov.convert_model(str(src))
+    if precision == "int8":
+        from slowfast_deploy.export.quantize import quantize_model
+
+        model = quantize_model(model, calibration or [])
     for key, value in {**meta, "precision": precision}.items():
         model.set_rt_info(value, ["slowfast_deploy", key])
     xml = output.with_suffix(".xml")

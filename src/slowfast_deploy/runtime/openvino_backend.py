@@ -15,10 +15,11 @@ from slowfast_deploy.runtime.base import BackendInfo, OutputKind
 logger = logging.getLogger(__name__)
 
 # OpenVINO's names for the inference precision hint; on AMX CPUs its default is bf16, so fp32
-# is always requested explicitly.
-OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+# is always requested explicitly. An int8 IR (``compile --precision int8``) carries its own
+# quantized layers; the rest of it runs in f32.
+OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
 # Optimization capability a CPU must report for each reduced precision.
-OV_CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}
+OV_CAPABILITY = {"bf16": "BF16", "fp16": "FP16", "int8": "INT8"}
 
 
 def rt_value(model: Any, key: str) -> str | None:

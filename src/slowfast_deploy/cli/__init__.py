@@ -24,7 +24,16 @@ class ExitStatus(IntEnum):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from slowfast_deploy.cli import bench, compile, evaluate, export, infer, predict, preprocess
+    from slowfast_deploy.cli import (
+        bench,
+        compile,
+        evaluate,
+        export,
+        infer,
+        predict,
+        preprocess,
+        report,
+    )
 
     parser = argparse.ArgumentParser(
         prog="slowfast-deploy",
@@ -35,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="errors only, no progress bar")
     parser.add_argument("--traceback", action="store_true", help="show tracebacks for all errors")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (preprocess, export, compile, infer, bench, evaluate, predict):
+    for module in (preprocess, export, compile, infer, bench, evaluate, predict, report):
         module.add_parser(subparsers)
     return parser
 

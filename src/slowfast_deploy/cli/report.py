@@ -1,0 +1,32 @@
+"""``slowfast-deploy report``: accuracy tables and pictures from evaluation results."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="HTML/Markdown report: accuracy, per-class accuracy, confusions, plots",
+    )
+    p.add_argument("results", nargs="+", type=Path, metavar="RESULTS",
+                   help="JSON Lines files from `evaluate --output`")
+    p.add_argument("--out", type=Path, default=Path("report.html"), help="report.html or .md")
+    p.add_argument("--bench", nargs="*", type=Path, default=[],
+                   help="bench summaries (`bench --summary`) for a throughput plot")
+    p.add_argument("--label-map", type=Path, help="class names, one per line")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from slowfast_deploy.labels import load_labels
+    from slowfast_deploy.report import write_report
+
+    names = load_labels(args.label_map) if args.label_map else None
+    written = write_report(args.results, args.out, bench=args.bench, names=names)
+    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    return 0

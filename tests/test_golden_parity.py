@@ -52,16 +52,67 @@ def cli_run(golden, tmp_path_factory):
     root = tmp_path_factory.mktemp("golden_cli")
     entries = manifest(golden)
     (root / "list.txt").write_text("".join(f"{e['video']} {e['top1']}\n" for e in entries))
-    assert main(["-q", "preprocess", "--video-dir", str(golden / "videos"), "--ann-file",
-                 str(root / "list.txt"), "--save-dir", str(root / "prep"),
-                 "--num-workers", "2"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "preprocess",
+                "--video-dir",
+                str(golden / "videos"),
+                "--ann-file",
+                str(root / "list.txt"),
+                "--save-dir",
+                str(root / "prep"),
+                "--num-workers",
+                "2",
+            ]
+        )
+        == 0
+    )
     model = str(golden / CHECKPOINT)
-    common = ["--model", model, "--input", str(root / "prep" / "bin"), "--output", str(root),
-              "--threads", "2"]
-    assert main(["-q", "infer", *common, "--output-dirname", "logits", "--outfmt", "NPY",
-                 "--batchsize", "1", "--logits"]) == 0
-    assert main(["-q", "infer", *common, "--output-dirname", "scores", "--outfmt", "TXT",
-                 "--batchsize", "3"]) == 0
+    common = [
+        "--model",
+        model,
+        "--input",
+        str(root / "prep" / "bin"),
+        "--output",
+        str(root),
+        "--threads",
+        "2",
+    ]
+    assert (
+        main(
+            [
+                "-q",
+                "infer",
+                *common,
+                "--output-dirname",
+                "logits",
+                "--outfmt",
+                "NPY",
+                "--batchsize",
+                "1",
+                "--logits",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "-q",
+                "infer",
+                *common,
+                "--output-dirname",
+                "scores",
+                "--outfmt",
+                "TXT",
+                "--batchsize",
+                "3",
+            ]
+        )
+        == 0
+    )
     return root, entries
 
 
@@ -91,8 +142,20 @@ def test_logits_and_scores_within_1e4_same_top5(golden, cli_run):
 def test_evaluate_cli_gives_full_accuracy_against_reference_top1(cli_run, capsys):
     root, _ = cli_run
     capsys.readouterr()
-    assert main(["evaluate", "--result-dir", str(root / "scores"), "--label-file",
-                 str(root / "prep" / "kinetics400.info"), "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--result-dir",
+                str(root / "scores"),
+                "--label-file",
+                str(root / "prep" / "kinetics400.info"),
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["top1_acc"] == 1.0
     assert report["top5_acc"] == 1.0
@@ -129,9 +192,25 @@ def test_thirty_view_view_logits_in_mmaction2_order(golden):
 def test_thirty_view_scores_through_predict_cli(golden, capsys):
     pytest.importorskip("torch")
     ref = np.load(golden / "reference" / "test.avi.30view.npz")
-    assert main(["predict", str(golden / "videos" / "test.avi"), "--model",
-                 str(golden / CHECKPOINT), "--views", "30", "--batchsize", "6",
-                 "--format", "json", "--threads", "2"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(golden / "videos" / "test.avi"),
+                "--model",
+                str(golden / CHECKPOINT),
+                "--views",
+                "30",
+                "--batchsize",
+                "6",
+                "--format",
+                "json",
+                "--threads",
+                "2",
+            ]
+        )
+        == 0
+    )
     (record,) = json.loads(capsys.readouterr().out)
     scores = np.array(record["scores"], np.float32)
     np.testing.assert_allclose(scores, ref["scores"], atol=1e-4, rtol=0)

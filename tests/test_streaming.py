@@ -39,19 +39,63 @@ def many_videos(video_dir, tmp_path_factory):
 
 
 def evaluate_args(videos, model, output, *extra):
-    return ["-q", "evaluate", "--video-dir", str(videos), "--ann-file", str(videos / "list.txt"),
-            "--model", str(model), "--output", str(output), *extra]
+    return [
+        "-q",
+        "evaluate",
+        "--video-dir",
+        str(videos),
+        "--ann-file",
+        str(videos / "list.txt"),
+        "--model",
+        str(model),
+        "--output",
+        str(output),
+        *extra,
+    ]
 
 
 def test_streaming_equals_bin_route(video_dir, tiny_onnx, tmp_path):
-    assert main(["-q", "preprocess", "--video-dir", str(video_dir), "--ann-file",
-                 str(video_dir / "list.txt"), "--save-dir", str(tmp_path / "prep"),
-                 "--num-workers", "1"]) == 0
-    assert main(["-q", "infer", "--model", str(tiny_onnx), "--input", str(tmp_path / "prep/bin"),
-                 "--output", str(tmp_path), "--output-dirname", "res", "--outfmt", "NPY"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "preprocess",
+                "--video-dir",
+                str(video_dir),
+                "--ann-file",
+                str(video_dir / "list.txt"),
+                "--save-dir",
+                str(tmp_path / "prep"),
+                "--num-workers",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "-q",
+                "infer",
+                "--model",
+                str(tiny_onnx),
+                "--input",
+                str(tmp_path / "prep/bin"),
+                "--output",
+                str(tmp_path),
+                "--output-dirname",
+                "res",
+                "--outfmt",
+                "NPY",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "stream.jsonl"
-    assert main(evaluate_args(video_dir, tiny_onnx, out, "--num-workers", "2",
-                              "--batchsize", "2")) == 0
+    assert (
+        main(evaluate_args(video_dir, tiny_onnx, out, "--num-workers", "2", "--batchsize", "2"))
+        == 0
+    )
     got = records(out)
     assert [r["key"] for r in got] == ["a/land.mp4", "a/port.mp4", "short.mp4"]
     for i, r in enumerate(got):
@@ -64,8 +108,20 @@ def test_streaming_equals_bin_route(video_dir, tiny_onnx, tmp_path):
 
 
 def test_stdout_lines_and_json(video_dir, tiny_onnx, tmp_path, capsys):
-    assert main(["evaluate", "--video-dir", str(video_dir), "--ann-file",
-                 str(video_dir / "list.txt"), "--model", str(tiny_onnx)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--video-dir",
+                str(video_dir),
+                "--ann-file",
+                str(video_dir / "list.txt"),
+                "--model",
+                str(tiny_onnx),
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("top1_acc\t0.") and lines[1].startswith("top5_acc\t")
     assert lines[2].startswith("mean_class_accuracy\t")
@@ -83,8 +139,10 @@ def test_failures_are_listed_counted_and_do_not_stop(video_dir, tiny_onnx, tmp_p
     assert code == ExitStatus.SOME_FAILED
     summary = json.loads(capsys.readouterr().out)
     assert (summary["num_ok"], summary["num_failed"], summary["num_videos"]) == (1, 2, 3)
-    assert [f["video"].rsplit("/", 1)[1] for f in summary["failed"]] == ["corrupt.mp4",
-                                                                         "missing.mp4"]
+    assert [f["video"].rsplit("/", 1)[1] for f in summary["failed"]] == [
+        "corrupt.mp4",
+        "missing.mp4",
+    ]
     assert "no such video file" in summary["failed"][1]["error"]
     got = {r["key"]: r for r in records(out)}
     assert got["good.mp4"]["status"] == "ok"
@@ -106,8 +164,12 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_results(many_videos, tiny_onn
     full = tmp_path / "full.jsonl"
     assert main(evaluate_args(many_videos, tiny_onnx, full, "--num-workers", "0")) == 0
     out = tmp_path / "killed.jsonl"
-    cmd = [sys.executable, "-m", "slowfast_deploy",
-           *evaluate_args(many_videos, tiny_onnx, out, "--num-workers", "0")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "slowfast_deploy",
+        *evaluate_args(many_videos, tiny_onnx, out, "--num-workers", "0"),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
@@ -130,8 +192,23 @@ def test_predict_formats(video_dir, tiny_onnx, tmp_path, capsys):
     names = tmp_path / "labels.txt"
     names.write_text("".join(f"class {i}\n" for i in range(10)))
     video = str(video_dir / "short.mp4")
-    assert main(["predict", video, "--model", str(tiny_onnx), "--label-map", str(names),
-                 "--topk", "3", "--format", "jsonl"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                video,
+                "--model",
+                str(tiny_onnx),
+                "--label-map",
+                str(names),
+                "--topk",
+                "3",
+                "--format",
+                "jsonl",
+            ]
+        )
+        == 0
+    )
     (line,) = capsys.readouterr().out.splitlines()
     record = json.loads(line)
     assert record["video"] == video and record["status"] == "ok"
@@ -145,8 +222,23 @@ def test_predict_formats(video_dir, tiny_onnx, tmp_path, capsys):
     assert len(full["scores"]) == 10 and sum(full["scores"]) == pytest.approx(1, abs=1e-5)
     assert full["topk"][0]["score"] == pytest.approx(max(full["scores"]))
 
-    assert main(["predict", video, "--model", str(tiny_onnx), "--label-map", str(names),
-                 "--format", "table", "--topk", "2"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                video,
+                "--model",
+                str(tiny_onnx),
+                "--label-map",
+                str(names),
+                "--format",
+                "table",
+                "--topk",
+                "2",
+            ]
+        )
+        == 0
+    )
     table = capsys.readouterr().out.splitlines()
     assert table[0] == f"{video}  (1 view)"
     assert table[1].startswith("  1. ") and "class " in table[1]
@@ -161,8 +253,23 @@ def test_predict_30_views_averages_softmax_of_each_view(video_dir, tiny_onnx, ca
     from slowfast_deploy.video.sampling import sample_clip_indices
 
     video = video_dir / "a" / "land.mp4"
-    assert main(["predict", str(video), "--model", str(tiny_onnx), "--views", "30",
-                 "--batchsize", "7", "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(video),
+                "--model",
+                str(tiny_onnx),
+                "--views",
+                "30",
+                "--batchsize",
+                "7",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     (record,) = json.loads(capsys.readouterr().out)
     assert record["views"] == 30
     with open_video(video) as reader:

@@ -23,8 +23,14 @@ class LatencyStats:
         if not times_ms:
             raise ValueError("no timings to summarise")
         a = np.asarray(times_ms, dtype=np.float64)
-        return cls(len(a), float(a.min()), float(a.max()), float(a.mean()),
-                   float(np.median(a)), float(np.percentile(a, 99)))
+        return cls(
+            len(a),
+            float(a.min()),
+            float(a.max()),
+            float(a.mean()),
+            float(np.median(a)),
+            float(np.percentile(a, 99)),
+        )
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -41,7 +47,8 @@ def reference_lines(stats: LatencyStats, batchsize: int) -> str:
         f"[INFO] compute_time (ms): min = {stats.min_ms:.3f}, max = {stats.max_ms:.3f}, "
         f"mean = {stats.mean_ms:.3f}, median = {stats.median_ms:.3f}, "
         f"percentile(99%) = {stats.p99_ms:.3f}\n"
-        f"[INFO] throughput 1000*batchsize.mean({batchsize})/compute_time.mean({stats.mean_ms:.3f}): "
+        f"[INFO] throughput 1000*batchsize.mean({batchsize})/"
+        f"compute_time.mean({stats.mean_ms:.3f}): "
         f"{throughput(batchsize, stats):.4f}\n"
     )
 
@@ -106,22 +113,51 @@ def bench_alternating(
         base = throughput(batchsize, stats[baseline]) if baseline is not None else None
         for (label, backend, precision, provider, _), s in zip(runners, stats, strict=True):
             tput = throughput(batchsize, s)
-            rows.append(BenchRow(label, backend, precision, provider, batchsize, s, tput,
-                                 tput / base if base else None))
+            rows.append(
+                BenchRow(
+                    label,
+                    backend,
+                    precision,
+                    provider,
+                    batchsize,
+                    s,
+                    tput,
+                    tput / base if base else None,
+                )
+            )
     return rows
 
 
 def format_table(rows: list[BenchRow]) -> str:
-    header = ("model", "backend", "precision", "batch", "mean ms", "median ms", "p99 ms",
-              "clips/s", "speed-up")
+    header = (
+        "model",
+        "backend",
+        "precision",
+        "batch",
+        "mean ms",
+        "median ms",
+        "p99 ms",
+        "clips/s",
+        "speed-up",
+    )
     body = [
-        (r.label, r.backend, r.precision, str(r.batchsize), f"{r.latency.mean_ms:.1f}",
-         f"{r.latency.median_ms:.1f}", f"{r.latency.p99_ms:.1f}", f"{r.throughput:.3f}",
-         f"{r.speedup:.2f}x" if r.speedup is not None else "-")
+        (
+            r.label,
+            r.backend,
+            r.precision,
+            str(r.batchsize),
+            f"{r.latency.mean_ms:.1f}",
+            f"{r.latency.median_ms:.1f}",
+            f"{r.latency.p99_ms:.1f}",
+            f"{r.throughput:.3f}",
+            f"{r.speedup:.2f}x" if r.speedup is not None else "-",
+        )
         for r in rows
     ]
     widths = [max(len(x) for x in col) for col in zip(header, *body, strict=True)]
-    lines = [" | ".join(x.ljust(w) for x, w in zip(line, widths, strict=True))
-             for line in (header, *body)]
+    lines = [
+        " | ".join(x.ljust(w) for x, w in zip(line, widths, strict=True))
+        for line in (header, *body)
+    ]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines) + "\n"

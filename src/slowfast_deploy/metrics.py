@@ -8,7 +8,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 
-def top_k_hits(scores: NDArray[np.floating], labels: NDArray[np.integer], k: int) -> NDArray[np.bool_]:
+def top_k_hits(
+    scores: NDArray[np.floating], labels: NDArray[np.integer], k: int
+) -> NDArray[np.bool_]:
     """Per video: is the label among the ``k`` highest scores (``argsort``, as mmaction2)."""
     top = np.argsort(scores, axis=1)[:, -k:]
     return (top == np.asarray(labels)[:, None]).any(axis=1)

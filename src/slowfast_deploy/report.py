@@ -54,21 +54,26 @@ def summarize_results(name: str, records: list[dict[str, Any]]) -> ResultsSummar
 
 def per_class_accuracy(labels: np.ndarray, predicted: np.ndarray) -> list[tuple[int, int, float]]:
     """``(class, videos, top-1 accuracy)`` for every class present, worst first."""
-    rows = [(int(c), int((labels == c).sum()), float((predicted[labels == c] == c).mean()))
-            for c in np.unique(labels)]
+    rows = [
+        (int(c), int((labels == c).sum()), float((predicted[labels == c] == c).mean()))
+        for c in np.unique(labels)
+    ]
     return sorted(rows, key=lambda r: (r[2], -r[1], r[0]))
 
 
-def confused_pairs(labels: np.ndarray, predicted: np.ndarray, *, top: int = 10
-                   ) -> list[tuple[int, int, int]]:
+def confused_pairs(
+    labels: np.ndarray, predicted: np.ndarray, *, top: int = 10
+) -> list[tuple[int, int, int]]:
     """``(true, predicted, count)`` of the most frequent confusions."""
     if not len(labels):
         return []
     matrix = confusion_matrix(predicted, labels, int(max(labels.max(), predicted.max())) + 1)
     np.fill_diagonal(matrix, 0)
     flat = np.argsort(matrix, axis=None)[::-1][:top]
-    pairs = [(int(i), int(j), int(matrix[i, j]))
-             for i, j in zip(*np.unravel_index(flat, matrix.shape), strict=True)]
+    pairs = [
+        (int(i), int(j), int(matrix[i, j]))
+        for i, j in zip(*np.unravel_index(flat, matrix.shape), strict=True)
+    ]
     return [p for p in pairs if p[2] > 0]
 
 
@@ -79,8 +84,9 @@ def _png(fig: Any) -> bytes:
     return buffer.getvalue()
 
 
-def confusion_png(summary: ResultsSummary, names: list[str] | None, *, max_classes: int = 40
-                  ) -> bytes:
+def confusion_png(
+    summary: ResultsSummary, names: list[str] | None, *, max_classes: int = 40
+) -> bytes:
     """Confusion matrix (row-normalised) over the most frequent true classes."""
     plt = require("matplotlib.pyplot", extra="report", purpose="report")
     classes, counts = np.unique(summary.labels, return_counts=True)
@@ -129,7 +135,10 @@ def throughput_png(bench_files: list[Path]) -> bytes:
 
 
 def write_report(
-    results: list[Path], out: Path, *, bench: list[Path] | None = None,
+    results: list[Path],
+    out: Path,
+    *,
+    bench: list[Path] | None = None,
     names: list[str] | None = None,
 ) -> list[Path]:
     """Write ``out`` (.md or .html); returns every file written."""
@@ -148,23 +157,50 @@ def write_report(
         return names[c] if names and c < len(names) else ""
 
     blocks: list[tuple[str, list[str], list[list[str]]]] = []
-    blocks.append(("Accuracy", ["results", "videos ok", "failed", "top-1", "top-5",
-                                "mean class acc"],
-                   [[s.name, str(len(s.labels)), str(s.num_failed),
-                     *((f"{s.accuracy.top1_acc:.4f}", f"{s.accuracy.top5_acc:.4f}",
-                        f"{s.accuracy.mean_class_acc:.4f}") if s.accuracy else ("-",) * 3)]
-                    for s in summaries]))
+    blocks.append(
+        (
+            "Accuracy",
+            ["results", "videos ok", "failed", "top-1", "top-5", "mean class acc"],
+            [
+                [
+                    s.name,
+                    str(len(s.labels)),
+                    str(s.num_failed),
+                    *(
+                        (
+                            f"{s.accuracy.top1_acc:.4f}",
+                            f"{s.accuracy.top5_acc:.4f}",
+                            f"{s.accuracy.mean_class_acc:.4f}",
+                        )
+                        if s.accuracy
+                        else ("-",) * 3
+                    ),
+                ]
+                for s in summaries
+            ],
+        )
+    )
     for s in summaries:
         if s.accuracy is None:
             continue
         pairs = confused_pairs(s.labels, s.predicted)
-        blocks.append((f"Most confused class pairs: {s.name}",
-                       ["true", "name", "predicted as", "name", "videos"],
-                       [[str(t), name_of(t), str(p), name_of(p), str(n)] for t, p, n in pairs]))
-        blocks.append((f"Per-class top-1 accuracy (worst first): {s.name}",
-                       ["class", "name", "videos", "top-1"],
-                       [[str(c), name_of(c), str(n), f"{a:.3f}"]
-                        for c, n, a in per_class_accuracy(s.labels, s.predicted)]))
+        blocks.append(
+            (
+                f"Most confused class pairs: {s.name}",
+                ["true", "name", "predicted as", "name", "videos"],
+                [[str(t), name_of(t), str(p), name_of(p), str(n)] for t, p, n in pairs],
+            )
+        )
+        blocks.append(
+            (
+                f"Per-class top-1 accuracy (worst first): {s.name}",
+                ["class", "name", "videos", "top-1"],
+                [
+                    [str(c), name_of(c), str(n), f"{a:.3f}"]
+                    for c, n, a in per_class_accuracy(s.labels, s.predicted)
+                ],
+            )
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     written = [out]
     if fmt == ".md":
@@ -175,22 +211,34 @@ def write_report(
             written.append(image)
             parts.append(f"## {title}\n\n![{title}]({image.name})\n")
         for title, header, rows in blocks:
-            parts.append(f"## {title}\n\n| {' | '.join(header)} |\n|{'---|' * len(header)}\n"
-                         + "".join(f"| {' | '.join(r)} |\n" for r in rows))
+            parts.append(
+                f"## {title}\n\n| {' | '.join(header)} |\n|{'---|' * len(header)}\n"
+                + "".join(f"| {' | '.join(r)} |\n" for r in rows)
+            )
         out.write_text("\n".join(parts))
     else:
-        parts = ["<!doctype html><meta charset='utf-8'><title>slowfast-deploy report</title>",
-                 "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-                 "td,th{border:1px solid #ccc;padding:2px 8px}</style>",
-                 "<h1>slowfast-deploy evaluation report</h1>"]
+        parts = [
+            "<!doctype html><meta charset='utf-8'><title>slowfast-deploy report</title>",
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:2px 8px}</style>",
+            "<h1>slowfast-deploy evaluation report</h1>",
+        ]
         for title, png in figures:
             data = base64.b64encode(png).decode()
-            parts.append(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' "
-                         f"src='data:image/png;base64,{data}'>")
+            parts.append(
+                f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' "
+                f"src='data:image/png;base64,{data}'>"
+            )
         for title, header, rows in blocks:
-            parts.append(f"<h2>{html.escape(title)}</h2><table><tr>"
-                         + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
-                         + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r)
-                                   + "</tr>" for r in rows) + "</table>")
+            parts.append(
+                f"<h2>{html.escape(title)}</h2><table><tr>"
+                + "".join(f"<th>{html.escape(h)}</th>" for h in header)
+                + "</tr>"
+                + "".join(
+                    "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                    for r in rows
+                )
+                + "</table>"
+            )
         out.write_text("\n".join(parts))
     return written

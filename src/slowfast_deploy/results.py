@@ -23,23 +23,32 @@ def result_record(
     result: VideoResult, *, index: int | None, labels: list[str] | None = None, topk: int = 5
 ) -> dict[str, Any]:
     """One JSON-able record: video, label, top-k (index, score[, name]), scores, timings."""
-    record: dict[str, Any] = {"key": result.job.key, "index": index, "video": result.job.path,
-                              "label": result.job.label}
+    record: dict[str, Any] = {
+        "key": result.job.key,
+        "index": index,
+        "video": result.job.path,
+        "label": result.job.label,
+    }
     if result.scores is None:
         record.update(status="failed", error=result.error)
         return record
     order = np.argsort(result.scores)[::-1][:topk]
     record["status"] = "ok"
     record["topk"] = [
-        {"class": int(c), "score": float(result.scores[c]),
-         **({"name": labels[c]} if labels and c < len(labels) else {})}
+        {
+            "class": int(c),
+            "score": float(result.scores[c]),
+            **({"name": labels[c]} if labels and c < len(labels) else {}),
+        }
         for c in order
     ]
     record["scores"] = [float(f"{v:.8g}") for v in result.scores]
     record["views"] = result.num_views
-    record["timing_ms"] = {"decode": round(result.decode_ms, 3),
-                           "preprocess": round(result.preprocess_ms, 3),
-                           "infer": round(result.infer_ms, 3)}
+    record["timing_ms"] = {
+        "decode": round(result.decode_ms, 3),
+        "preprocess": round(result.preprocess_ms, 3),
+        "infer": round(result.infer_ms, 3),
+    }
     return record
 
 
@@ -83,7 +92,7 @@ class ResultsFile:
 
     def append(self, record: dict[str, Any]) -> None:
         if self._handle is None:
-            self._handle = open(self.path, "a", encoding="utf-8")
+            self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
         self._handle.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._handle.flush()
         os.fsync(self._handle.fileno())
@@ -92,8 +101,10 @@ class ResultsFile:
     def finalize(self) -> None:
         """Rewrite atomically, one line per video, sorted by list index."""
         self.close()
-        ordered = sorted(self.records.values(),
-                         key=lambda r: (r.get("index") is None, r.get("index") or 0, r["key"]))
+        ordered = sorted(
+            self.records.values(),
+            key=lambda r: (r.get("index") is None, r.get("index") or 0, r["key"]),
+        )
         text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in ordered)
         write_atomic(self.path, text.encode())
 

@@ -31,7 +31,9 @@ def _frame(i: int, width: int, height: int, seed: int) -> np.ndarray:
     return frame
 
 
-def sample_frames(num_frames: int, *, seed: int = 0, width: int = 340, height: int = 256) -> np.ndarray:
+def sample_frames(
+    num_frames: int, *, seed: int = 0, width: int = 340, height: int = 256
+) -> np.ndarray:
     """``[T, H, W, 3]`` uint8 frames of the moving pattern (every other frame, as sampled)."""
     return np.stack([_frame(2 * i, width, height, seed) for i in range(num_frames)])
 

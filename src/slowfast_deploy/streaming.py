@@ -72,12 +72,17 @@ def decode_job(job: VideoJob, views: ViewSpec, decoder: Decoder) -> DecodedVideo
         return DecodedVideo(job, None, str(err))
     except Exception as err:  # a decoder crash inside one video must not stop the run
         return DecodedVideo(job, None, f"{job.path}: {type(err).__name__}: {err}")
-    return DecodedVideo(job, crops, None, indices.reshape(-1).tolist(),
-                        (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+    return DecodedVideo(
+        job, crops, None, indices.reshape(-1).tolist(), (t1 - t0) * 1e3, (t2 - t1) * 1e3
+    )
 
 
 def decode_stream(
-    jobs: Iterable[VideoJob], views: ViewSpec, *, decoder: Decoder, num_workers: int,
+    jobs: Iterable[VideoJob],
+    views: ViewSpec,
+    *,
+    decoder: Decoder,
+    num_workers: int,
     prefetch: int,
 ) -> Iterator[DecodedVideo]:
     """``decode_job`` over ``jobs`` in order, ``num_workers`` processes, ``prefetch`` ahead."""
@@ -104,7 +109,6 @@ def score_stream(
     queue: deque[tuple[int, NDArray[np.uint8]]] = deque()  # (video slot, one view's crops)
     open_videos: dict[int, dict] = {}  # slot -> accumulating state
     order: deque[int] = deque()  # slots in arrival order, to yield in list order
-    slot = 0
 
     def run_queue(limit: int) -> None:
         take = [queue.popleft() for _ in range(min(limit, len(queue)))]
@@ -130,17 +134,28 @@ def score_stream(
                 yield VideoResult(item.job, None, item.error)
             else:
                 scores = (state["sum"] / state["views"]).astype(np.float32)
-                yield VideoResult(item.job, scores, None, state["views"], item.decode_ms,
-                                  item.preprocess_ms, state["infer_ms"])
+                yield VideoResult(
+                    item.job,
+                    scores,
+                    None,
+                    state["views"],
+                    item.decode_ms,
+                    item.preprocess_ms,
+                    state["infer_ms"],
+                )
 
-    for item in decoded:
+    for slot, item in enumerate(decoded):
         views_here = 0 if item.crops is None else item.crops.shape[0]
-        open_videos[slot] = {"item": item, "sum": None, "done": 0,
-                             "views": views_here, "infer_ms": 0.0}
+        open_videos[slot] = {
+            "item": item,
+            "sum": None,
+            "done": 0,
+            "views": views_here,
+            "infer_ms": 0.0,
+        }
         order.append(slot)
         if item.crops is not None:
             queue.extend((slot, view) for view in item.crops)
-        slot += 1
         while len(queue) >= batchsize:
             run_queue(batchsize)
         yield from finished()
@@ -150,8 +165,14 @@ def score_stream(
 
 
 def predict_videos(
-    jobs: Iterable[VideoJob], backend: Backend, views: ViewSpec, *, batchsize: int = 1,
-    num_workers: int = 1, decoder: Decoder = "decord", prefetch: int | None = None,
+    jobs: Iterable[VideoJob],
+    backend: Backend,
+    views: ViewSpec,
+    *,
+    batchsize: int = 1,
+    num_workers: int = 1,
+    decoder: Decoder = "decord",
+    prefetch: int | None = None,
 ) -> Iterator[VideoResult]:
     """Decode in workers, score in this process; one ``VideoResult`` per job, in order."""
     ahead = prefetch or max(2, num_workers * 2, -(-batchsize // views.num_views) + num_workers)

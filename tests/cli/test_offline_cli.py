@@ -28,8 +28,20 @@ def checkpoint(tmp_path_factory):
 @pytest.fixture(scope="module")
 def prepared(video_dir, tmp_path_factory):
     save = tmp_path_factory.mktemp("prep")
-    code = main(["-q", "preprocess", "--video_dir", str(video_dir), "--ann_file",
-                 str(video_dir / "list.txt"), "--save_dir", str(save), "--num_workers", "1"])
+    code = main(
+        [
+            "-q",
+            "preprocess",
+            "--video_dir",
+            str(video_dir),
+            "--ann_file",
+            str(video_dir / "list.txt"),
+            "--save_dir",
+            str(save),
+            "--num_workers",
+            "1",
+        ]
+    )
     assert code == ExitStatus.OK
     return save
 
@@ -43,9 +55,23 @@ def test_preprocess_writes_bins_and_info(prepared):
 
 
 def test_preprocess_is_deterministic_across_workers(video_dir, prepared, tmp_path):
-    assert main(["-q", "preprocess", "--video-dir", str(video_dir), "--ann-file",
-                 str(video_dir / "list.txt"), "--save-dir", str(tmp_path), "--num-workers",
-                 "2"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "preprocess",
+                "--video-dir",
+                str(video_dir),
+                "--ann-file",
+                str(video_dir / "list.txt"),
+                "--save-dir",
+                str(tmp_path),
+                "--num-workers",
+                "2",
+            ]
+        )
+        == 0
+    )
     for i in range(3):
         a = (tmp_path / "bin" / f"{i}.bin").read_bytes()
         assert a == (prepared / "bin" / f"{i}.bin").read_bytes()
@@ -57,8 +83,17 @@ def test_preprocess_skips_bad_videos_lists_them_and_resumes(video_dir, tmp_path,
     ann = tmp_path / "list.txt"
     ann.write_text("ok.mp4 1\nmissing.mp4 2\nbroken.mp4 3\n")
     save = tmp_path / "out"
-    args = ["preprocess", "--video-dir", str(tmp_path), "--ann-file", str(ann),
-            "--save-dir", str(save), "--num-workers", "1"]
+    args = [
+        "preprocess",
+        "--video-dir",
+        str(tmp_path),
+        "--ann-file",
+        str(ann),
+        "--save-dir",
+        str(save),
+        "--num-workers",
+        "1",
+    ]
     assert main(args) == ExitStatus.SOME_FAILED
     err = capsys.readouterr().err
     assert "missing.mp4: no such video file (line 2)" in err
@@ -75,8 +110,17 @@ def test_preprocess_skips_bad_videos_lists_them_and_resumes(video_dir, tmp_path,
 def test_preprocess_malformed_list_stops_before_work(video_dir, tmp_path, capsys):
     ann = tmp_path / "list.txt"
     ann.write_text("a/land.mp4 3\nshort.mp4\n")
-    code = main(["preprocess", "--video-dir", str(video_dir), "--ann-file", str(ann),
-                 "--save-dir", str(tmp_path / "out")])
+    code = main(
+        [
+            "preprocess",
+            "--video-dir",
+            str(video_dir),
+            "--ann-file",
+            str(ann),
+            "--save-dir",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == ExitStatus.ERROR
     err = capsys.readouterr().err.strip()
     assert err == f"error: {ann}:2: expected 'relative/path.mp4 <integer label>', got 'short.mp4'"
@@ -93,19 +137,37 @@ def expected_scores(prepared, checkpoint):
 
 
 @pytest.mark.parametrize(("batchsize", "outfmt"), [(1, "BIN"), (2, "TXT"), (3, "NPY")])
-def test_infer_writes_one_file_per_input_byte_exact(prepared, checkpoint, expected_scores,
-                                                    tmp_path, batchsize, outfmt, capsys):
+def test_infer_writes_one_file_per_input_byte_exact(
+    prepared, checkpoint, expected_scores, tmp_path, batchsize, outfmt, capsys
+):
     from slowfast_deploy.formats import result_bytes
 
-    code = main(["-q", "infer", "--model", str(checkpoint), "--input", str(prepared / "bin"),
-                 "--output", str(tmp_path), "--output_dirname", "res", "--outfmt", outfmt,
-                 "--batchsize", str(batchsize)])
+    code = main(
+        [
+            "-q",
+            "infer",
+            "--model",
+            str(checkpoint),
+            "--input",
+            str(prepared / "bin"),
+            "--output",
+            str(tmp_path),
+            "--output_dirname",
+            "res",
+            "--outfmt",
+            outfmt,
+            "--batchsize",
+            str(batchsize),
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert out.startswith("[INFO] compute_time (ms): min = ")
     assert f"[INFO] throughput 1000*batchsize.mean({batchsize})/compute_time.mean(" in out
     ext = outfmt.lower()
-    assert sorted(p.name for p in (tmp_path / "res").iterdir()) == [f"{i}_0.{ext}" for i in range(3)]
+    assert sorted(p.name for p in (tmp_path / "res").iterdir()) == [
+        f"{i}_0.{ext}" for i in range(3)
+    ]
     for i, expected in enumerate(expected_scores):
         got = (tmp_path / "res" / f"{i}_0.{ext}").read_bytes()
         if outfmt == "TXT":
@@ -129,8 +191,19 @@ def test_infer_rejects_truncated_bin_before_writing(prepared, checkpoint, tmp_pa
     shutil.copytree(prepared / "bin", bins)
     with open(bins / "1.bin", "r+b") as f:
         f.truncate(1234)
-    code = main(["infer", "--model", str(checkpoint), "--input", str(bins), "--output",
-                 str(tmp_path), "--output-dirname", "res"])
+    code = main(
+        [
+            "infer",
+            "--model",
+            str(checkpoint),
+            "--input",
+            str(bins),
+            "--output",
+            str(tmp_path),
+            "--output-dirname",
+            "res",
+        ]
+    )
     assert code == ExitStatus.ERROR
     assert "1.bin: 1234 bytes, expected 19267584" in capsys.readouterr().err
     assert not (tmp_path / "res").exists()
@@ -139,8 +212,9 @@ def test_infer_rejects_truncated_bin_before_writing(prepared, checkpoint, tmp_pa
 def test_infer_rejects_a_file_that_is_not_a_model(prepared, tmp_path, capsys):
     fake = tmp_path / "model.txt"
     fake.write_text("hi")
-    code = main(["infer", "--model", str(fake), "--input", str(prepared / "bin"), "--output",
-                 str(tmp_path)])
+    code = main(
+        ["infer", "--model", str(fake), "--input", str(prepared / "bin"), "--output", str(tmp_path)]
+    )
     assert code == ExitStatus.ERROR
     assert "model.txt: not a model file" in capsys.readouterr().err
 
@@ -156,8 +230,10 @@ def test_evaluate_text_and_json(tmp_path, capsys):
     assert main(["evaluate", "--result_dir", str(res), "--label_file", str(info)]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[:2] == ["top1_acc\t0.6667", "top5_acc\t1.0000"]
-    assert main(["evaluate", "--result-dir", str(res), "--label-file", str(info), "--format",
-                 "json"]) == 0
+    assert (
+        main(["evaluate", "--result-dir", str(res), "--label-file", str(info), "--format", "json"])
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["top1_acc"] == pytest.approx(2 / 3)
 
 
@@ -169,3 +245,16 @@ def test_evaluate_missing_result_is_an_error(tmp_path, capsys):
     info.write_text("0 1\n1 0\n")
     assert main(["evaluate", "--result-dir", str(res), "--label-file", str(info)]) == 1
     assert f"no result 1_0.txt|npy|bin for {info}:2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["evaluate", "--result-dir", "x"],
+        ["evaluate", "--result-dir", "x", "--label-file", "y", "--model", "m.onnx"],
+        ["bench", "--model", "m.onnx", "--batchsize", "1,x"],
+    ],
+)
+def test_inconsistent_arguments_are_usage_errors(argv, capsys):
+    assert main(argv) == ExitStatus.USAGE
+    assert capsys.readouterr().err.startswith("usage error: ")

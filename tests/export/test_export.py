@@ -12,7 +12,6 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from conftest import tiny_spec  # noqa: E402
-
 from slowfast_deploy.errors import ModelFormatError, ParityError  # noqa: E402
 from slowfast_deploy.export.onnx import export_onnx, sample_input  # noqa: E402
 from slowfast_deploy.export.validate import compare_outputs  # noqa: E402
@@ -67,8 +66,9 @@ def test_logits_export_records_output_kind(tiny_checkpoint, tmp_path):
 def test_compare_outputs_raises_with_every_problem():
     ref = {"class": np.array([[0.1, 0.9]], np.float32)}
     with pytest.raises(ParityError, match=r"max \|diff\| 0.8 .*top-1 DIFFERS"):
-        compare_outputs(ref, {"class": np.array([[0.9, 0.1]], np.float32)}, atol=1e-4,
-                        source="m.onnx")
+        compare_outputs(
+            ref, {"class": np.array([[0.9, 0.1]], np.float32)}, atol=1e-4, source="m.onnx"
+        )
     with pytest.raises(ParityError, match="output 'class' missing; unexpected output 'x'"):
         compare_outputs(ref, {"x": ref["class"]}, atol=1e-4, source="m.onnx")
 
@@ -112,13 +112,16 @@ def test_bad_model_files_for_each_backend(tmp_path):
     pytest.importorskip("openvino")
     with pytest.raises(ModelFormatError, match=r"junk\.xml: OpenVINO cannot read it"):
         open_backend(xml)
-    with pytest.raises(ModelFormatError, match="backend 'torch' cannot run a .onnx file"):
+    with pytest.raises(ModelFormatError, match=r"backend 'torch' cannot run a \.onnx file"):
         open_backend(junk, backend="torch")
 
 
 def test_input_shape_mismatch_is_explained(tiny_onnx):
     from slowfast_deploy.runtime import open_backend, run_batched
 
-    with pytest.raises(ModelFormatError, match=r"model input is Nx1x3x32x\?x\? but the data is "
-                                               r"1x1x3x16x224x224"):
+    with pytest.raises(
+        ModelFormatError,
+        match=r"model input is Nx1x3x32x\?x\? but the data is "
+        r"1x1x3x16x224x224",
+    ):
         run_batched(open_backend(tiny_onnx), np.zeros((1, 1, 3, 16, 224, 224), np.float32))

@@ -7,7 +7,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from conftest import tiny_spec  # noqa: E402
-
 from slowfast_deploy.errors import CheckpointError  # noqa: E402
 from slowfast_deploy.model.checkpoint import load_checkpoint  # noqa: E402
 
@@ -20,8 +19,14 @@ def _same(model, tiny_model):
 def test_mmaction2_0x_file_with_optimizer(tmp_path, tiny_model):
     path = tmp_path / "v0.pth"
     sd = tiny_model.state_dict()
-    torch.save({"meta": {"epoch": 256, "mmcv_version": "1.3"}, "state_dict": sd,
-                "optimizer": {"state": {}, "param_groups": [{"lr": 0.1}]}}, path)
+    torch.save(
+        {
+            "meta": {"epoch": 256, "mmcv_version": "1.3"},
+            "state_dict": sd,
+            "optimizer": {"state": {}, "param_groups": [{"lr": 0.1}]},
+        },
+        path,
+    )
     _same(load_checkpoint(path, tiny_spec()), tiny_model)
 
 
@@ -88,7 +93,9 @@ def test_not_a_checkpoint(tmp_path):
 def test_blocked_global_is_named(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"state_dict": {}, "meta": {"cls": ValueError("x")}}, path)
-    with pytest.raises(CheckpointError, match=r"outside the weights-only allow-list \(.*ValueError\)"):
+    with pytest.raises(
+        CheckpointError, match=r"outside the weights-only allow-list \(.*ValueError\)"
+    ):
         load_checkpoint(path)
 
 

@@ -39,8 +39,7 @@ def test_fp32_backends_match_golden_scores(golden, golden_onnx, backend):
         ref = np.load(golden / "reference" / f"{entry['video']}.npz")
         views = load_views(golden / "videos" / entry["video"]).views
         scores = score_views(model, views[None])[0]
-        np.testing.assert_allclose(scores, ref["scores"], atol=1e-4, rtol=0,
-                                   err_msg=entry["video"])
+        np.testing.assert_allclose(scores, ref["scores"], atol=1e-4, rtol=0, err_msg=entry["video"])
         assert int(scores.argmax()) == entry["top1"]
         assert set(np.argsort(scores)[-5:]) == set(entry["top5"])
 
@@ -71,26 +70,47 @@ def test_onnx_backends_work_without_torch(tiny_onnx, video_dir, tmp_path):
         print("TORCH_LOADED:", "torch" in sys.modules)
     """)
     (tmp_path / "x.pth").write_bytes(b"anything")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     predictions = [json.loads(line) for line in lines if line.startswith("{")]
     assert len(predictions) == 2
     assert all(p["status"] == "ok" for p in predictions)
-    np.testing.assert_allclose(predictions[0]["topk"][0]["score"],
-                               predictions[1]["topk"][0]["score"], atol=1e-4)
+    np.testing.assert_allclose(
+        predictions[0]["topk"][0]["score"], predictions[1]["topk"][0]["score"], atol=1e-4
+    )
     assert "TORCH_LOADED: False" in lines
-    assert any(line.startswith("PTH:") and "pip install 'slowfast-deploy[torch]'" in line
-               for line in lines)
+    assert any(
+        line.startswith("PTH:") and "pip install 'slowfast-deploy[torch]'" in line for line in lines
+    )
 
 
-def test_bench_prints_reference_lines_table_and_summary(tiny_onnx, tiny_checkpoint, tmp_path,
-                                                        capsys):
+def test_bench_prints_reference_lines_table_and_summary(
+    tiny_onnx, tiny_checkpoint, tmp_path, capsys
+):
     summary = tmp_path / "bench.json"
-    assert main(["bench", "--model", f"{tiny_onnx}@onnxruntime", "--compare",
-                 f"{tiny_onnx}@openvino:fp32", "--batchsize", "1,2", "--loop", "2",
-                 "--warmup", "1", "--summary", str(summary)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--model",
+                f"{tiny_onnx}@onnxruntime",
+                "--compare",
+                f"{tiny_onnx}@openvino:fp32",
+                "--batchsize",
+                "1,2",
+                "--loop",
+                "2",
+                "--warmup",
+                "1",
+                "--summary",
+                str(summary),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.count("[INFO] throughput 1000*batchsize.mean(1)/compute_time.mean(") == 2
     assert out.count("[INFO] throughput 1000*batchsize.mean(2)/compute_time.mean(") == 2
@@ -99,7 +119,11 @@ def test_bench_prints_reference_lines_table_and_summary(tiny_onnx, tiny_checkpoi
     assert table[0].split(" | ")[0].strip() == "model" and len(table) == 5
     rows = json.loads(summary.read_text())["rows"]
     assert [(r["backend"], r["batchsize"]) for r in rows] == [
-        ("onnxruntime", 1), ("openvino", 1), ("onnxruntime", 2), ("openvino", 2)]
+        ("onnxruntime", 1),
+        ("openvino", 1),
+        ("onnxruntime", 2),
+        ("openvino", 2),
+    ]
     for r in rows:
         assert r["throughput"] == pytest.approx(1000 * r["batchsize"] / r["latency"]["mean_ms"])
         assert r["speedup"] is None  # no PyTorch model in this run
@@ -115,9 +139,16 @@ def test_bench_speedup_is_relative_to_the_pytorch_model(tmp_path, capsys, monkey
         return lambda video: time.sleep(ms / 1000)
 
     rows = bench_alternating(
-        [("a.pth", "torch", "fp32", "", sleeper(20)), ("b.xml", "openvino", "fp32", "",
-                                                       sleeper(5))],
-        batchsizes=[1], make_input=lambda b: np.zeros(b), loop=5, warmup=1, baseline=0)
+        [
+            ("a.pth", "torch", "fp32", "", sleeper(20)),
+            ("b.xml", "openvino", "fp32", "", sleeper(5)),
+        ],
+        batchsizes=[1],
+        make_input=lambda b: np.zeros(b),
+        loop=5,
+        warmup=1,
+        baseline=0,
+    )
     assert rows[0].speedup == 1.0
     assert 2.5 < rows[1].speedup < 4.5
 
@@ -128,6 +159,8 @@ def test_unavailable_precision_says_what_is_available(tiny_onnx):
 
     with pytest.raises(BackendUnavailableError, match="onnxruntime' runs fp32 models only"):
         open_backend(tiny_onnx, precision="bf16")
-    with pytest.raises(BackendUnavailableError, match="provider CUDAExecutionProvider is not "
-                                                      "available \\(available: .*CPU"):
+    with pytest.raises(
+        BackendUnavailableError,
+        match=r"provider CUDAExecutionProvider is not available \(available: .*CPU",
+    ):
         open_backend(tiny_onnx, device="cuda")

@@ -26,15 +26,15 @@ def test_missing_file(tmp_path, decoder):
 def test_corrupt_file(tmp_path, decoder):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100)
-    with pytest.raises(VideoDecodeError, match=r"bad\.mp4"):
-        with open_video(bad, decoder=decoder) as reader:
-            reader.read(np.array([0]))
+    with pytest.raises(VideoDecodeError, match=r"bad\.mp4"), open_video(bad, decoder=decoder) as r:
+        r.read(np.array([0]))
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
 def test_index_out_of_range(synthetic_video, decoder):
-    with open_video(synthetic_video[0], decoder=decoder) as reader, pytest.raises(
-        VideoDecodeError, match="outside 0..69"
+    with (
+        open_video(synthetic_video[0], decoder=decoder) as reader,
+        pytest.raises(VideoDecodeError, match=r"outside 0\.\.69"),
     ):
         reader.read(np.array([70]))
 

@@ -15,6 +15,10 @@ from slowfast_deploy import __version__
 from slowfast_deploy.errors import SlowFastDeployError
 
 
+class UsageError(Exception):
+    """Arguments that argparse accepted but that do not fit together; exit code 2."""
+
+
 class ExitStatus(IntEnum):
     OK = 0
     ERROR = 1  # bad input, missing extra: one line on stderr, nothing after it was done
@@ -37,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="slowfast-deploy",
-        description="SlowFast R50 8x8 (Kinetics-400): the reference workflow on commodity hardware.",
+        description="SlowFast R50 8x8 (Kinetics-400): the reference workflow on any CPU or GPU.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log lines")
@@ -52,8 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.ERROR if args.quiet else (logging.DEBUG if args.verbose > 1 else
-                                              logging.INFO if args.verbose else logging.WARNING)
+    level = (
+        logging.ERROR
+        if args.quiet
+        else (
+            logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING
+        )
+    )
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
     try:
         return int(args.run(args))
@@ -62,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return ExitStatus.ERROR
+    except UsageError as err:
+        print(f"usage error: {err}", file=sys.stderr)
+        return ExitStatus.USAGE
     except KeyboardInterrupt:
         if args.traceback:
             raise

@@ -8,12 +8,23 @@ from typing import Any
 
 def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", required=required,
-                   help=".pth checkpoint (torch), .onnx (onnxruntime) or OpenVINO .xml")
-    g.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"), default=None,
-                   help="force a runtime (default: by the model file's suffix)")
-    g.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None,
-                   help="inference precision (default: the model's; fp32 for .pth/.onnx)")
+    g.add_argument(
+        "--model",
+        required=required,
+        help=".pth checkpoint (torch), .onnx (onnxruntime) or OpenVINO .xml",
+    )
+    g.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime", "openvino"),
+        default=None,
+        help="force a runtime (default: by the model file's suffix)",
+    )
+    g.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default=None,
+        help="inference precision (default: the model's; fp32 for .pth/.onnx)",
+    )
     g.add_argument("--device", default="cpu", help="cpu (default), cuda, tensorrt (onnxruntime)")
     g.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all)")
 
@@ -22,6 +33,10 @@ def open_model(args: argparse.Namespace, *, softmax: bool = True) -> Any:
     from slowfast_deploy.runtime import open_backend
 
     return open_backend(
-        args.model, backend=args.backend, precision=args.precision, device=args.device,
-        threads=args.threads, softmax=softmax,
+        args.model,
+        backend=args.backend,
+        precision=args.precision,
+        device=args.device,
+        threads=args.threads,
+        softmax=softmax,
     )

@@ -18,8 +18,13 @@ def add_parser(subparsers: Any) -> None:
         "call by call in turn, and speed-ups are relative to the first .pth (PyTorch fp32) model.",
     )
     p.add_argument("--model", required=True, help="PATH[@BACKEND[:PRECISION]]")
-    p.add_argument("--compare", nargs="+", default=[], metavar="MODEL",
-                   help="more models measured in the same run, alternating")
+    p.add_argument(
+        "--compare",
+        nargs="+",
+        default=[],
+        metavar="MODEL",
+        help="more models measured in the same run, alternating",
+    )
     p.add_argument("--batchsize", default="1", help="batch size or comma list, e.g. 1,4,8")
     p.add_argument("--loop", type=int, default=100, help="timed calls per model and batch size")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls first")
@@ -41,35 +46,58 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from slowfast_deploy.benchmark import bench_alternating, format_table, reference_lines
+    from slowfast_deploy.cli import UsageError
     from slowfast_deploy.formats import BIN_SHAPE
     from slowfast_deploy.runtime import open_backend, run_batched
 
     try:
         batchsizes = [int(b) for b in args.batchsize.split(",")]
     except ValueError:
-        raise SystemExit(f"error: --batchsize must be integers like 1,4,8, got {args.batchsize!r}")
+        raise UsageError(
+            f"--batchsize must be integers like 1,4,8, not {args.batchsize!r}"
+        ) from None
     if args.loop < 1 or any(b < 1 for b in batchsizes):
-        raise SystemExit("error: --loop and --batchsize must be >= 1")
+        raise UsageError("--loop and --batchsize must be >= 1")
     runners = []
     baseline = None
     for k, text in enumerate([args.model, *args.compare]):
         path, backend_name, precision = parse_model(text)
-        backend = open_backend(path, backend=backend_name, precision=precision,
-                               device=args.device, threads=args.threads)
+        backend = open_backend(
+            path,
+            backend=backend_name,
+            precision=precision,
+            device=args.device,
+            threads=args.threads,
+        )
         if baseline is None and backend.info.name == "torch":
             baseline = k
-        runners.append((text, backend.info.name, backend.info.precision, backend.info.provider,
-                        lambda v, b=backend: run_batched(b, v)))
+        runners.append(
+            (
+                text,
+                backend.info.name,
+                backend.info.precision,
+                backend.info.provider,
+                lambda v, b=backend: run_batched(b, v),
+            )
+        )
     rng = np.random.default_rng(args.seed)
 
     def make_input(batchsize: int) -> np.ndarray:
         return rng.standard_normal((batchsize, *BIN_SHAPE[1:]), dtype=np.float32)
 
-    rows = bench_alternating(runners, batchsizes=batchsizes, make_input=make_input,
-                             loop=args.loop, warmup=args.warmup, baseline=baseline)
+    rows = bench_alternating(
+        runners,
+        batchsizes=batchsizes,
+        make_input=make_input,
+        loop=args.loop,
+        warmup=args.warmup,
+        baseline=baseline,
+    )
     for row in rows:
-        print(f"[INFO] model {row.label} ({row.backend} {row.precision}, {row.provider}), "
-              f"batchsize {row.batchsize}, loop {args.loop}")
+        print(
+            f"[INFO] model {row.label} ({row.backend} {row.precision}, {row.provider}), "
+            f"batchsize {row.batchsize}, loop {args.loop}"
+        )
         sys.stdout.write(reference_lines(row.latency, row.batchsize))
     print()
     sys.stdout.write(format_table(rows))
@@ -77,7 +105,16 @@ def run(args: argparse.Namespace) -> int:
         print("(no .pth model in the run: add the checkpoint to --compare for speed-ups)")
     if args.summary:
         args.summary.parent.mkdir(parents=True, exist_ok=True)
-        args.summary.write_text(json.dumps({"loop": args.loop, "warmup": args.warmup,
-                                            "threads": args.threads,
-                                            "rows": [r.to_dict() for r in rows]}, indent=2) + "\n")
+        args.summary.write_text(
+            json.dumps(
+                {
+                    "loop": args.loop,
+                    "warmup": args.warmup,
+                    "threads": args.threads,
+                    "rows": [r.to_dict() for r in rows],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     return 0

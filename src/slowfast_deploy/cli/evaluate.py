@@ -38,11 +38,16 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     offline = args.result_dir is not None or args.label_file is not None
     streaming = any(x is not None for x in (args.video_dir, args.ann_file, args.model))
-    if offline == streaming or (offline and not (args.result_dir and args.label_file)) or (
-        streaming and not (args.video_dir and args.ann_file and args.model)
+    if (
+        offline == streaming
+        or (offline and not (args.result_dir and args.label_file))
+        or (streaming and not (args.video_dir and args.ann_file and args.model))
     ):
-        raise SystemExit("error: give either --result-dir and --label-file, or --video-dir, "
-                         "--ann-file and --model")
+        from slowfast_deploy.cli import UsageError
+
+        raise UsageError(
+            "give either --result-dir and --label-file, or --video-dir, --ann-file and --model"
+        )
     return run_offline(args) if offline else run_streaming(args)
 
 
@@ -80,12 +85,20 @@ def run_streaming(args: argparse.Namespace) -> int:
     done = results.done_keys() if results else set()
     todo = [j for j in jobs if j.key not in done]
     if done:
-        print(f"resuming: {len(jobs) - len(todo)} of {len(jobs)} videos already in "
-              f"{args.output}", file=sys.stderr)
+        print(
+            f"resuming: {len(jobs) - len(todo)} of {len(jobs)} videos already in {args.output}",
+            file=sys.stderr,
+        )
     backend = open_model(args)
     views = VIEWS[args.views]
-    stream = predict_videos(todo, backend, views, batchsize=args.batchsize,
-                            num_workers=args.num_workers, decoder=args.decoder)
+    stream = predict_videos(
+        todo,
+        backend,
+        views,
+        batchsize=args.batchsize,
+        num_workers=args.num_workers,
+        decoder=args.decoder,
+    )
     failures = 0
     model_ms = 0.0
     t0 = time.perf_counter()
@@ -111,14 +124,22 @@ def run_streaming(args: argparse.Namespace) -> int:
     ok = [records[j.key] for j in jobs if records.get(j.key, {}).get("status") == "ok"]
     failed = [records[j.key] for j in jobs if records.get(j.key, {}).get("status") != "ok"]
     summary: dict[str, Any] = {
-        "num_videos": len(jobs), "num_ok": len(ok), "num_failed": len(failed),
+        "num_videos": len(jobs),
+        "num_ok": len(ok),
+        "num_failed": len(failed),
         "failed": [{"video": r["video"], "error": r.get("error")} for r in failed],
-        "views": args.views, "backend": backend.info.name, "precision": backend.info.precision,
-        "this_run": {"videos": len(todo), "wall_s": round(wall_s, 3),
-                     "videos_per_s": round(len(todo) / wall_s, 4) if wall_s else None,
-                     "model_s": round(model_ms / 1e3, 3),
-                     "model_only_videos_per_s":
-                         round((len(todo) - failures) / (model_ms / 1e3), 4) if model_ms else None},
+        "views": args.views,
+        "backend": backend.info.name,
+        "precision": backend.info.precision,
+        "this_run": {
+            "videos": len(todo),
+            "wall_s": round(wall_s, 3),
+            "videos_per_s": round(len(todo) / wall_s, 4) if wall_s else None,
+            "model_s": round(model_ms / 1e3, 3),
+            "model_only_videos_per_s": round((len(todo) - failures) / (model_ms / 1e3), 4)
+            if model_ms
+            else None,
+        },
     }
     if ok:
         acc = accuracy(np.array([r["scores"] for r in ok]), np.array([r["label"] for r in ok]))
@@ -135,7 +156,10 @@ def run_streaming(args: argparse.Namespace) -> int:
         for r in failed:
             print(f"failed\t{r['video']}\t{r.get('error')}")
         run_info = summary["this_run"]
-        print(f"[INFO] this run: {run_info['videos']} videos in {run_info['wall_s']} s = "
-              f"{run_info['videos_per_s']} videos/s end-to-end; model-only "
-              f"{run_info['model_only_videos_per_s']} videos/s", file=sys.stderr)
+        print(
+            f"[INFO] this run: {run_info['videos']} videos in {run_info['wall_s']} s = "
+            f"{run_info['videos_per_s']} videos/s end-to-end; model-only "
+            f"{run_info['model_only_videos_per_s']} videos/s",
+            file=sys.stderr,
+        )
     return ExitStatus.SOME_FAILED if failed else ExitStatus.OK

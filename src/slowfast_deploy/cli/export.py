@@ -20,8 +20,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--softmax", action="store_true", help="append softmax (the guide's export)")
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--simplify", action="store_true", help="simplify the graph with onnxslim")
-    p.add_argument("--dynamic-hw", action="store_true",
-                   help="also make H and W dynamic (needed for --views 30's 256x256 crops)")
+    p.add_argument(
+        "--dynamic-hw",
+        action="store_true",
+        help="also make H and W dynamic (needed for --views 30's 256x256 crops)",
+    )
     p.add_argument("--config", help="accepted for compatibility with the reference; ignored")
     p.set_defaults(run=run)
 
@@ -29,9 +32,18 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from slowfast_deploy.export.onnx import export_onnx
 
-    result = export_onnx(args.checkpoint, args.output_file, softmax=args.softmax,
-                         opset=args.opset, simplify=args.simplify, dynamic_hw=args.dynamic_hw)
-    print(f"exported {result.path} (opset {args.opset}"
-          + (f", simplified with {result.simplified_with}" if result.simplified_with else "")
-          + f"); validated against PyTorch: {result.parity.describe()}", file=sys.stderr)
+    result = export_onnx(
+        args.checkpoint,
+        args.output_file,
+        softmax=args.softmax,
+        opset=args.opset,
+        simplify=args.simplify,
+        dynamic_hw=args.dynamic_hw,
+    )
+    print(
+        f"exported {result.path} (opset {args.opset}"
+        + (f", simplified with {result.simplified_with}" if result.simplified_with else "")
+        + f"); validated against PyTorch: {result.parity.describe()}",
+        file=sys.stderr,
+    )
     return 0

@@ -21,12 +21,17 @@ def add_parser(subparsers: Any) -> None:
     add_model_args(p)
     p.add_argument("--input", type=Path, required=True, help="directory of .bin files")
     p.add_argument("--output", type=Path, required=True, help="parent directory of the results")
-    p.add_argument("--output-dirname", "--output_dirname", default="result",
-                   help="sub-directory of --output for the result files")
+    p.add_argument(
+        "--output-dirname",
+        "--output_dirname",
+        default="result",
+        help="sub-directory of --output for the result files",
+    )
     p.add_argument("--outfmt", choices=("TXT", "NPY", "BIN"), default="BIN")
     p.add_argument("--batchsize", type=int, default=1, help=".bin files per model call")
-    p.add_argument("--logits", action="store_true",
-                   help=".pth models: write logits instead of softmax scores")
+    p.add_argument(
+        "--logits", action="store_true", help=".pth models: write logits instead of softmax scores"
+    )
     p.set_defaults(run=run)
 
 
@@ -39,8 +44,9 @@ def run(args: argparse.Namespace) -> int:
     bins = list_bins(args.input)
     backend = open_model(args, softmax=not args.logits)
     out_dir = args.output / args.output_dirname
-    batches = infer_bins(backend, bins, out_dir=out_dir, outfmt=args.outfmt,
-                         batchsize=args.batchsize)
+    batches = infer_bins(
+        backend, bins, out_dir=out_dir, outfmt=args.outfmt, batchsize=args.batchsize
+    )
     times = []
     total = -(-len(bins) // args.batchsize)
     bar = progress(batches, total=total, desc="infer", quiet=args.quiet, unit="batch")

@@ -16,11 +16,18 @@ def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("predict", help="top-k classes of one or more videos")
     p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
     add_model_args(p)
-    p.add_argument("--label-map", type=Path,
-                   help="class names, one per line (Kinetics-400: the sorted class names)")
+    p.add_argument(
+        "--label-map",
+        type=Path,
+        help="class names, one per line (Kinetics-400: the sorted class names)",
+    )
     p.add_argument("--topk", type=int, default=5)
-    p.add_argument("--format", choices=("table", "json", "jsonl"), default=None,
-                   help="default: table on a terminal, jsonl otherwise")
+    p.add_argument(
+        "--format",
+        choices=("table", "json", "jsonl"),
+        default=None,
+        help="default: table on a terminal, jsonl otherwise",
+    )
     add_stream_args(p)
     p.set_defaults(run=run)
 
@@ -34,15 +41,21 @@ def run(args: argparse.Namespace) -> int:
     from slowfast_deploy.streaming import job_from_path, predict_videos
 
     if args.topk < 1:
-        raise SystemExit("error: --topk must be >= 1")
+        from slowfast_deploy.cli import UsageError
+
+        raise UsageError("--topk must be >= 1")
     labels = load_labels(args.label_map) if args.label_map else None
     backend = open_model(args)
     fmt = args.format or ("table" if sys.stdout.isatty() else "jsonl")
     records = []
-    for result in predict_videos([job_from_path(v) for v in args.videos], backend,
-                                 VIEWS[args.views], batchsize=args.batchsize,
-                                 num_workers=min(args.num_workers, len(args.videos)),
-                                 decoder=args.decoder):
+    for result in predict_videos(
+        [job_from_path(v) for v in args.videos],
+        backend,
+        VIEWS[args.views],
+        batchsize=args.batchsize,
+        num_workers=min(args.num_workers, len(args.videos)),
+        decoder=args.decoder,
+    ):
         record = result_record(result, index=None, labels=labels, topk=args.topk)
         record.pop("key"), record.pop("index"), record.pop("label")
         if fmt != "json":

@@ -19,11 +19,21 @@ def add_parser(subparsers: Any) -> None:
         "SAVE_DIR/failed.txt and on stderr, and make the exit code 3. Rerunning resumes.",
     )
     p.add_argument("--video-dir", "--video_dir", type=Path, required=True)
-    p.add_argument("--ann-file", "--ann_file", type=Path, required=True,
-                   help="lines 'relative/path.mp4 <label>'")
+    p.add_argument(
+        "--ann-file",
+        "--ann_file",
+        type=Path,
+        required=True,
+        help="lines 'relative/path.mp4 <label>'",
+    )
     p.add_argument("--save-dir", "--save_dir", type=Path, required=True)
-    p.add_argument("--num-workers", "--num_workers", type=int, default=None,
-                   help="decoding processes (default: min(4, CPUs))")
+    p.add_argument(
+        "--num-workers",
+        "--num_workers",
+        type=int,
+        default=None,
+        help="decoding processes (default: min(4, CPUs))",
+    )
     p.add_argument("--decoder", choices=DECODERS, default="decord")
     p.add_argument("--config", help="accepted for compatibility with the reference; ignored")
     p.set_defaults(run=run)
@@ -39,7 +49,10 @@ def run(args: argparse.Namespace) -> int:
     workers = args.num_workers or default_workers()
     outcomes = []
     stream = preprocess_dataset(
-        items, video_dir=args.video_dir, save_dir=args.save_dir, num_workers=workers,
+        items,
+        video_dir=args.video_dir,
+        save_dir=args.save_dir,
+        num_workers=workers,
         decoder=args.decoder,
     )
     failures = 0
@@ -55,7 +68,10 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     write_info(args.save_dir, outcomes)
     done = len(outcomes) - failures
-    print(f"wrote {done} .bin files to {args.save_dir / 'bin'} and {args.save_dir / 'kinetics400.info'}"
-          + (f"; {failures} failed, listed in {args.save_dir / 'failed.txt'}" if failures else ""),
-          file=sys.stderr)
+    print(
+        f"wrote {done} .bin files to {args.save_dir / 'bin'} and "
+        f"{args.save_dir / 'kinetics400.info'}"
+        + (f"; {failures} failed, listed in {args.save_dir / 'failed.txt'}" if failures else ""),
+        file=sys.stderr,
+    )
     return ExitStatus.SOME_FAILED if failures else ExitStatus.OK

@@ -13,11 +13,21 @@ def add_parser(subparsers: Any) -> None:
         "report",
         help="HTML/Markdown report: accuracy, per-class accuracy, confusions, plots",
     )
-    p.add_argument("results", nargs="+", type=Path, metavar="RESULTS",
-                   help="JSON Lines files from `evaluate --output`")
+    p.add_argument(
+        "results",
+        nargs="+",
+        type=Path,
+        metavar="RESULTS",
+        help="JSON Lines files from `evaluate --output`",
+    )
     p.add_argument("--out", type=Path, default=Path("report.html"), help="report.html or .md")
-    p.add_argument("--bench", nargs="*", type=Path, default=[],
-                   help="bench summaries (`bench --summary`) for a throughput plot")
+    p.add_argument(
+        "--bench",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="bench summaries (`bench --summary`) for a throughput plot",
+    )
     p.add_argument("--label-map", type=Path, help="class names, one per line")
     p.set_defaults(run=run)
 

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from slowfast_deploy._optional import require
 from slowfast_deploy.errors import BackendUnavailableError, ModelFormatError
-from slowfast_deploy.export.validate import ParityReport, compare_outputs
+from slowfast_deploy.export.validate import OutputCheck, ParityReport, compare_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +166,8 @@ def check_compiled(
     """Compare ``compiled`` with ``source`` under ONNX Runtime fp32 on real input.
 
     fp32 must agree within the fp32 tolerance (else ``ParityError``); reduced precision is
-    reported (max |diff|, top-1 agreement) since it cannot meet fp32 tolerances by design.
+    only reported (max |diff|, top-1 agreement): it cannot meet fp32 tolerances by design, and
+    the sample clip's top-1 may flip under int8 when its top-2 scores are close.
     """
     from slowfast_deploy.export.onnx import sample_input
     from slowfast_deploy.runtime import open_backend
@@ -178,8 +179,14 @@ def check_compiled(
     candidate = open_backend(compiled, threads=threads)
     got = run_batched(candidate, video)
     agree = bool((expected.argmax(-1) == got.argmax(-1)).all())
-    atol = PARITY_ATOL.get((candidate.info.name, precision), float("inf"))
-    report = compare_outputs({"class": expected}, {"class": got}, atol=atol, source=str(compiled))
+    atol = PARITY_ATOL.get((candidate.info.name, precision), None)
+    if atol is None:  # reduced precision: report only, a flipped near-tie top-1 included
+        diff = float(np.abs(expected - got).max())
+        report = ParityReport([OutputCheck("class", expected.shape, got.shape, diff,
+                                           float("inf"), agree)])
+    else:
+        report = compare_outputs({"class": expected}, {"class": got}, atol=atol,
+                                 source=str(compiled))
     logger.info("compiled %s: max |diff| %.3g vs source, top-1 %s", compiled,
                 report.max_abs_diff, "agrees" if agree else "differs")
     return report, agree

@@ -49,7 +49,8 @@ class ParityReport:
         for c in self.checks:
             parts.append(
                 f"{c.name}: shape {c.got_shape} (expected {c.expected_shape}), max |diff| "
-                f"{c.max_abs_diff:.3g} (atol {c.atol:g}), top-1 {'same' if c.same_top1 else 'DIFFERS'}"
+                f"{c.max_abs_diff:.3g} (atol {c.atol:g}), "
+                f"top-1 {'same' if c.same_top1 else 'DIFFERS'}"
             )
         return "; ".join(parts)
 

@@ -88,7 +88,9 @@ def extract_state_dict(obj: Any, *, source: str) -> dict[str, torch.Tensor]:
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f"{source}: holds no state dict of tensors (got {type(obj).__name__})")
+        raise CheckpointError(
+            f"{source}: holds no state dict of tensors (got {type(obj).__name__})"
+        )
     return dict(obj)
 
 
@@ -123,9 +125,7 @@ def check_state_dict(
         )
 
 
-def load_checkpoint(
-    path: str | os.PathLike[str], spec: ModelSpec = SLOWFAST_R50_8X8
-) -> SlowFast:
+def load_checkpoint(path: str | os.PathLike[str], spec: ModelSpec = SLOWFAST_R50_8X8) -> SlowFast:
     """Build ``SlowFast(spec)`` and load ``path`` into it strictly; eval mode."""
     state_dict = convert_mmaction_state_dict(read_checkpoint(path))
     model = slowfast_r50(spec)

@@ -71,7 +71,9 @@ def open_backend(
     if name == "onnxruntime":
         from slowfast_deploy.runtime.ort_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(path, device=device, precision=precision or "fp32", threads=threads)
+        return OnnxRuntimeBackend(
+            path, device=device, precision=precision or "fp32", threads=threads
+        )
     from slowfast_deploy.runtime.openvino_backend import OpenVinoBackend
 
     return OpenVinoBackend(path, device=device, precision=precision, threads=threads)

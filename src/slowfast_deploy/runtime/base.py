@@ -74,8 +74,9 @@ def check_input_shape(
         d is None or d == v for d, v in zip(declared[1:], video_shape[1:], strict=True)
     )
     if not ok:
-        shown = "x".join(("N" if i == 0 else "?") if d is None else str(d)
-                         for i, d in enumerate(declared))
+        shown = "x".join(
+            ("N" if i == 0 else "?") if d is None else str(d) for i, d in enumerate(declared)
+        )
         raise ModelFormatError(
             f"{model_path}: model input is {shown} but the data is "
             f"{'x'.join(map(str, video_shape))}; use inputs preprocessed for this model "

@@ -50,7 +50,9 @@ def crop_offsets(width: int, height: int, crop_size: int, num_crops: int) -> lis
     if crop_size == width:
         step = (height - crop_size) // 2
         return [(0, 0), (0, 2 * step), (0, step)]
-    raise ValueError(f"ThreeCrop({crop_size}) needs a side equal to the crop; frame {width}x{height}")
+    raise ValueError(
+        f"ThreeCrop({crop_size}) needs a side equal to the crop; frame {width}x{height}"
+    )
 
 
 def crop_views(frames_thwc: NDArray[np.uint8], spec: PreprocessSpec) -> NDArray[np.uint8]:
@@ -74,7 +76,9 @@ def normalize_to_ncthw(crops_vthwc: NDArray[np.uint8], spec: PreprocessSpec) -> 
     return np.ascontiguousarray(normalized.transpose(0, 4, 1, 2, 3))
 
 
-def preprocess_clips(frames_thwc: NDArray[np.uint8], num_clips: int, spec: PreprocessSpec) -> NDArray[np.float32]:
+def preprocess_clips(
+    frames_thwc: NDArray[np.uint8], num_clips: int, spec: PreprocessSpec
+) -> NDArray[np.float32]:
     """Decoded frames of all clips (clip-major) -> model views ``[V, 3, T, H, W]`` float32.
 
     Views are ordered crop-major, clip-minor, as mmaction2 ``FormatShape('NCTHW')`` orders them.

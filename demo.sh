@@ -30,7 +30,20 @@ torch.manual_seed(0); torch.save({'state_dict': slowfast_r50().state_dict()}, '$
   fi
 fi
 set -x
+# 1. preprocess -> .bin files (the guide's step 1)
 slowfast-deploy preprocess --video-dir "$VIDEO_DIR" --ann-file "$ANN" --save-dir "$WORK/prep_dataset"
-slowfast-deploy infer --model "$CKPT" --input "$WORK/prep_dataset/bin" --output "$WORK" \
+# 2-3. export with softmax, simplified (steps 2-3); 4. compile for OpenVINO (the guide's ATC)
+[ -f "$WORK/slowfast.onnx" ] || slowfast-deploy export --checkpoint "$CKPT" \
+  --output-file "$WORK/slowfast.onnx" --softmax --simplify
+slowfast-deploy compile "$WORK/slowfast.onnx" --backend openvino --precision fp32 --output "$WORK/slowfast_ov"
+# 5. inference over the .bin files; 7. accuracy
+slowfast-deploy infer --model "$WORK/slowfast_ov.xml" --input "$WORK/prep_dataset/bin" --output "$WORK" \
   --output-dirname result_bs1 --outfmt TXT --batchsize 1
 slowfast-deploy evaluate --result-dir "$WORK/result_bs1" --label-file "$WORK/prep_dataset/kinetics400.info"
+# 6. model-only throughput, every backend in one alternating run, speed-ups over PyTorch fp32
+slowfast-deploy bench --model "$CKPT" --compare "$WORK/slowfast.onnx@onnxruntime" \
+  "$WORK/slowfast_ov.xml" --batchsize 1 --loop "${LOOP:-3}" --warmup 1 --summary "$WORK/bench.json"
+# beyond the guide: videos -> accuracy without .bin files (resumable), then a report
+slowfast-deploy evaluate --video-dir "$VIDEO_DIR" --ann-file "$ANN" --model "$WORK/slowfast_ov.xml" \
+  --output "$WORK/results.jsonl" --num-workers 1 || [ $? -eq 3 ]
+slowfast-deploy report "$WORK/results.jsonl" --bench "$WORK/bench.json" --out "$WORK/report.html"

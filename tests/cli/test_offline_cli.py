@@ -258,3 +258,17 @@ def test_evaluate_missing_result_is_an_error(tmp_path, capsys):
 def test_inconsistent_arguments_are_usage_errors(argv, capsys):
     assert main(argv) == ExitStatus.USAGE
     assert capsys.readouterr().err.startswith("usage error: ")
+
+
+def test_infer_resume_only_runs_missing_results(prepared, checkpoint, tmp_path, capsys):
+    args = ["-q", "infer", "--model", str(checkpoint), "--input", str(prepared / "bin"),
+            "--output", str(tmp_path), "--output-dirname", "res", "--outfmt", "TXT"]
+    assert main(args) == 0
+    res = tmp_path / "res"
+    kept = (res / "0_0.txt").stat().st_mtime_ns
+    (res / "2_0.txt").unlink()
+    assert main([*args, "--resume"]) == 0
+    assert (res / "0_0.txt").stat().st_mtime_ns == kept
+    assert (res / "2_0.txt").is_file()
+    assert json.loads((tmp_path / "res_summary.json").read_text())["num_inputs"] == 1
+    assert "resuming: 2 results already in" in capsys.readouterr().err

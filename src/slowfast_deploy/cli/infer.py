@@ -30,6 +30,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--outfmt", choices=("TXT", "NPY", "BIN"), default="BIN")
     p.add_argument("--batchsize", type=int, default=1, help=".bin files per model call")
     p.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip inputs whose result file already exists (after an interruption)",
+    )
+    p.add_argument(
         "--logits", action="store_true", help=".pth models: write logits instead of softmax scores"
     )
     p.set_defaults(run=run)
@@ -42,8 +47,14 @@ def run(args: argparse.Namespace) -> int:
     from slowfast_deploy.offline import infer_bins, list_bins
 
     bins = list_bins(args.input)
-    backend = open_model(args, softmax=not args.logits)
     out_dir = args.output / args.output_dirname
+    if args.resume:
+        done = {p for p in bins if (out_dir / f"{p.stem}_0.{args.outfmt.lower()}").is_file()}
+        bins = [p for p in bins if p not in done]
+        print(f"resuming: {len(done)} results already in {out_dir}", file=sys.stderr)
+        if not bins:
+            return 0
+    backend = open_model(args, softmax=not args.logits)
     batches = infer_bins(
         backend, bins, out_dir=out_dir, outfmt=args.outfmt, batchsize=args.batchsize
     )

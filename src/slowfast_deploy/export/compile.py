@@ -115,7 +115,8 @@ def _compile_openvino(
 
     if precision not in OV_PRECISION:
         raise BackendUnavailableError(
-            f"OpenVINO precision {precision!r} is not supported; choose from {', '.join(OV_PRECISION)}"
+            f"OpenVINO precision {precision!r} is not supported; choose from "
+            f"{', '.join(OV_PRECISION)}"
         )
     capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     needed = OV_CAPABILITY.get(precision)

@@ -8,6 +8,7 @@ videos are decoded ahead, so memory stays bounded whatever the list length.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -25,6 +26,9 @@ from slowfast_deploy.specs import ViewSpec
 from slowfast_deploy.video.decode import Decoder, open_video
 from slowfast_deploy.video.preprocess import crop_views, normalize_to_ncthw
 from slowfast_deploy.video.sampling import sample_clip_indices
+
+
+DECODER_NICE = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +94,11 @@ def decode_stream(
         for job in jobs:
             yield decode_job(job, views, decoder)
         return
-    with ProcessPoolExecutor(num_workers, mp_context=get_context("spawn")) as pool:
+    # Decoders run slightly below the model's priority: preempting one of the model's threads
+    # stalls all of them at the next barrier (measured: +3-7% end-to-end on 2 cores).
+    with ProcessPoolExecutor(
+        num_workers, mp_context=get_context("spawn"), initializer=os.nice, initargs=(DECODER_NICE,)
+    ) as pool:
         pending: deque[Future[DecodedVideo]] = deque()
         for job in jobs:
             pending.append(pool.submit(decode_job, job, views, decoder))

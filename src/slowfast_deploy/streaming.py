@@ -27,7 +27,6 @@ from slowfast_deploy.video.decode import Decoder, open_video
 from slowfast_deploy.video.preprocess import crop_views, normalize_to_ncthw
 from slowfast_deploy.video.sampling import sample_clip_indices
 
-
 DECODER_NICE = 5
 
 

@@ -27,10 +27,23 @@ def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None
     )
     g.add_argument("--device", default="cpu", help="cpu (default), cuda, tensorrt (onnxruntime)")
     g.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all)")
+    add_spec_arg(g)
+
+
+def add_spec_arg(p: Any) -> None:
+    from slowfast_deploy.specs import MODEL_SPECS
+
+    p.add_argument(
+        "--spec",
+        choices=sorted(MODEL_SPECS),
+        default="slowfast_r50_8x8x1",
+        help="architecture of a .pth checkpoint (default: slowfast_r50_8x8x1)",
+    )
 
 
 def open_model(args: argparse.Namespace, *, softmax: bool = True) -> Any:
     from slowfast_deploy.runtime import open_backend
+    from slowfast_deploy.specs import MODEL_SPECS
 
     return open_backend(
         args.model,
@@ -39,4 +52,5 @@ def open_model(args: argparse.Namespace, *, softmax: bool = True) -> Any:
         device=args.device,
         threads=args.threads,
         softmax=softmax,
+        spec=MODEL_SPECS[args.spec],
     )

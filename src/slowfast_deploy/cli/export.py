@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from slowfast_deploy.cli._model_args import add_spec_arg
+
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -25,12 +27,14 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="also make H and W dynamic (needed for --views 30's 256x256 crops)",
     )
+    add_spec_arg(p)
     p.add_argument("--config", help="accepted for compatibility with the reference; ignored")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from slowfast_deploy.export.onnx import export_onnx
+    from slowfast_deploy.specs import MODEL_SPECS
 
     result = export_onnx(
         args.checkpoint,
@@ -39,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         opset=args.opset,
         simplify=args.simplify,
         dynamic_hw=args.dynamic_hw,
+        spec=MODEL_SPECS[args.spec],
     )
     print(
         f"exported {result.path} (opset {args.opset}"

@@ -121,7 +121,7 @@ def check_state_dict(
             f"{source}: does not fit SlowFast '{getattr(model, 'spec', None) and model.spec.name}'"
             f" ({len(expected)} keys expected, {len(state_dict)} found); "
             + "; ".join(problems)
-            + ". Use an mmaction2 SlowFast R50 checkpoint or pass the matching --spec."
+            + ". Use an mmaction2 SlowFast R50 checkpoint, or --spec for another variant."
         )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from slowfast_deploy.errors import ModelFormatError
 from slowfast_deploy.runtime.base import Backend, BackendInfo, run_batched
+from slowfast_deploy.specs import SLOWFAST_R50_8X8, ModelSpec
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 _BY_SUFFIX = {".pth": "torch", ".pt": "torch", ".onnx": "onnxruntime", ".xml": "openvino"}
@@ -50,10 +51,12 @@ def open_backend(
     device: str = "cpu",
     threads: int | None = None,
     softmax: bool = True,
+    spec: ModelSpec = SLOWFAST_R50_8X8,
 ) -> Backend:
     """Open ``model_path`` with one explicit branch per runtime (imported lazily).
 
-    ``softmax`` applies to ``.pth`` checkpoints only; exported models carry their own output.
+    ``softmax`` and ``spec`` apply to ``.pth`` checkpoints only; exported models carry their
+    own output kind and architecture.
     """
     path = str(model_path)
     if not Path(path).is_file():
@@ -67,7 +70,7 @@ def open_backend(
             )
         from slowfast_deploy.runtime.torch_backend import TorchBackend
 
-        return TorchBackend(path, softmax=softmax, threads=threads)
+        return TorchBackend(path, spec=spec, softmax=softmax, threads=threads)
     if name == "onnxruntime":
         from slowfast_deploy.runtime.ort_backend import OnnxRuntimeBackend
 

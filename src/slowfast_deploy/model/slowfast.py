@@ -237,6 +237,9 @@ class ReferenceContract(nn.Module):
         super().__init__()
         self.model = model
         self.softmax = softmax
+        # Take the wrapped model's mode: exporters restore the wrapper's mode recursively
+        # afterwards, which would otherwise switch an eval-mode model to training (BN!).
+        self.train(model.training)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         logits = self.model(video.flatten(0, 1))

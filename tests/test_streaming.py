@@ -17,12 +17,9 @@ from slowfast_deploy.cli import ExitStatus, main
 
 
 def records(path):
-    out = []
-    for line in path.read_text().splitlines():
-        r = json.loads(line)
-        r.pop("timing_ms", None)
-        out.append(r)
-    return out
+    from slowfast_deploy.results import read_records
+
+    return [{k: v for k, v in r.items() if k != "timing_ms"} for r in read_records(path)]
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +94,7 @@ def test_streaming_equals_bin_route(video_dir, tiny_onnx, tmp_path):
         == 0
     )
     got = records(out)
-    assert [r["key"] for r in got] == ["a/land.mp4", "a/port.mp4", "short.mp4"]
+    assert [r["key"] for r in got] == ["0:a/land.mp4", "1:a/port.mp4", "2:short.mp4"]
     for i, r in enumerate(got):
         expected = np.load(tmp_path / "res" / f"{i}_0.npy")[0]
         np.testing.assert_allclose(r["scores"], expected, atol=1e-6)
@@ -145,19 +142,26 @@ def test_failures_are_listed_counted_and_do_not_stop(video_dir, tiny_onnx, tmp_p
     ]
     assert "no such video file" in summary["failed"][1]["error"]
     got = {r["key"]: r for r in records(out)}
-    assert got["good.mp4"]["status"] == "ok"
-    assert got["corrupt.mp4"]["status"] == "failed" and "corrupt.mp4" in got["corrupt.mp4"]["error"]
-    assert summary["top1_acc"] in (0.0, 1.0)  # computed over the one decodable video
+    assert got["1:good.mp4"]["status"] == "ok"
+    assert got["0:corrupt.mp4"]["status"] == "failed"
+    assert "corrupt.mp4" in got["0:corrupt.mp4"]["error"]
+    expected_top1 = float(got["1:good.mp4"]["topk"][0]["class"] == 7)
+    assert summary["top1_acc"] == expected_top1  # over the one decodable video only
 
 
-def test_resume_cuts_half_written_line_and_matches_full_run(many_videos, tiny_onnx, tmp_path):
+def test_resume_cuts_half_written_line_and_matches_full_run(
+    many_videos, tiny_onnx, tmp_path, capsys
+):
     full = tmp_path / "full.jsonl"
     assert main(evaluate_args(many_videos, tiny_onnx, full)) == 0
     partial = tmp_path / "partial.jsonl"
     lines = full.read_text().splitlines(keepends=True)
-    partial.write_text("".join(lines[:5]) + lines[5][: len(lines[5]) // 2])  # killed mid-line
-    assert main(evaluate_args(many_videos, tiny_onnx, partial)) == 0
+    partial.write_text("".join(lines[:6]) + lines[6][: len(lines[6]) // 2])  # killed mid-line
+    capsys.readouterr()
+    assert main(evaluate_args(many_videos, tiny_onnx, partial, "--format", "json")) == 0
     assert records(partial) == records(full)
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["this_run"]["videos"] == 7  # 5 complete lines reused, 7 videos computed
 
 
 def test_kill_9_then_rerun_gives_the_uninterrupted_results(many_videos, tiny_onnx, tmp_path):
@@ -277,3 +281,84 @@ def test_predict_30_views_averages_softmax_of_each_view(video_dir, tiny_onnx, ca
     views = preprocess_clips(frames, 10, THIRTY_VIEW.preprocess)  # [30, 3, 32, 256, 256]
     probs = open_backend(tiny_onnx).run(views[:, None])
     np.testing.assert_allclose(record["scores"], probs.mean(0), atol=1e-6)
+
+
+def test_a_video_listed_twice_counts_twice_with_its_own_label(
+    video_dir, tiny_onnx, tmp_path, capsys
+):
+    (tmp_path / "list.txt").write_text("short.mp4 9\nshort.mp4 2\n")
+    out = tmp_path / "r.jsonl"
+    args = [
+        "evaluate",
+        "--video-dir",
+        str(video_dir),
+        "--ann-file",
+        str(tmp_path / "list.txt"),
+        "--model",
+        str(tiny_onnx),
+        "--output",
+        str(out),
+        "--format",
+        "json",
+    ]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    got = records(out)
+    assert [(r["key"], r["label"]) for r in got] == [("0:short.mp4", 9), ("1:short.mp4", 2)]
+    top1 = got[0]["topk"][0]["class"]
+    assert summary["top1_acc"] == ((top1 == 9) + (top1 == 2)) / 2
+
+
+def test_resume_refuses_results_of_another_run_or_a_foreign_file(
+    video_dir, tiny_onnx, tmp_path, capsys
+):
+    out = tmp_path / "r.jsonl"
+    base = [
+        "evaluate",
+        "--video-dir",
+        str(video_dir),
+        "--ann-file",
+        str(video_dir / "list.txt"),
+        "--model",
+        str(tiny_onnx),
+        "--output",
+        str(out),
+    ]
+    assert main(base) == 0
+    before = out.read_bytes()
+    assert main([*base, "--views", "30"]) == ExitStatus.ERROR
+    assert "holds results of another run" in capsys.readouterr().err
+    assert out.read_bytes() == before  # untouched
+    foreign = tmp_path / "notes.jsonl"
+    foreign.write_text('{"a": 1}\n{"b": 2}\n')
+    assert main([*base[:-1], str(foreign)]) == ExitStatus.ERROR
+    assert "notes.jsonl:1: not a slowfast-deploy result line" in capsys.readouterr().err
+    assert foreign.read_text() == '{"a": 1}\n{"b": 2}\n'
+
+
+def test_changed_labels_are_taken_from_the_current_list(video_dir, tiny_onnx, tmp_path, capsys):
+    ann = tmp_path / "list.txt"
+    ann.write_text("short.mp4 1\n")
+    out = tmp_path / "r.jsonl"
+    args = [
+        "evaluate",
+        "--video-dir",
+        str(video_dir),
+        "--ann-file",
+        str(ann),
+        "--model",
+        str(tiny_onnx),
+        "--output",
+        str(out),
+        "--format",
+        "json",
+    ]
+    assert main(args) == 0
+    top1 = records(out)[0]["topk"][0]["class"]
+    capsys.readouterr()
+    ann.write_text(f"short.mp4 {top1}\n")
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["this_run"]["videos"] == 0  # scores reused
+    assert summary["top1_acc"] == 1.0
+    assert records(out)[0]["label"] == top1

@@ -11,6 +11,7 @@ Writers go through ``write_atomic`` so an interrupted run never leaves a half-wr
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterable
@@ -157,3 +158,11 @@ def read_result(path: Path, *, num_classes: int | None = None) -> NDArray[np.flo
             "rerun `slowfast-deploy infer` for it"
         )
     return values
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

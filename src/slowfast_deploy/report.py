@@ -19,6 +19,7 @@ import numpy as np
 from slowfast_deploy._optional import require
 from slowfast_deploy.errors import DataFormatError
 from slowfast_deploy.metrics import Accuracy, accuracy, confusion_matrix
+from slowfast_deploy.results import read_records
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,18 +29,6 @@ class ResultsSummary:
     num_failed: int
     labels: np.ndarray  # [N] true classes of the ok videos
     predicted: np.ndarray  # [N] top-1 classes
-
-
-def read_records(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        raise DataFormatError(f"{path}: no such results file (from `evaluate --output`)")
-    records = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            raise DataFormatError(f"{path}:{line_no}: not a JSON line ({err.msg})") from err
-    return records
 
 
 def summarize_results(name: str, records: list[dict[str, Any]]) -> ResultsSummary:

@@ -261,8 +261,20 @@ def test_inconsistent_arguments_are_usage_errors(argv, capsys):
 
 
 def test_infer_resume_only_runs_missing_results(prepared, checkpoint, tmp_path, capsys):
-    args = ["-q", "infer", "--model", str(checkpoint), "--input", str(prepared / "bin"),
-            "--output", str(tmp_path), "--output-dirname", "res", "--outfmt", "TXT"]
+    args = [
+        "-q",
+        "infer",
+        "--model",
+        str(checkpoint),
+        "--input",
+        str(prepared / "bin"),
+        "--output",
+        str(tmp_path),
+        "--output-dirname",
+        "res",
+        "--outfmt",
+        "TXT",
+    ]
     assert main(args) == 0
     res = tmp_path / "res"
     kept = (res / "0_0.txt").stat().st_mtime_ns

@@ -19,9 +19,13 @@ def small_onnx(tiny_model, tmp_path_factory):
 
     path = tmp_path_factory.mktemp("quantize") / "tiny.onnx"
     torch.onnx.export(
-        ReferenceContract(tiny_model, softmax=True), torch.zeros(SHAPE), str(path),
-        input_names=["video"], output_names=["class"],
-        dynamic_axes={"video": {0: "N"}, "class": {0: "N"}}, dynamo=False,
+        ReferenceContract(tiny_model, softmax=True),
+        torch.zeros(SHAPE),
+        str(path),
+        input_names=["video"],
+        output_names=["class"],
+        dynamic_axes={"video": {0: "N"}, "class": {0: "N"}},
+        dynamo=False,
     )
     return path
 

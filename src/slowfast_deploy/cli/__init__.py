@@ -15,6 +15,12 @@ from slowfast_deploy import __version__
 from slowfast_deploy.errors import SlowFastDeployError
 
 
+def note(args: argparse.Namespace, text: str) -> None:
+    """An informational line on stderr, unless ``-q``."""
+    if not getattr(args, "quiet", False):
+        print(text, file=sys.stderr)
+
+
 class UsageError(Exception):
     """Arguments that argparse accepted but that do not fit together; exit code 2."""
 

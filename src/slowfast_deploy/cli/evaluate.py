@@ -72,22 +72,36 @@ def run_streaming(args: argparse.Namespace) -> int:
     from slowfast_deploy.formats import read_annotations
     from slowfast_deploy.labels import load_labels
     from slowfast_deploy.metrics import accuracy
-    from slowfast_deploy.results import ResultsFile, result_record
+    from slowfast_deploy.cli import note
+    from slowfast_deploy.results import ResultsFile, model_fingerprint, result_record
     from slowfast_deploy.specs import VIEWS
     from slowfast_deploy.streaming import VideoJob, predict_videos
 
     items = read_annotations(args.ann_file)
-    jobs = [VideoJob(it.path, str(args.video_dir / it.path), it.label) for it in items]
-    index_of = {it.path: it.index for it in items}
+    # one key per list line (index and path), so a video listed twice is evaluated twice
+    jobs = [
+        VideoJob(f"{it.index}:{it.path}", str(args.video_dir / it.path), it.label) for it in items
+    ]
+    index_of = {job.key: it.index for job, it in zip(jobs, items, strict=True)}
     labels = load_labels(args.label_map) if args.label_map else None
-    results = ResultsFile.open(args.output) if args.output else None
+    results = None
+    if args.output:
+        run_id = {
+            "model_sha256": model_fingerprint(args.model),
+            "backend": args.backend,
+            "precision": args.precision,
+            "spec": args.spec,
+            "views": args.views,
+            "decoder": args.decoder,
+        }
+        results = ResultsFile.open(args.output, run_id)
     records = dict(results.records) if results else {}
     done = results.done_keys() if results else set()
     todo = [j for j in jobs if j.key not in done]
-    if done:
-        print(
+    if len(todo) < len(jobs):
+        note(
+            args,
             f"resuming: {len(jobs) - len(todo)} of {len(jobs)} videos already in {args.output}",
-            file=sys.stderr,
         )
     backend = open_model(args)
     views = VIEWS[args.views]
@@ -119,10 +133,11 @@ def run_streaming(args: argparse.Namespace) -> int:
         if results:
             results.close()
     wall_s = time.perf_counter() - t0
+    final = [{**records[j.key], "label": j.label} for j in jobs]  # labels from the current list
     if results:
-        results.finalize()
-    ok = [records[j.key] for j in jobs if records.get(j.key, {}).get("status") == "ok"]
-    failed = [records[j.key] for j in jobs if records.get(j.key, {}).get("status") != "ok"]
+        results.finalize(final)
+    ok = [r for r in final if r["status"] == "ok"]
+    failed = [r for r in final if r["status"] != "ok"]
     summary: dict[str, Any] = {
         "num_videos": len(jobs),
         "num_ok": len(ok),
@@ -156,10 +171,10 @@ def run_streaming(args: argparse.Namespace) -> int:
         for r in failed:
             print(f"failed\t{r['video']}\t{r.get('error')}")
         run_info = summary["this_run"]
-        print(
+        note(
+            args,
             f"[INFO] this run: {run_info['videos']} videos in {run_info['wall_s']} s = "
             f"{run_info['videos_per_s']} videos/s end-to-end; model-only "
             f"{run_info['model_only_videos_per_s']} videos/s",
-            file=sys.stderr,
         )
     return ExitStatus.SOME_FAILED if failed else ExitStatus.OK

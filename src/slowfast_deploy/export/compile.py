@@ -91,8 +91,9 @@ def compile_model(
                 f"onnxruntime compiles fp32 only here, not {precision!r}; use --backend openvino"
             )
         path = _compile_onnxruntime(proto, output, threads)
-    parity, agree = check_compiled(onnx_path, path, precision=precision, batchsize=batchsize,
-                                   threads=threads)
+    parity, agree = check_compiled(
+        onnx_path, path, precision=precision, batchsize=batchsize, threads=threads
+    )
     return CompileResult(path, backend, precision, batchsize, parity, agree)
 
 
@@ -107,7 +108,10 @@ def _load_onnx(onnx_path: Path) -> object:
 
 
 def _compile_openvino(
-    proto: object, meta: dict[str, str], output: Path, precision: str,
+    proto: object,
+    meta: dict[str, str],
+    output: Path,
+    precision: str,
     calibration: list[NDArray[np.float32]] | None = None,
 ) -> Path:
     ov = require("openvino", extra="openvino", purpose="compile --backend openvino")
@@ -183,13 +187,19 @@ def check_compiled(
     atol = PARITY_ATOL.get((candidate.info.name, precision), None)
     if atol is None:  # reduced precision: report only, a flipped near-tie top-1 included
         diff = float(np.abs(expected - got).max())
-        report = ParityReport([OutputCheck("class", expected.shape, got.shape, diff,
-                                           float("inf"), agree)])
+        report = ParityReport(
+            [OutputCheck("class", expected.shape, got.shape, diff, float("inf"), agree)]
+        )
     else:
-        report = compare_outputs({"class": expected}, {"class": got}, atol=atol,
-                                 source=str(compiled))
-    logger.info("compiled %s: max |diff| %.3g vs source, top-1 %s", compiled,
-                report.max_abs_diff, "agrees" if agree else "differs")
+        report = compare_outputs(
+            {"class": expected}, {"class": got}, atol=atol, source=str(compiled)
+        )
+    logger.info(
+        "compiled %s: max |diff| %.3g vs source, top-1 %s",
+        compiled,
+        report.max_abs_diff,
+        "agrees" if agree else "differs",
+    )
     return report, agree
 
 

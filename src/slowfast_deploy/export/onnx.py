@@ -62,7 +62,8 @@ def export_onnx(
     torch = require("torch", extra="torch", purpose="ONNX export")
     onnx = require("onnx", extra="onnx", purpose="ONNX export")
     from slowfast_deploy import __version__
-    from slowfast_deploy.model.checkpoint import load_checkpoint, sha256_file
+    from slowfast_deploy.formats import sha256_file
+    from slowfast_deploy.model.checkpoint import load_checkpoint
     from slowfast_deploy.model.slowfast import ReferenceContract
 
     output = Path(output)

@@ -36,8 +36,9 @@ DEFAULT_CALIBRATION_SIZE = 32
 IGNORED_TYPES = ("MatMul", "Softmax")
 
 
-def load_calibration(directory: str | os.PathLike[str], size: int = DEFAULT_CALIBRATION_SIZE
-                     ) -> list[NDArray[np.float32]]:
+def load_calibration(
+    directory: str | os.PathLike[str], size: int = DEFAULT_CALIBRATION_SIZE
+) -> list[NDArray[np.float32]]:
     """Up to ``size`` clips from a ``preprocess`` output's ``.bin`` files, evenly spread."""
     from slowfast_deploy.formats import read_bin
     from slowfast_deploy.offline import list_bins
@@ -58,8 +59,10 @@ def _batches(clips: Sequence[NDArray[np.float32]], batch: int | None) -> list[ND
             f"the model has a fixed batch of {batch} but only {len(clips)} calibration clips "
             "were given"
         )
-    return [np.concatenate(clips[i : i + batch]).astype(np.float32)
-            for i in range(0, len(clips) - batch + 1, batch)]
+    return [
+        np.concatenate(clips[i : i + batch]).astype(np.float32)
+        for i in range(0, len(clips) - batch + 1, batch)
+    ]
 
 
 def quantize_model(model: Any, calibration: Iterable[NDArray[np.float32]]) -> Any:

@@ -7,7 +7,6 @@ here as an inert stub) and a bare state dict. ``convert_mmaction_state_dict`` is
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -132,11 +131,3 @@ def load_checkpoint(path: str | os.PathLike[str], spec: ModelSpec = SLOWFAST_R50
     check_state_dict(model, state_dict, source=str(path))
     model.load_state_dict(state_dict, strict=True)
     return model.eval()
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (preprocess, export, compile, infer, bench, evaluate, predict, report):
         module.add_parser(subparsers)
+    for sub in subparsers.choices.values():  # the global flags also work after the command
+        g = sub.add_argument_group("output")
+        g.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS)
+        g.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
+        g.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS)
     return parser
 
 
@@ -72,12 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
     try:
         return int(args.run(args))
-    except (SlowFastDeployError, FileNotFoundError) as err:
+    except (SlowFastDeployError, OSError) as err:
         if args.traceback:
             raise
         print(f"error: {err}", file=sys.stderr)
         return ExitStatus.ERROR
-    except UsageError as err:
+    except (UsageError, ValueError) as err:  # library ValueErrors name the bad value
+        if args.traceback:
+            raise
         print(f"usage error: {err}", file=sys.stderr)
         return ExitStatus.USAGE
     except KeyboardInterrupt:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from slowfast_deploy.cli._types import positive_int
+
 
 def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     g = p.add_argument_group("model")
@@ -26,7 +28,9 @@ def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None
         help="inference precision (default: the model's; fp32 for .pth/.onnx)",
     )
     g.add_argument("--device", default="cpu", help="cpu (default), cuda, tensorrt (onnxruntime)")
-    g.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all)")
+    g.add_argument(
+        "--threads", type=positive_int, default=None, help="intra-op threads (default: all)"
+    )
     add_spec_arg(g)
 
 

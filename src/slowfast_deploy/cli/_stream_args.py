@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from slowfast_deploy.cli._types import non_negative_int, positive_int
 from slowfast_deploy.video.decode import DECODERS
 
 
@@ -17,11 +18,11 @@ def add_stream_args(p: argparse.ArgumentParser) -> None:
         help="1: the reference protocol (1 clip, center crop 224); 30: 10 clips x "
         "ThreeCrop 256, softmax averaged (model-zoo protocol)",
     )
-    g.add_argument("--batchsize", type=int, default=1, help="views per model call")
+    g.add_argument("--batchsize", type=positive_int, default=1, help="views per model call")
     g.add_argument(
         "--num-workers",
         "--num_workers",
-        type=int,
+        type=non_negative_int,
         default=1,
         help="decoding processes running while the model runs (0: decode inline)",
     )

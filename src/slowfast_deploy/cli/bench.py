@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from slowfast_deploy.cli._types import non_negative_int, positive_int
+
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -26,9 +28,11 @@ def add_parser(subparsers: Any) -> None:
         help="more models measured in the same run, alternating",
     )
     p.add_argument("--batchsize", default="1", help="batch size or comma list, e.g. 1,4,8")
-    p.add_argument("--loop", type=int, default=100, help="timed calls per model and batch size")
-    p.add_argument("--warmup", type=int, default=2, help="untimed calls first")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument(
+        "--loop", type=positive_int, default=100, help="timed calls per model and batch size"
+    )
+    p.add_argument("--warmup", type=non_negative_int, default=2, help="untimed calls first")
+    p.add_argument("--threads", type=positive_int, default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--summary", type=Path, default=None, help="write the rows as JSON here")
     p.add_argument("--seed", type=int, default=0)

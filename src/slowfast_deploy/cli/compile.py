@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
+
+from slowfast_deploy.cli._types import positive_int
 
 
 def add_parser(subparsers: Any) -> None:
@@ -22,7 +23,10 @@ def add_parser(subparsers: Any) -> None:
         help="int8: OpenVINO post-training quantization; needs --calibration",
     )
     p.add_argument(
-        "--batchsize", type=int, default=None, help="fix the batch size (default: keep it dynamic)"
+        "--batchsize",
+        type=positive_int,
+        default=None,
+        help="fix the batch size (default: keep it dynamic)",
     )
     p.add_argument(
         "--output",
@@ -30,7 +34,7 @@ def add_parser(subparsers: Any) -> None:
         required=True,
         help="output name; .xml/.bin (openvino) or .onnx (onnxruntime) is added",
     )
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=positive_int, default=None)
     p.add_argument(
         "--calibration",
         type=Path,
@@ -40,7 +44,8 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument(
         "--calibration-size",
-        type=int,
+        "--calibration_size",
+        type=positive_int,
         default=None,
         help="int8: number of calibration clips, spread over the directory "
         "(default 32, or all if fewer)",
@@ -49,6 +54,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from slowfast_deploy.cli import note
     from slowfast_deploy.export.compile import compile_model
 
     result = compile_model(
@@ -61,10 +67,10 @@ def run(args: argparse.Namespace) -> int:
         calibration=args.calibration,
         calibration_size=args.calibration_size,
     )
-    print(
+    note(
+        args,
         f"compiled {result.path} ({result.backend}, {result.precision}, batch "
         f"{result.batchsize or 'dynamic'}); vs source ONNX: max |diff| "
         f"{result.parity.max_abs_diff:.3g}, top-1 {'agrees' if result.top1_agree else 'DIFFERS'}",
-        file=sys.stderr,
     )
     return 0

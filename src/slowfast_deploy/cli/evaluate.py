@@ -28,7 +28,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--video-dir", "--video_dir", type=Path)
     p.add_argument("--ann-file", "--ann_file", type=Path)
     p.add_argument("--output", type=Path, help="streaming: per-video results (JSON Lines)")
-    p.add_argument("--label-map", type=Path, help="class names, one per line")
+    p.add_argument("--label-map", "--label_map", type=Path, help="class names, one per line")
     p.add_argument("--format", choices=("text", "json"), default="text")
     add_model_args(p, required=False)
     add_stream_args(p)
@@ -36,6 +36,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+
     offline = args.result_dir is not None or args.label_file is not None
     streaming = any(x is not None for x in (args.video_dir, args.ann_file, args.model))
     if (
@@ -52,13 +53,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_offline(args: argparse.Namespace) -> int:
+    from slowfast_deploy.cli import note
     from slowfast_deploy.offline import evaluate_results
 
     acc = evaluate_results(args.result_dir, args.label_file)
     if args.format == "json":
         print(json.dumps(acc.to_dict()))
     else:
-        print("Evaluating top_k_accuracy ...\n", file=sys.stderr)
+        note(args, "Evaluating top_k_accuracy ...\n")
         sys.stdout.write(acc.lines())
     return 0
 
@@ -66,13 +68,12 @@ def run_offline(args: argparse.Namespace) -> int:
 def run_streaming(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from slowfast_deploy.cli import ExitStatus
+    from slowfast_deploy.cli import ExitStatus, note
     from slowfast_deploy.cli._model_args import open_model
     from slowfast_deploy.cli._progress import progress
     from slowfast_deploy.formats import read_annotations
     from slowfast_deploy.labels import load_labels
     from slowfast_deploy.metrics import accuracy
-    from slowfast_deploy.cli import note
     from slowfast_deploy.results import ResultsFile, model_fingerprint, result_record
     from slowfast_deploy.specs import VIEWS
     from slowfast_deploy.streaming import VideoJob, predict_videos

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--simplify", action="store_true", help="simplify the graph with onnxslim")
     p.add_argument(
         "--dynamic-hw",
+        "--dynamic_hw",
         action="store_true",
         help="also make H and W dynamic (needed for --views 30's 256x256 crops)",
     )
@@ -33,6 +33,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from slowfast_deploy.cli import note
     from slowfast_deploy.export.onnx import export_onnx
     from slowfast_deploy.specs import MODEL_SPECS
 
@@ -45,10 +46,10 @@ def run(args: argparse.Namespace) -> int:
         dynamic_hw=args.dynamic_hw,
         spec=MODEL_SPECS[args.spec],
     )
-    print(
+    note(
+        args,
         f"exported {result.path} (opset {args.opset}"
         + (f", simplified with {result.simplified_with}" if result.simplified_with else "")
         + f"); validated against PyTorch: {result.parity.describe()}",
-        file=sys.stderr,
     )
     return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from slowfast_deploy.cli._model_args import add_model_args
+from slowfast_deploy.cli._types import positive_int
 
 
 def add_parser(subparsers: Any) -> None:
@@ -28,7 +29,7 @@ def add_parser(subparsers: Any) -> None:
         help="sub-directory of --output for the result files",
     )
     p.add_argument("--outfmt", choices=("TXT", "NPY", "BIN"), default="BIN")
-    p.add_argument("--batchsize", type=int, default=1, help=".bin files per model call")
+    p.add_argument("--batchsize", type=positive_int, default=1, help=".bin files per model call")
     p.add_argument(
         "--resume",
         action="store_true",
@@ -42,6 +43,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from slowfast_deploy.benchmark import LatencyStats, reference_lines, throughput
+    from slowfast_deploy.cli import note
     from slowfast_deploy.cli._model_args import open_model
     from slowfast_deploy.cli._progress import progress
     from slowfast_deploy.offline import infer_bins, list_bins
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         done = {p for p in bins if (out_dir / f"{p.stem}_0.{args.outfmt.lower()}").is_file()}
         bins = [p for p in bins if p not in done]
-        print(f"resuming: {len(done)} results already in {out_dir}", file=sys.stderr)
+        note(args, f"resuming: {len(done)} results already in {out_dir}")
         if not bins:
             return 0
     backend = open_model(args, softmax=not args.logits)
@@ -82,5 +84,5 @@ def run(args: argparse.Namespace) -> int:
     summary_path = args.output / f"{args.output_dirname}_summary.json"
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     sys.stdout.write(reference_lines(stats, args.batchsize))
-    print(f"[INFO] wrote {len(bins)} results to {out_dir} and {summary_path}", file=sys.stderr)
+    note(args, f"[INFO] wrote {len(bins)} results to {out_dir} and {summary_path}")
     return 0

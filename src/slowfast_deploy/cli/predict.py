@@ -10,6 +10,7 @@ from typing import Any
 
 from slowfast_deploy.cli._model_args import add_model_args
 from slowfast_deploy.cli._stream_args import add_stream_args
+from slowfast_deploy.cli._types import positive_int
 
 
 def add_parser(subparsers: Any) -> None:
@@ -18,10 +19,11 @@ def add_parser(subparsers: Any) -> None:
     add_model_args(p)
     p.add_argument(
         "--label-map",
+        "--label_map",
         type=Path,
         help="class names, one per line (Kinetics-400: the sorted class names)",
     )
-    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--topk", type=positive_int, default=5)
     p.add_argument(
         "--format",
         choices=("table", "json", "jsonl"),

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from slowfast_deploy.cli._types import non_negative_int
 from slowfast_deploy.video.decode import DECODERS
 
 
@@ -30,9 +31,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--num-workers",
         "--num_workers",
-        type=int,
+        type=non_negative_int,
         default=None,
-        help="decoding processes (default: min(4, CPUs))",
+        help="decoding processes (default: min(4, CPUs); 0: decode in this process)",
     )
     p.add_argument("--decoder", choices=DECODERS, default="decord")
     p.add_argument("--config", help="accepted for compatibility with the reference; ignored")
@@ -40,13 +41,13 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slowfast_deploy.cli import ExitStatus
+    from slowfast_deploy.cli import ExitStatus, note
     from slowfast_deploy.cli._progress import progress
     from slowfast_deploy.formats import read_annotations
     from slowfast_deploy.offline import default_workers, preprocess_dataset, write_info
 
     items = read_annotations(args.ann_file)
-    workers = args.num_workers or default_workers()
+    workers = default_workers() if args.num_workers is None else args.num_workers
     outcomes = []
     stream = preprocess_dataset(
         items,
@@ -68,10 +69,10 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     write_info(args.save_dir, outcomes)
     done = len(outcomes) - failures
-    print(
+    note(
+        args,
         f"wrote {done} .bin files to {args.save_dir / 'bin'} and "
         f"{args.save_dir / 'kinetics400.info'}"
         + (f"; {failures} failed, listed in {args.save_dir / 'failed.txt'}" if failures else ""),
-        file=sys.stderr,
     )
     return ExitStatus.SOME_FAILED if failures else ExitStatus.OK

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +27,16 @@ def add_parser(subparsers: Any) -> None:
         default=[],
         help="bench summaries (`bench --summary`) for a throughput plot",
     )
-    p.add_argument("--label-map", type=Path, help="class names, one per line")
+    p.add_argument("--label-map", "--label_map", type=Path, help="class names, one per line")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from slowfast_deploy.cli import note
     from slowfast_deploy.labels import load_labels
     from slowfast_deploy.report import write_report
 
     names = load_labels(args.label_map) if args.label_map else None
     written = write_report(args.results, args.out, bench=args.bench, names=names)
-    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    note(args, "wrote " + ", ".join(str(p) for p in written))
     return 0

@@ -115,20 +115,9 @@ def _compile_openvino(
     calibration: list[NDArray[np.float32]] | None = None,
 ) -> Path:
     ov = require("openvino", extra="openvino", purpose="compile --backend openvino")
-    from slowfast_deploy.runtime.openvino_backend import OV_CAPABILITY, OV_PRECISION
+    from slowfast_deploy.runtime.openvino_backend import check_precision
 
-    if precision not in OV_PRECISION:
-        raise BackendUnavailableError(
-            f"OpenVINO precision {precision!r} is not supported; choose from "
-            f"{', '.join(OV_PRECISION)}"
-        )
-    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    needed = OV_CAPABILITY.get(precision)
-    if needed and needed not in capabilities:
-        raise BackendUnavailableError(
-            f"this CPU cannot run {precision} in OpenVINO (it supports {', '.join(capabilities)}); "
-            "compile with --precision fp32"
-        )
+    check_precision(ov.Core(), "CPU", precision)
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "model.onnx"
         require("onnx", extra="onnx", purpose="compile").save(proto, str(src))
@@ -176,13 +165,13 @@ def check_compiled(
     """
     from slowfast_deploy.export.onnx import sample_input
     from slowfast_deploy.runtime import open_backend
-    from slowfast_deploy.runtime.base import PARITY_ATOL, run_batched
+    from slowfast_deploy.runtime.base import PARITY_ATOL, run_batched, to_probs
 
     video = sample_input(batchsize or 1)
     reference = open_backend(source, backend="onnxruntime", threads=threads)
-    expected = run_batched(reference, video)
+    expected = to_probs(run_batched(reference, video), reference.output_kind)
     candidate = open_backend(compiled, threads=threads)
-    got = run_batched(candidate, video)
+    got = to_probs(run_batched(candidate, video), candidate.output_kind)
     agree = bool((expected.argmax(-1) == got.argmax(-1)).all())
     atol = PARITY_ATOL.get((candidate.info.name, precision), None)
     if atol is None:  # reduced precision: report only, a flipped near-tie top-1 included

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from slowfast_deploy.errors import ModelFormatError
+from slowfast_deploy.errors import BackendUnavailableError, ModelFormatError
 from slowfast_deploy.runtime.base import Backend, BackendInfo, run_batched
 from slowfast_deploy.specs import SLOWFAST_R50_8X8, ModelSpec
 
@@ -63,6 +63,11 @@ def open_backend(
         raise ModelFormatError(f"{path}: no such model file")
     name = backend_for(path, backend)
     if name == "torch":
+        if device != "cpu":
+            raise BackendUnavailableError(
+                f"the torch backend runs on the CPU here, not {device!r}; export to ONNX and use "
+                "--device cuda|tensorrt with onnxruntime-gpu"
+            )
         if precision not in (None, "fp32"):
             raise ModelFormatError(
                 f"the torch backend runs fp32 only, not {precision!r}; export and compile with "

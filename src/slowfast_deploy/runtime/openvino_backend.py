@@ -23,10 +23,28 @@ OV_CAPABILITY = {"bf16": "BF16", "fp16": "FP16", "int8": "INT8"}
 
 
 def rt_value(model: Any, key: str) -> str | None:
-    """A ``slowfast_deploy`` entry of the model's rt_info (written by ``compile``), if any."""
-    if model.has_rt_info(["slowfast_deploy", key]):
-        return str(model.get_rt_info(["slowfast_deploy", key]).astype(str))
+    """A metadata entry of an OpenVINO model: ``compile``'s rt_info section ``slowfast_deploy``,
+    else the ONNX ``metadata_props`` (kept by OpenVINO under ``framework``)."""
+    for section in ("slowfast_deploy", "framework"):
+        if model.has_rt_info([section, key]):
+            return str(model.get_rt_info([section, key]).astype(str))
     return None
+
+
+def check_precision(core: Any, device: str, precision: str) -> None:
+    """Raise ``BackendUnavailableError`` unless ``device`` can run ``precision``."""
+    if precision not in OV_PRECISION:
+        raise BackendUnavailableError(
+            f"OpenVINO precision {precision!r} is not supported; choose from "
+            f"{', '.join(OV_PRECISION)}"
+        )
+    capabilities = core.get_property(device, "OPTIMIZATION_CAPABILITIES")
+    needed = OV_CAPABILITY.get(precision)
+    if needed and needed not in capabilities:
+        raise BackendUnavailableError(
+            f"this {device} cannot run {precision} in OpenVINO (it supports "
+            f"{', '.join(capabilities)}); use --precision fp32"
+        )
 
 
 class OpenVinoBackend:
@@ -53,19 +71,14 @@ class OpenVinoBackend:
                 f"{model_path}: OpenVINO cannot read it as a model "
                 f"({str(err).strip().splitlines()[0][:200]})"
             ) from err
-        precision = precision or rt_value(model, "precision") or "fp32"
-        if precision not in OV_PRECISION:
+        stored = rt_value(model, "precision")
+        if (precision == "int8") != (stored == "int8") and precision is not None:
             raise BackendUnavailableError(
-                f"OpenVINO precision {precision!r} is not supported; choose from "
-                f"{', '.join(OV_PRECISION)}"
+                f"{model_path}: an int8 model comes from `compile --precision int8`, and such a "
+                f"model runs as int8 only (this file is {stored or 'fp32'}, {precision} asked)"
             )
-        capabilities = core.get_property(device, "OPTIMIZATION_CAPABILITIES")
-        needed = OV_CAPABILITY.get(precision)
-        if needed and needed not in capabilities:
-            raise BackendUnavailableError(
-                f"this {device} cannot run {precision} (it supports {', '.join(capabilities)}); "
-                "use --precision fp32"
-            )
+        precision = precision or stored or "fp32"
+        check_precision(core, device, precision)
         config: dict[str, Any] = {
             "INFERENCE_PRECISION_HINT": OV_PRECISION[precision],
             "PERFORMANCE_HINT": "LATENCY",
@@ -78,8 +91,8 @@ class OpenVinoBackend:
         self.input_shape: tuple[int | None, ...] = tuple(
             d.get_length() if d.is_static else None for d in shape
         )
-        kind = rt_value(model, "output_kind") or _onnx_meta(model, "output_kind")
-        self.output_kind: OutputKind = "logits" if kind == "logits" else "probs"
+        kind = rt_value(model, "output_kind") or "unknown"
+        self.output_kind: OutputKind = kind if kind in ("probs", "logits") else "unknown"
         used = self._compiled.get_property("INFERENCE_PRECISION_HINT")
         logger.info("OpenVINO %s on %s, inference precision %s", ov.__version__, device, used)
         self.info = BackendInfo(
@@ -99,9 +112,3 @@ class OpenVinoBackend:
         self._request = None
         self._compiled = None
 
-
-def _onnx_meta(model: Any, key: str) -> str | None:
-    """ONNX ``metadata_props`` survive in OpenVINO's rt_info under ``framework``."""
-    if model.has_rt_info(["framework", key]):
-        return str(model.get_rt_info(["framework", key]).astype(str))
-    return None

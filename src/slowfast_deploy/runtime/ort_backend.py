@@ -75,8 +75,16 @@ class OnnxRuntimeBackend:
             d if isinstance(d, int) else None for d in inp.shape
         )
         meta = self._session.get_modelmeta().custom_metadata_map
-        self.output_kind: OutputKind = "logits" if meta.get("output_kind") == "logits" else "probs"
+        self.output_kind: OutputKind = meta.get("output_kind", "unknown")
+        if self.output_kind == "unknown":
+            logger.warning("%s has no output_kind metadata: softmax rows are told from logits "
+                           "by their values", model_path)
         used = self._session.get_providers()[0]
+        if used != wanted:  # ORT falls back to the next provider when one fails to start
+            raise BackendUnavailableError(
+                f"onnxruntime could not start {wanted} for {model_path} (it runs on {used}); "
+                "check the CUDA/TensorRT installation"
+            )
         logger.info("onnxruntime %s using %s", ort.__version__, used)
         self.info = BackendInfo(
             name="onnxruntime",

@@ -180,7 +180,7 @@ def test_thirty_view_view_logits_in_mmaction2_order(golden):
     from slowfast_deploy.specs import THIRTY_VIEW
 
     ref = np.load(golden / "reference" / "demo.mp4.30view.npz")
-    views = load_views(golden / "videos" / "demo.mp4", THIRTY_VIEW).views
+    views = load_views(golden / "videos" / "demo.mp4", THIRTY_VIEW)
     assert views.shape == (30, 3, 32, 256, 256)
     model = load_checkpoint(golden / CHECKPOINT)
     picked = [3, 17, 29]  # crop-major: view = crop * 10 + clip

@@ -44,7 +44,7 @@ def main() -> None:
         print(f"| {e['video']} | {'equal' if (idx == ref['frame_inds']).all() else 'DIFFER'} | "
               f"{'equal' if (crops == ref['cropped']).all() else 'DIFFER'} | "
               f"{top2[1] - top2[0]:.3f} |")
-        inputs[e["video"]] = (load_views(path, decoder=args.decoder).views, ref["scores"], e)
+        inputs[e["video"]] = (load_views(path, decoder=args.decoder), ref["scores"], e)
     for text in args.models:
         path, backend_name, precision = parse_model(text)
         backend = open_backend(path, backend=backend_name, precision=precision,

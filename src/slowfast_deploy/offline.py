@@ -6,7 +6,7 @@ caller owns progress display; they write every file atomically and skip work alr
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from slowfast_deploy.errors import DataFormatError, SlowFastDeployError
+from slowfast_deploy.errors import DataFormatError
 from slowfast_deploy.formats import (
     BIN_DTYPE,
     BIN_SHAPE,
@@ -31,13 +31,17 @@ from slowfast_deploy.formats import (
     write_atomic,
 )
 from slowfast_deploy.metrics import Accuracy, accuracy
-from slowfast_deploy.pipeline import load_views
+from slowfast_deploy.pipeline import VideoJob
 from slowfast_deploy.runtime.base import Backend, run_batched
+from slowfast_deploy.specs import SINGLE_VIEW
+from slowfast_deploy.streaming import decode_stream
 from slowfast_deploy.video.decode import Decoder
+from slowfast_deploy.video.preprocess import normalize_to_ncthw
 
 BIN_SIZE = int(np.prod(BIN_SHAPE)) * BIN_DTYPE.itemsize
 INFO_NAME = "kinetics400.info"
 FAILED_NAME = "failed.txt"
+SOURCES_NAME = "bin_sources.jsonl"  # which video (and decoder) each .bin was made from
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,17 +51,17 @@ class PreprocessOutcome:
     skipped: bool = False
 
 
-def _preprocess_one(args: tuple[Annotation, str, str, str]) -> PreprocessOutcome:
-    item, video_dir, bin_dir, decoder = args
-    target = Path(bin_dir) / f"{item.index}.bin"
-    if target.is_file() and target.stat().st_size == BIN_SIZE:
-        return PreprocessOutcome(item, None, skipped=True)
-    try:
-        views = load_views(Path(video_dir) / item.path, decoder=decoder).views  # type: ignore[arg-type]
-        write_atomic(target, bin_bytes(views[None]))
-    except SlowFastDeployError as err:
-        return PreprocessOutcome(item, f"{err} (line {item.line})")
-    return PreprocessOutcome(item, None)
+def _read_sources(path: Path) -> dict[int, tuple[str, str]]:
+    """``index -> (video path, decoder)`` of the ``.bin`` files an earlier run completed."""
+    sources: dict[int, tuple[str, str]] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+                sources[int(entry["index"])] = (str(entry["path"]), str(entry["decoder"]))
+            except (ValueError, KeyError, TypeError):
+                break  # a half-written last line: the .bin after it is redone
+    return sources
 
 
 def preprocess_dataset(
@@ -68,23 +72,58 @@ def preprocess_dataset(
     num_workers: int = 1,
     decoder: Decoder = "decord",
 ) -> Iterator[PreprocessOutcome]:
-    """Write ``save_dir/bin/{i}.bin`` for every item, in worker processes; yields in list order.
+    """Write ``save_dir/bin/{i}.bin`` for every item, decoding in worker processes.
 
-    A video that is missing or cannot be decoded is yielded with its error and gets no
-    ``.bin``; the caller then calls ``write_info``. Existing complete ``.bin`` files are kept.
+    Yields one outcome per item (those already done first). A video that is missing or cannot
+    be decoded is yielded with its error and gets no ``.bin``; the caller then calls
+    ``write_info``. A ``.bin`` from an earlier run is kept only if ``bin_sources.jsonl`` says
+    it was made from the same video with the same decoder.
     """
     bin_dir = save_dir / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [(item, str(video_dir), str(bin_dir), decoder) for item in items]
-    if num_workers <= 1:
-        yield from map(_preprocess_one, jobs)
-        return
-    with mp.get_context("spawn").Pool(num_workers) as pool:
-        yield from pool.imap(_preprocess_one, jobs)
+    for stale in bin_dir.glob(".*.tmp"):  # left by a run killed mid-write
+        stale.unlink()
+    sources_path = save_dir / SOURCES_NAME
+    sources = _read_sources(sources_path)
+    todo = []
+    for item in items:
+        target = bin_dir / f"{item.index}.bin"
+        if (
+            sources.get(item.index) == (item.path, decoder)
+            and target.is_file()
+            and target.stat().st_size == BIN_SIZE
+        ):
+            yield PreprocessOutcome(item, None, skipped=True)
+        else:
+            todo.append(item)
+    by_key = {str(item.index): item for item in todo}
+    jobs = [VideoJob(str(item.index), str(video_dir / item.path), item.label) for item in todo]
+    decoded = decode_stream(
+        jobs,
+        SINGLE_VIEW,
+        decoder=decoder,
+        num_workers=num_workers,
+        prefetch=max(2, 2 * num_workers),
+    )
+    with open(sources_path, "a", encoding="utf-8") as log:
+        for result in decoded:
+            item = by_key[result.job.key]
+            if result.crops is None:
+                yield PreprocessOutcome(item, f"{result.error} (line {item.line})")
+                continue
+            views = normalize_to_ncthw(result.crops, SINGLE_VIEW.preprocess)
+            write_atomic(bin_dir / f"{item.index}.bin", bin_bytes(views[None]))
+            log.write(
+                json.dumps({"index": item.index, "path": item.path, "decoder": decoder}) + "\n"
+            )
+            log.flush()
+            os.fsync(log.fileno())
+            yield PreprocessOutcome(item, None)
 
 
 def write_info(save_dir: Path, outcomes: list[PreprocessOutcome]) -> None:
     """``kinetics400.info`` for the videos that have a ``.bin``; ``failed.txt`` for the rest."""
+    outcomes = sorted(outcomes, key=lambda o: o.item.index)
     done = [(o.item.index, o.item.label) for o in outcomes if o.error is None]
     write_atomic(save_dir / INFO_NAME, format_info(done).encode())
     failed = [f"{o.item.index} {o.item.path}\t{o.error}\n" for o in outcomes if o.error]

@@ -1,46 +1,71 @@
-"""Video -> model views -> scores: the one preprocessing path shared by every command."""
+"""Video -> views -> scores: the one preprocessing path shared by every command.
+
+``decode_job`` (decode, sample, resize, crop -> uint8 views) runs in worker processes for
+streaming and preprocessing; ``load_views`` is the same plus normalisation, for one video.
+"""
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
+from slowfast_deploy.errors import SlowFastDeployError, VideoDecodeError
 from slowfast_deploy.runtime.base import Backend, run_batched, to_probs
 from slowfast_deploy.specs import SINGLE_VIEW, ViewSpec
-from slowfast_deploy.video.decode import Decoder, VideoInfo, open_video
-from slowfast_deploy.video.preprocess import preprocess_clips
+from slowfast_deploy.video.decode import Decoder, open_video
+from slowfast_deploy.video.preprocess import crop_clips, normalize_to_ncthw
 from slowfast_deploy.video.sampling import sample_clip_indices
 
 
 @dataclass(frozen=True, slots=True)
-class VideoViews:
-    """One video's model input: ``views`` is ``[V, 3, T, H, W]`` float32."""
-
+class VideoJob:
+    key: str  # identifies the video in results (e.g. list index and path)
     path: str
-    views: NDArray[np.float32]
-    frame_indices: NDArray[np.int64]  # [num_clips, clip_len]
-    info: VideoInfo
-    decode_ms: float
-    preprocess_ms: float
+    label: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedVideo:
+    job: VideoJob
+    crops: NDArray[np.uint8] | None  # [V, T, S, S, 3]; None when failed
+    error: str | None
+    frame_indices: list[int] = field(default_factory=list)
+    decode_ms: float = 0.0
+    preprocess_ms: float = 0.0
+
+
+def decode_job(job: VideoJob, views: ViewSpec, decoder: Decoder) -> DecodedVideo:
+    """Decode + sample + resize/crop one video; a failure is returned, never raised."""
+    try:
+        t0 = time.perf_counter()
+        with open_video(job.path, decoder=decoder) as reader:
+            indices = sample_clip_indices(reader.info.num_frames, views.clip)
+            frames = reader.read(indices.reshape(-1))
+        t1 = time.perf_counter()
+        crops = crop_clips(frames, views.clip.num_clips, views.preprocess)
+        t2 = time.perf_counter()
+    except (SlowFastDeployError, ValueError) as err:
+        return DecodedVideo(job, None, str(err))
+    except Exception as err:  # a decoder crash inside one video must not stop a run
+        return DecodedVideo(job, None, f"{job.path}: {type(err).__name__}: {err}")
+    return DecodedVideo(
+        job, crops, None, indices.reshape(-1).tolist(), (t1 - t0) * 1e3, (t2 - t1) * 1e3
+    )
 
 
 def load_views(
     path: str | os.PathLike[str], views: ViewSpec = SINGLE_VIEW, *, decoder: Decoder = "decord"
-) -> VideoViews:
-    """Decode, sample and preprocess one video exactly as mmaction2's test pipeline does."""
-    t0 = time.perf_counter()
-    with open_video(path, decoder=decoder) as reader:
-        indices = sample_clip_indices(reader.info.num_frames, views.clip)
-        frames = reader.read(indices.reshape(-1))
-        info = reader.info
-    t1 = time.perf_counter()
-    data = preprocess_clips(frames, views.clip.num_clips, views.preprocess)
-    t2 = time.perf_counter()
-    return VideoViews(str(path), data, indices, info, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+) -> NDArray[np.float32]:
+    """One video's model input ``[V, 3, T, H, W]`` float32, as mmaction2's test pipeline
+    makes it; raises ``VideoDecodeError`` if the video cannot be decoded."""
+    decoded = decode_job(VideoJob(str(path), str(path)), views, decoder)
+    if decoded.crops is None:
+        raise VideoDecodeError(decoded.error or f"{path}: cannot be decoded")
+    return normalize_to_ncthw(decoded.crops, views.preprocess)
 
 
 def score_views(backend: Backend, batch: NDArray[np.float32]) -> NDArray[np.float32]:

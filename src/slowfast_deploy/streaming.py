@@ -9,42 +9,26 @@ videos are decoded ahead, so memory stays bounded whatever the list length.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
-from slowfast_deploy.errors import SlowFastDeployError
-from slowfast_deploy.runtime.base import Backend, run_batched, to_probs
+from slowfast_deploy.errors import ModelFormatError
+from slowfast_deploy.pipeline import DecodedVideo, VideoJob, decode_job
+from slowfast_deploy.runtime.base import Backend, check_input_shape, run_batched, to_probs
 from slowfast_deploy.specs import ViewSpec
-from slowfast_deploy.video.decode import Decoder, open_video
-from slowfast_deploy.video.preprocess import crop_views, normalize_to_ncthw
-from slowfast_deploy.video.sampling import sample_clip_indices
+from slowfast_deploy.video.decode import Decoder
+from slowfast_deploy.video.preprocess import normalize_to_ncthw
 
 DECODER_NICE = 5
-
-
-@dataclass(frozen=True, slots=True)
-class VideoJob:
-    key: str  # identifies the video in results (the list's relative path, or the given path)
-    path: str
-    label: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DecodedVideo:
-    job: VideoJob
-    crops: NDArray[np.uint8] | None  # [V, T, S, S, 3]; None when failed
-    error: str | None
-    frame_indices: list[int] = field(default_factory=list)
-    decode_ms: float = 0.0
-    preprocess_ms: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,26 +42,9 @@ class VideoResult:
     infer_ms: float = 0.0  # this video's share of model time
 
 
-def decode_job(job: VideoJob, views: ViewSpec, decoder: Decoder) -> DecodedVideo:
-    """Decode + sample + resize/crop one video (runs in a worker process)."""
-    try:
-        t0 = time.perf_counter()
-        with open_video(job.path, decoder=decoder) as reader:
-            indices = sample_clip_indices(reader.info.num_frames, views.clip)
-            frames = reader.read(indices.reshape(-1))
-        t1 = time.perf_counter()
-        crops = crop_views(frames, views.preprocess)  # [crops, clips*T, S, S, 3]
-        num_crops, total = crops.shape[:2]
-        clips = views.clip.num_clips
-        crops = crops.reshape(num_crops * clips, total // clips, *crops.shape[2:])
-        t2 = time.perf_counter()
-    except (SlowFastDeployError, ValueError) as err:
-        return DecodedVideo(job, None, str(err))
-    except Exception as err:  # a decoder crash inside one video must not stop the run
-        return DecodedVideo(job, None, f"{job.path}: {type(err).__name__}: {err}")
-    return DecodedVideo(
-        job, crops, None, indices.reshape(-1).tolist(), (t1 - t0) * 1e3, (t2 - t1) * 1e3
-    )
+def _init_worker() -> None:
+    os.nice(DECODER_NICE)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled once, by the main process
 
 
 def decode_stream(
@@ -96,7 +63,7 @@ def decode_stream(
     # Decoders run slightly below the model's priority: preempting one of the model's threads
     # stalls all of them at the next barrier (measured: +3-7% end-to-end on 2 cores).
     with ProcessPoolExecutor(
-        num_workers, mp_context=get_context("spawn"), initializer=os.nice, initargs=(DECODER_NICE,)
+        num_workers, mp_context=get_context("spawn"), initializer=_init_worker
     ) as pool:
         pending: deque[Future[DecodedVideo]] = deque()
         for job in jobs:
@@ -181,7 +148,20 @@ def predict_videos(
     decoder: Decoder = "decord",
     prefetch: int | None = None,
 ) -> Iterator[VideoResult]:
-    """Decode in workers, score in this process; one ``VideoResult`` per job, in order."""
+    """Decode in workers, score in this process; one ``VideoResult`` per job, in order.
+
+    The model's input shape is checked first, so a mismatch stops before any decoding.
+    """
+    size, clip_len = views.preprocess.crop_size, views.clip.clip_len
+    declared = backend.input_shape
+    if len(declared) == 6 and any(d not in (None, size) for d in declared[4:]):
+        raise ModelFormatError(
+            f"{backend.info.model_path}: takes {declared[4]}x{declared[5]} crops but "
+            f"{views.num_views} view(s) make {size}x{size} crops; for --views 30 export with "
+            "--dynamic-hw"
+        )
+    check_input_shape(declared, (1, 1, 3, clip_len, size, size), model_path=backend.info.model_path)
+    # enough decoded videos for one full batch, plus one in flight per worker
     ahead = prefetch or max(2, num_workers * 2, -(-batchsize // views.num_views) + num_workers)
     decoded = decode_stream(jobs, views, decoder=decoder, num_workers=num_workers, prefetch=ahead)
     yield from score_stream(decoded, backend, views, batchsize=batchsize)

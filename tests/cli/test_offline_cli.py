@@ -279,7 +279,7 @@ def test_infer_resume_only_runs_missing_results(prepared, checkpoint, tmp_path, 
     res = tmp_path / "res"
     kept = (res / "0_0.txt").stat().st_mtime_ns
     (res / "2_0.txt").unlink()
-    assert main([*args, "--resume"]) == 0
+    assert main([*args[1:], "--resume"]) == 0  # without -q: the resume note is shown
     assert (res / "0_0.txt").stat().st_mtime_ns == kept
     assert (res / "2_0.txt").is_file()
     assert json.loads((tmp_path / "res_summary.json").read_text())["num_inputs"] == 1

@@ -37,7 +37,7 @@ def test_fp32_backends_match_golden_scores(golden, golden_onnx, backend):
     entries = json.loads((golden / "manifest.json").read_text())
     for entry in entries:
         ref = np.load(golden / "reference" / f"{entry['video']}.npz")
-        views = load_views(golden / "videos" / entry["video"]).views
+        views = load_views(golden / "videos" / entry["video"])
         scores = score_views(model, views[None])[0]
         np.testing.assert_allclose(scores, ref["scores"], atol=1e-4, rtol=0, err_msg=entry["video"])
         assert int(scores.argmax()) == entry["top1"]

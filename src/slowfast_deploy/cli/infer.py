@@ -57,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
         if not bins:
             return 0
     backend = open_model(args, softmax=not args.logits)
+    if args.logits and backend.output_kind != "logits":
+        from slowfast_deploy.cli import UsageError
+
+        raise UsageError(
+            f"--logits applies to .pth checkpoints; {args.model} outputs {backend.output_kind} "
+            "(export without --softmax for a logits model)"
+        )
     batches = infer_bins(
         backend, bins, out_dir=out_dir, outfmt=args.outfmt, batchsize=args.batchsize
     )

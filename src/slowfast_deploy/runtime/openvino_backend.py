@@ -111,4 +111,3 @@ class OpenVinoBackend:
     def close(self) -> None:
         self._request = None
         self._compiled = None
-

@@ -77,8 +77,10 @@ class OnnxRuntimeBackend:
         meta = self._session.get_modelmeta().custom_metadata_map
         self.output_kind: OutputKind = meta.get("output_kind", "unknown")
         if self.output_kind == "unknown":
-            logger.warning("%s has no output_kind metadata: softmax rows are told from logits "
-                           "by their values", model_path)
+            logger.warning(
+                "%s has no output_kind metadata: softmax rows are told from logits by their values",
+                model_path,
+            )
         used = self._session.get_providers()[0]
         if used != wanted:  # ORT falls back to the next provider when one fails to start
             raise BackendUnavailableError(

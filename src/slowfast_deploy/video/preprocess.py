@@ -81,10 +81,10 @@ def normalize_to_ncthw(crops_vthwc: NDArray[np.uint8], spec: PreprocessSpec) -> 
     return out
 
 
-def preprocess_clips(
+def crop_clips(
     frames_thwc: NDArray[np.uint8], num_clips: int, spec: PreprocessSpec
-) -> NDArray[np.float32]:
-    """Decoded frames of all clips (clip-major) -> model views ``[V, 3, T, H, W]`` float32.
+) -> NDArray[np.uint8]:
+    """Decoded frames of all clips (clip-major) -> uint8 views ``[V, T, S, S, 3]``.
 
     Views are ordered crop-major, clip-minor, as mmaction2 ``FormatShape('NCTHW')`` orders them.
     """
@@ -92,5 +92,11 @@ def preprocess_clips(
     num_crops, total = crops.shape[:2]
     if total % num_clips:
         raise ValueError(f"{total} frames do not split into {num_clips} clips")
-    views = crops.reshape(num_crops * num_clips, total // num_clips, *crops.shape[2:])
-    return normalize_to_ncthw(views, spec)
+    return crops.reshape(num_crops * num_clips, total // num_clips, *crops.shape[2:])
+
+
+def preprocess_clips(
+    frames_thwc: NDArray[np.uint8], num_clips: int, spec: PreprocessSpec
+) -> NDArray[np.float32]:
+    """Decoded frames of all clips (clip-major) -> model views ``[V, 3, T, H, W]`` float32."""
+    return normalize_to_ncthw(crop_clips(frames_thwc, num_clips, spec), spec)

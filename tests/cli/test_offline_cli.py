@@ -284,3 +284,30 @@ def test_infer_resume_only_runs_missing_results(prepared, checkpoint, tmp_path, 
     assert (res / "2_0.txt").is_file()
     assert json.loads((tmp_path / "res_summary.json").read_text())["num_inputs"] == 1
     assert "resuming: 2 results already in" in capsys.readouterr().err
+
+
+def test_preprocess_redoes_a_bin_whose_list_entry_changed(video_dir, tmp_path):
+    ann = tmp_path / "list.txt"
+    ann.write_text("a/land.mp4 3\nshort.mp4 7\n")
+    save = tmp_path / "out"
+    args = [
+        "-q",
+        "preprocess",
+        "--video-dir",
+        str(video_dir),
+        "--ann-file",
+        str(ann),
+        "--save-dir",
+        str(save),
+        "--num-workers",
+        "0",
+    ]
+    assert main(args) == 0
+    first = (save / "bin" / "0.bin").read_bytes()
+    kept = (save / "bin" / "1.bin").stat().st_mtime_ns
+    ann.write_text("a/port.mp4 1\nshort.mp4 7\n")  # line 0 now names another video
+    assert main(args) == 0
+    assert (save / "bin" / "0.bin").read_bytes() != first
+    assert (save / "bin" / "1.bin").stat().st_mtime_ns == kept
+    assert (save / "kinetics400.info").read_text() == "0 1\n1 7\n"
+    assert not list((save / "bin").glob(".*.tmp"))

@@ -53,18 +53,6 @@ def reference_lines(stats: LatencyStats, batchsize: int) -> str:
     )
 
 
-def time_calls(fn: Callable[[], object], *, loop: int, warmup: int) -> list[float]:
-    """Milliseconds of each of ``loop`` calls of ``fn`` after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(loop):
-        t0 = time.perf_counter_ns()
-        fn()
-        times.append((time.perf_counter_ns() - t0) / 1e6)
-    return times
-
-
 @dataclass(frozen=True, slots=True)
 class BenchRow:
     label: str  # the model argument as given

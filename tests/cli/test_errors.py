@@ -156,7 +156,6 @@ def test_thirty_views_on_a_224_model_stops_before_decoding(
     tiny_checkpoint, video_dir, tmp_path, capsys
 ):
     from conftest import tiny_spec
-
     from slowfast_deploy.export.onnx import export_onnx
 
     static = tmp_path / "static.onnx"

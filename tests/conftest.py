@@ -105,3 +105,25 @@ def tiny_onnx(tiny_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
     export_onnx(tiny_checkpoint, out, softmax=True, spec=tiny_spec(), dynamic_hw=True)
     return out
+
+
+def export_plain_onnx(model, path: Path, shape: tuple[int, ...], *, softmax: bool) -> Path:
+    """``torch.onnx.export`` of ``model`` with the reference I/O names and no metadata."""
+    import warnings
+
+    import torch
+
+    from slowfast_deploy.model.slowfast import ReferenceContract
+
+    with warnings.catch_warnings():  # the TorchScript exporter announces its deprecation
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            ReferenceContract(model, softmax=softmax),
+            torch.zeros(shape),
+            str(path),
+            input_names=["video"],
+            output_names=["class"],
+            dynamic_axes={"video": {0: "N"}, "class": {0: "N"}},
+            dynamo=False,
+        )
+    return path

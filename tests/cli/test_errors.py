@@ -13,20 +13,10 @@ from slowfast_deploy.cli import ExitStatus, main
 @pytest.fixture(scope="module")
 def plain_onnx(tiny_model, tmp_path_factory):
     """A logits-output ONNX file without slowfast-deploy metadata (e.g. from another tool)."""
-    torch = pytest.importorskip("torch")
-    from slowfast_deploy.model.slowfast import ReferenceContract
+    from conftest import export_plain_onnx
 
     path = tmp_path_factory.mktemp("plain") / "plain.onnx"
-    torch.onnx.export(
-        ReferenceContract(tiny_model, softmax=False),
-        torch.zeros(1, 1, 3, 32, 224, 224),
-        str(path),
-        input_names=["video"],
-        output_names=["class"],
-        dynamic_axes={"video": {0: "N"}, "class": {0: "N"}},
-        dynamo=False,
-    )
-    return path
+    return export_plain_onnx(tiny_model, path, (1, 1, 3, 32, 224, 224), softmax=False)
 
 
 def test_logits_model_without_metadata_is_softmaxed(plain_onnx, video_dir, capsys):

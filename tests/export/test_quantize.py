@@ -15,19 +15,10 @@ SHAPE = (1, 1, 3, 32, 64, 64)  # small spatial size keeps calibration fast
 
 @pytest.fixture(scope="module")
 def small_onnx(tiny_model, tmp_path_factory):
-    from slowfast_deploy.model.slowfast import ReferenceContract
+    from conftest import export_plain_onnx
 
     path = tmp_path_factory.mktemp("quantize") / "tiny.onnx"
-    torch.onnx.export(
-        ReferenceContract(tiny_model, softmax=True),
-        torch.zeros(SHAPE),
-        str(path),
-        input_names=["video"],
-        output_names=["class"],
-        dynamic_axes={"video": {0: "N"}, "class": {0: "N"}},
-        dynamo=False,
-    )
-    return path
+    return export_plain_onnx(tiny_model, path, SHAPE, softmax=True)
 
 
 def test_int8_ir_runs_close_to_fp32(small_onnx, tmp_path):

@@ -129,7 +129,7 @@ def test_bench_prints_reference_lines_table_and_summary(
         assert r["speedup"] is None  # no PyTorch model in this run
 
 
-def test_bench_speedup_is_relative_to_the_pytorch_model(tmp_path, capsys, monkeypatch):
+def test_bench_speedup_is_relative_to_the_pytorch_model():
     """Ratios come from the same alternating run; checked on fake runners with known cost."""
     import time
 
@@ -150,7 +150,7 @@ def test_bench_speedup_is_relative_to_the_pytorch_model(tmp_path, capsys, monkey
         baseline=0,
     )
     assert rows[0].speedup == 1.0
-    assert 2.5 < rows[1].speedup < 4.5
+    assert 1.5 < rows[1].speedup < 5  # 20 ms vs 5 ms calls, with scheduling noise
 
 
 def test_unavailable_precision_says_what_is_available(tiny_onnx):

@@ -31,8 +31,6 @@ def reference(golden: Path, video: str) -> dict:
 def test_indices_and_cropped_frames_identical(golden, decoder):
     checked = 0
     for entry in manifest(golden):
-        if decoder == "pyav" and entry["video"] == ODD:
-            continue  # documented: PyAV's FFmpeg converts odd-sized frames unlike decord's
         ref = reference(golden, entry["video"])
         with open_video(golden / "videos" / entry["video"], decoder=decoder) as reader:
             assert reader.info.num_frames == entry["total_frames"]
@@ -42,7 +40,7 @@ def test_indices_and_cropped_frames_identical(golden, decoder):
         cropped = crop_views(frames, SINGLE_VIEW.preprocess)[0]
         np.testing.assert_array_equal(cropped, ref["cropped"], err_msg=entry["video"])
         checked += 1
-    assert checked >= 7
+    assert checked == 8
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ Two decoders, chosen explicitly (never a silent fallback):
 - ``decord``: mmaction2's own decoder (``DecordInit`` + ``DecordDecode``); frames are the
   reference by definition, odd-sized videos included.
 - ``pyav``: FFmpeg through PyAV, decoding sequentially from the start (accurate, no seek
-  drift); bit-identical to decord on even-sized videos, see README for odd sizes.
+  drift); bit-identical to decord on even-sized videos, and on yuv420p videos of odd width
+  and height through ``_swscale41`` (FFmpeg 4.1's conversion); see the README.
 
 Frame index ``i`` is the ``i``-th decoded frame; the frame count is the container's count,
 as decord reports it (``len(VideoReader)``).
@@ -13,17 +14,21 @@ as decord reports it (``len(VideoReader)``).
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from slowfast_deploy._optional import require
 from slowfast_deploy.errors import VideoDecodeError
+from slowfast_deploy.video import _swscale41
+
+logger = logging.getLogger(__name__)
 
 Decoder = Literal["decord", "pyav"]
 DECODERS: tuple[Decoder, ...] = ("decord", "pyav")
@@ -119,6 +124,14 @@ class PyAVReader(_ReaderBase):
             raise VideoDecodeError(f"{path}: PyAV cannot open it ({_first_line(err)})") from err
         if self.info.num_frames < 1:
             raise VideoDecodeError(f"{path}: no video frames")
+        if self.info.height % 2 and not self.info.width % 2:
+            logger.warning(
+                "%s: %dx%d (even width, odd height): PyAV's colour conversion differs from "
+                "decord's here; use --decoder decord for exact mmaction2 parity",
+                path,
+                self.info.width,
+                self.info.height,
+            )
 
     def _count_frames(self) -> int:
         count = sum(1 for p in self._container.demux(video=0) if p.size)
@@ -135,7 +148,7 @@ class PyAVReader(_ReaderBase):
             self._container.seek(0)
             for i, frame in enumerate(self._container.decode(video=0)):
                 if i in wanted:
-                    got[i] = frame.to_ndarray(format="rgb24")
+                    got[i] = _frame_to_rgb(frame)
                 if i >= last:
                     break
         except av.FFmpegError as err:
@@ -150,6 +163,26 @@ class PyAVReader(_ReaderBase):
 
     def close(self) -> None:
         self._container.close()
+
+
+def _frame_to_rgb(frame: Any) -> NDArray[np.uint8]:
+    """RGB of a PyAV frame, converted as decord's FFmpeg 4.1 does (see ``_swscale41``)."""
+    if _swscale41.applies(
+        frame.width,
+        frame.height,
+        frame.format.name,
+        int(frame.colorspace),
+        int(frame.color_range),
+    ):
+        width, height = frame.width, frame.height
+        chroma = ((width + 1) // 2, (height + 1) // 2)
+        y, u, v = (
+            np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:h, :w]
+            for plane, (w, h) in zip(frame.planes, [(width, height), chroma, chroma], strict=True)
+        )
+        return _swscale41.yuv420p_to_rgb24(y, u, v)
+    rgb: NDArray[np.uint8] = frame.to_ndarray(format="rgb24")
+    return rgb
 
 
 def open_video(path: str | os.PathLike[str], *, decoder: Decoder = "decord") -> VideoReader:

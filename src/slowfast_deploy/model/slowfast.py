@@ -98,9 +98,9 @@ class Pathway(nn.Module):
         conv1_kernel_t: int,
         inflate: tuple[int, ...],
         stage_blocks: tuple[int, ...],
-        lateral_from: int = 0,
-        spec: ModelSpec | None = None,
+        lateral_spec: ModelSpec | None = None,
     ) -> None:
+        """``lateral_spec``: the slow pathway's spec (laterals from the fast one); else none."""
         super().__init__()
         self.conv1 = ConvBnAct(
             3,
@@ -110,13 +110,14 @@ class Pathway(nn.Module):
             padding=((conv1_kernel_t - 1) // 2, 3, 3),
         )
         self.maxpool = nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
-        self.lateral = lateral_from > 0
+        self.lateral = lateral_spec is not None
+        ratio = lateral_spec.channel_ratio if lateral_spec else 1
         in_channels = base_channels
         self.num_stages = len(stage_blocks)
         for i, num_blocks in enumerate(stage_blocks):
             planes = base_channels * 2**i
             # a slow stage also receives the lateral features: 2 * fast channels at that point
-            lateral_channels = 2 * in_channels // lateral_from if self.lateral else 0
+            lateral_channels = 2 * in_channels // ratio if self.lateral else 0
             blocks = [
                 Bottleneck3d(
                     (in_channels + lateral_channels) if b == 0 else planes * EXPANSION,
@@ -128,13 +129,12 @@ class Pathway(nn.Module):
             ]
             self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
             in_channels = planes * EXPANSION
-        if self.lateral:
-            assert spec is not None
-            fast = base_channels // lateral_from
-            self.conv1_lateral = _lateral(fast, spec)
+        if lateral_spec is not None:
+            fast = base_channels // ratio
+            self.conv1_lateral = _lateral(fast, lateral_spec)
             for i in range(self.num_stages - 1):
                 fast_out = fast * 2**i * EXPANSION
-                self.add_module(f"layer{i + 1}_lateral", _lateral(fast_out, spec))
+                self.add_module(f"layer{i + 1}_lateral", _lateral(fast_out, lateral_spec))
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         return self.maxpool(self.conv1(x))
@@ -169,8 +169,7 @@ class SlowFastBackbone(nn.Module):
             conv1_kernel_t=spec.slow_conv1_kernel_t,
             inflate=spec.slow_inflate,
             stage_blocks=spec.stage_blocks,
-            lateral_from=spec.channel_ratio,
-            spec=spec,
+            lateral_spec=spec,
         )
         self.fast_path = Pathway(
             base_channels=spec.fast_base_channels,

@@ -150,7 +150,8 @@ def test_bench_speedup_is_relative_to_the_pytorch_model():
         baseline=0,
     )
     assert rows[0].speedup == 1.0
-    assert 1.5 < rows[1].speedup < 5  # 20 ms vs 5 ms calls, with scheduling noise
+    assert rows[1].speedup > 1.5  # 20 ms vs 5 ms calls, with scheduling noise
+    assert rows[1].speedup < 5
 
 
 def test_unavailable_precision_says_what_is_available(tiny_onnx):

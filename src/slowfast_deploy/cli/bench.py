@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from slowfast_deploy.cli._model_args import add_spec_arg
 from slowfast_deploy.cli._types import non_negative_int, positive_int
 
 
@@ -36,6 +37,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--summary", type=Path, default=None, help="write the rows as JSON here")
     p.add_argument("--seed", type=int, default=0)
+    add_spec_arg(p)
     p.set_defaults(run=run)
 
 
@@ -53,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from slowfast_deploy.cli import UsageError
     from slowfast_deploy.formats import BIN_SHAPE
     from slowfast_deploy.runtime import open_backend, run_batched
+    from slowfast_deploy.specs import MODEL_SPECS
 
     try:
         batchsizes = [int(b) for b in args.batchsize.split(",")]
@@ -72,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
             precision=precision,
             device=args.device,
             threads=args.threads,
+            spec=MODEL_SPECS[args.spec],
         )
         if baseline is None and backend.info.name == "torch":
             baseline = k

@@ -195,23 +195,8 @@ def test_predict_formats(video_dir, tiny_onnx, tmp_path, capsys):
     names = tmp_path / "labels.txt"
     names.write_text("".join(f"class {i}\n" for i in range(10)))
     video = str(video_dir / "short.mp4")
-    assert (
-        main(
-            [
-                "predict",
-                video,
-                "--model",
-                str(tiny_onnx),
-                "--label-map",
-                str(names),
-                "--topk",
-                "3",
-                "--format",
-                "jsonl",
-            ]
-        )
-        == 0
-    )
+    predict = ["predict", video, "--model", str(tiny_onnx)]
+    assert main([*predict, "--label-map", str(names), "--topk", "3", "--format", "jsonl"]) == 0
     (line,) = capsys.readouterr().out.splitlines()
     record = json.loads(line)
     assert record["video"] == video and record["status"] == "ok"
@@ -220,28 +205,12 @@ def test_predict_formats(video_dir, tiny_onnx, tmp_path, capsys):
     scores = [t["score"] for t in record["topk"]]
     assert scores == sorted(scores, reverse=True)
 
-    assert main(["predict", video, "--model", str(tiny_onnx), "--format", "json"]) == 0
+    assert main([*predict, "--format", "json"]) == 0
     (full,) = json.loads(capsys.readouterr().out)
     assert len(full["scores"]) == 10 and sum(full["scores"]) == pytest.approx(1, abs=1e-5)
     assert full["topk"][0]["score"] == pytest.approx(max(full["scores"]))
 
-    assert (
-        main(
-            [
-                "predict",
-                video,
-                "--model",
-                str(tiny_onnx),
-                "--label-map",
-                str(names),
-                "--format",
-                "table",
-                "--topk",
-                "2",
-            ]
-        )
-        == 0
-    )
+    assert main([*predict, "--label-map", str(names), "--format", "table", "--topk", "2"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0] == f"{video}  (1 view)"
     assert table[1].startswith("  1. ") and "class " in table[1]

@@ -63,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--batchsize must be integers like 1,4,8, not {args.batchsize!r}"
         ) from None
-    if args.loop < 1 or any(b < 1 for b in batchsizes):
-        raise UsageError("--loop and --batchsize must be >= 1")
+    if any(b < 1 for b in batchsizes):  # --loop is checked by argparse
+        raise UsageError(f"--batchsize values must be >= 1, got {args.batchsize!r}")
     runners = []
     baseline = None
     for k, text in enumerate([args.model, *args.compare]):

@@ -31,7 +31,7 @@ from slowfast_deploy.formats import (
     write_atomic,
 )
 from slowfast_deploy.metrics import Accuracy, accuracy
-from slowfast_deploy.pipeline import VideoJob
+from slowfast_deploy.pipeline import DecodeOptions, VideoJob
 from slowfast_deploy.runtime.base import Backend, run_batched
 from slowfast_deploy.specs import SINGLE_VIEW
 from slowfast_deploy.streaming import decode_stream
@@ -101,7 +101,7 @@ def preprocess_dataset(
     decoded = decode_stream(
         jobs,
         SINGLE_VIEW,
-        decoder=decoder,
+        options=DecodeOptions(decoder),
         num_workers=num_workers,
         prefetch=max(2, 2 * num_workers),
     )

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,6 +30,19 @@ class VideoJob:
     label: int | None = None
 
 
+FrameCount = Literal["container", "decoded"]
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeOptions:
+    """How videos are decoded; recorded in run headers, the same for every video of a run."""
+
+    decoder: Decoder = "decord"
+    # "container": mmaction2's count (decord's len), the exact reference; "decoded": the
+    # frames that actually play (edit lists honoured)
+    frame_count: FrameCount = "container"
+
+
 @dataclass(frozen=True, slots=True)
 class DecodedVideo:
     job: VideoJob
@@ -36,15 +51,32 @@ class DecodedVideo:
     frame_indices: list[int] = field(default_factory=list)
     decode_ms: float = 0.0
     preprocess_ms: float = 0.0
+    # per-video facts for the results record (JSON-able): e.g. the decoder actually used,
+    # a machine-readable failure reason code
+    info: dict[str, Any] = field(default_factory=dict)
 
 
-def decode_job(job: VideoJob, views: ViewSpec, decoder: Decoder) -> DecodedVideo:
-    """Decode + sample + resize/crop one video; a failure is returned, never raised."""
+def decode_job(
+    job: VideoJob,
+    views: ViewSpec,
+    options: DecodeOptions,
+    *,
+    on_frame: Callable[[], None] | None = None,
+) -> DecodedVideo:
+    """Decode + sample + resize/crop one video; a failure is returned, never raised.
+
+    ``on_frame`` is called as decoding makes progress (a heartbeat for stall detection).
+    """
+    decoder = options.decoder
     try:
         t0 = time.perf_counter()
+        if on_frame is not None:
+            on_frame()
         with open_video(job.path, decoder=decoder) as reader:
             indices = sample_clip_indices(reader.info.num_frames, views.clip)
             frames = reader.read(indices.reshape(-1))
+        if on_frame is not None:
+            on_frame()
         t1 = time.perf_counter()
         crops = crop_clips(frames, views.clip.num_clips, views.preprocess)
         t2 = time.perf_counter()
@@ -58,11 +90,16 @@ def decode_job(job: VideoJob, views: ViewSpec, decoder: Decoder) -> DecodedVideo
 
 
 def load_views(
-    path: str | os.PathLike[str], views: ViewSpec = SINGLE_VIEW, *, decoder: Decoder = "decord"
+    path: str | os.PathLike[str],
+    views: ViewSpec = SINGLE_VIEW,
+    *,
+    decoder: Decoder = "decord",
+    frame_count: FrameCount = "container",
 ) -> NDArray[np.float32]:
     """One video's model input ``[V, 3, T, H, W]`` float32, as mmaction2's test pipeline
     makes it; raises ``VideoDecodeError`` if the video cannot be decoded."""
-    decoded = decode_job(VideoJob(str(path), str(path)), views, decoder)
+    options = DecodeOptions(decoder, frame_count)
+    decoded = decode_job(VideoJob(str(path), str(path)), views, options)
     if decoded.crops is None:
         raise VideoDecodeError(decoded.error or f"{path}: cannot be decoded")
     return normalize_to_ncthw(decoded.crops, views.preprocess)

@@ -22,10 +22,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from slowfast_deploy.errors import ModelFormatError
-from slowfast_deploy.pipeline import DecodedVideo, VideoJob, decode_job
+from slowfast_deploy.pipeline import DecodedVideo, DecodeOptions, VideoJob, decode_job
 from slowfast_deploy.runtime.base import Backend, check_input_shape, run_batched, to_probs
 from slowfast_deploy.specs import ViewSpec
-from slowfast_deploy.video.decode import Decoder
 from slowfast_deploy.video.preprocess import normalize_to_ncthw
 
 DECODER_NICE = 5
@@ -51,14 +50,14 @@ def decode_stream(
     jobs: Iterable[VideoJob],
     views: ViewSpec,
     *,
-    decoder: Decoder,
+    options: DecodeOptions,
     num_workers: int,
     prefetch: int,
 ) -> Iterator[DecodedVideo]:
     """``decode_job`` over ``jobs`` in order, ``num_workers`` processes, ``prefetch`` ahead."""
     if num_workers <= 0:
         for job in jobs:
-            yield decode_job(job, views, decoder)
+            yield decode_job(job, views, options)
         return
     # Decoders run slightly below the model's priority: preempting one of the model's threads
     # stalls all of them at the next barrier (measured: +3-7% end-to-end on 2 cores).
@@ -67,7 +66,7 @@ def decode_stream(
     ) as pool:
         pending: deque[Future[DecodedVideo]] = deque()
         for job in jobs:
-            pending.append(pool.submit(decode_job, job, views, decoder))
+            pending.append(pool.submit(decode_job, job, views, options))
             if len(pending) >= prefetch:
                 yield pending.popleft().result()
         while pending:
@@ -145,7 +144,7 @@ def predict_videos(
     *,
     batchsize: int = 1,
     num_workers: int = 1,
-    decoder: Decoder = "decord",
+    options: DecodeOptions = DecodeOptions(),  # noqa: B008 (frozen)
     prefetch: int | None = None,
 ) -> Iterator[VideoResult]:
     """Decode in workers, score in this process; one ``VideoResult`` per job, in order.
@@ -163,7 +162,7 @@ def predict_videos(
     check_input_shape(declared, (1, 1, 3, clip_len, size, size), model_path=backend.info.model_path)
     # enough decoded videos for one full batch, plus one in flight per worker
     ahead = prefetch or max(2, num_workers * 2, -(-batchsize // views.num_views) + num_workers)
-    decoded = decode_stream(jobs, views, decoder=decoder, num_workers=num_workers, prefetch=ahead)
+    decoded = decode_stream(jobs, views, options=options, num_workers=num_workers, prefetch=ahead)
     yield from score_stream(decoded, backend, views, batchsize=batchsize)
 
 

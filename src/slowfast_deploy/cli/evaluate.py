@@ -74,6 +74,7 @@ def run_streaming(args: argparse.Namespace) -> int:
     from slowfast_deploy.formats import read_annotations
     from slowfast_deploy.labels import load_labels
     from slowfast_deploy.metrics import accuracy
+    from slowfast_deploy.pipeline import DecodeOptions
     from slowfast_deploy.results import ResultsFile, model_fingerprint, result_record
     from slowfast_deploy.specs import VIEWS
     from slowfast_deploy.streaming import VideoJob, predict_videos
@@ -112,7 +113,7 @@ def run_streaming(args: argparse.Namespace) -> int:
         views,
         batchsize=args.batchsize,
         num_workers=args.num_workers,
-        decoder=args.decoder,
+        options=DecodeOptions(args.decoder),
     )
     failures = 0
     model_ms = 0.0

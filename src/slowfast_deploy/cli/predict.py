@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from slowfast_deploy.cli import ExitStatus
     from slowfast_deploy.cli._model_args import open_model
     from slowfast_deploy.labels import load_labels
+    from slowfast_deploy.pipeline import DecodeOptions
     from slowfast_deploy.results import result_record
     from slowfast_deploy.specs import VIEWS
     from slowfast_deploy.streaming import job_from_path, predict_videos
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         VIEWS[args.views],
         batchsize=args.batchsize,
         num_workers=min(args.num_workers, len(args.videos)),
-        decoder=args.decoder,
+        options=DecodeOptions(args.decoder),
     ):
         record = result_record(result, index=None, labels=labels, topk=args.topk)
         record.pop("key"), record.pop("index"), record.pop("label")

@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         predict,
         preprocess,
         report,
+        timeline,
     )
 
     parser = argparse.ArgumentParser(
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="errors only, no progress bar")
     parser.add_argument("--traceback", action="store_true", help="show tracebacks for all errors")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (preprocess, export, compile, infer, bench, evaluate, predict, report):
+    for module in (preprocess, export, compile, infer, bench, evaluate, predict, report, timeline):
         module.add_parser(subparsers)
     for sub in subparsers.choices.values():  # the global flags also work after the command
         g = sub.add_argument_group("output")

@@ -200,3 +200,101 @@ def open_video(path: str | os.PathLike[str], *, decoder: Decoder = "decord") -> 
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0][:200] if text else type(err).__name__
+
+
+# --- Sequential reading, for timelines of long videos -------------------------------------
+# (appended as one section, so it merges with concurrent edits of the readers above)
+
+from collections.abc import Iterator  # noqa: E402
+
+
+@dataclass(frozen=True, slots=True)
+class TimedFrame:
+    """One decoded frame in presentation order; ``rgb`` only for frames asked for."""
+
+    index: int
+    time_s: float  # presentation time in seconds (the stream's start time is 0)
+    rgb: NDArray[np.uint8] | None  # [H, W, 3]; None when the caller does not need the pixels
+
+
+def iter_frames(
+    reader: VideoReader,
+    wanted: NDArray[np.bool_],
+    *,
+    first: int = 0,
+    chunk_size: int = 32,
+) -> Iterator[TimedFrame]:
+    """Frames ``first .. len(wanted) - 1`` of an open reader, each decoded once, in order.
+
+    Pixels (the same as ``reader.read`` gives) come only where ``wanted`` is true, so unused
+    frames cost a decode but no colour conversion. Memory does not grow with the video.
+    """
+    stop = int(wanted.shape[0])
+    if not 0 <= first <= stop <= reader.info.num_frames:
+        raise ValueError(
+            f"frames {first}..{stop} are outside 0..{reader.info.num_frames} of the video"
+        )
+    if isinstance(reader, DecordReader):
+        yield from _iter_decord(reader, wanted, first, stop, chunk_size)
+    elif isinstance(reader, PyAVReader):
+        yield from _iter_pyav(reader, wanted, first, stop)
+    else:
+        raise TypeError(f"iter_frames needs a reader from open_video, got {type(reader)}")
+
+
+def _iter_decord(
+    reader: DecordReader, wanted: NDArray[np.bool_], first: int, stop: int, chunk_size: int
+) -> Iterator[TimedFrame]:
+    # decord reads increasing indices without seeking back (it skips forward, decoding without
+    # colour conversion), so chunks of wanted indices decode the video once, in order.
+    fps = reader.info.fps or 1.0
+    warned = False
+    for begin in range(first, stop, chunk_size):
+        indices = np.arange(begin, min(begin + chunk_size, stop), dtype=np.int64)
+        pick = indices[wanted[indices]]
+        frames = reader.read(pick) if pick.size else None
+        times = np.asarray(reader._vr.get_frame_timestamp(indices.tolist()), np.float64)
+        times = times.reshape(-1, 2)[:, 0]
+        if not (np.isfinite(times).all() and (times >= 0).all()):
+            if not warned:
+                logger.warning(
+                    "%s: the container has no usable timestamps; times are frame / %.3f fps",
+                    reader.path,
+                    fps,
+                )
+                warned = True
+            times = indices / fps
+        rows = dict(zip(pick.tolist(), range(pick.size), strict=True))
+        for index, time_s in zip(indices.tolist(), times.tolist(), strict=True):
+            row = rows.get(index)
+            rgb = frames[row] if frames is not None and row is not None else None
+            yield TimedFrame(index, float(time_s), rgb)
+
+
+def _iter_pyav(
+    reader: PyAVReader, wanted: NDArray[np.bool_], first: int, stop: int
+) -> Iterator[TimedFrame]:
+    av = require("av", extra="av", purpose="decoder 'pyav'")
+    fps = reader.info.fps or 1.0
+    container = reader._container
+    stream = container.streams.video[0]
+    offset_s = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
+    index = -1
+    try:
+        container.seek(0)
+        for index, frame in enumerate(container.decode(video=0)):
+            if index >= stop:
+                break
+            if index < first:
+                continue
+            time_s = frame.time - offset_s if frame.time is not None else index / fps
+            rgb = _frame_to_rgb(frame) if wanted[index] else None
+            yield TimedFrame(index, float(time_s), rgb)
+    except av.FFmpegError as err:
+        raise VideoDecodeError(f"{reader.path}: PyAV failed ({_first_line(err)})") from err
+    if index + 1 < stop:
+        raise VideoDecodeError(
+            f"{reader.path}: container says {reader.info.num_frames} frames but frame "
+            f"{index + 1} could not be decoded (truncated or corrupt file); "
+            "stop before it with --end"
+        )

@@ -1,0 +1,352 @@
+"""``slowfast-deploy timeline``: what happens when in long videos (windows, segments, plot,
+annotated video)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from slowfast_deploy.cli._model_args import add_model_args
+from slowfast_deploy.cli._types import positive_int
+from slowfast_deploy.video.decode import DECODERS
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "timeline",
+        help="action timeline of long videos: per-window top-k, segments, plot, annotated video",
+        description="Score overlapping windows of each video (each exactly as `predict` scores "
+        "a video of the window's length), decoding it once, and merge them into segments.",
+    )
+    p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
+    add_model_args(p)
+    w = p.add_argument_group("windows")
+    w.add_argument("--window", type=int, default=64, help="frames per window, >= 32 (default: 64)")
+    w.add_argument(
+        "--stride", type=int, default=16, help="frames from one window to the next (default: 16)"
+    )
+    w.add_argument("--start", type=float, default=None, metavar="S", help="start at S seconds")
+    w.add_argument("--end", type=float, default=None, metavar="S", help="stop at S seconds")
+    w.add_argument("--batchsize", type=positive_int, default=1, help="windows per model call")
+    w.add_argument("--decoder", choices=DECODERS, default="decord")
+    o = p.add_argument_group("timeline")
+    o.add_argument("--topk", type=positive_int, default=5, help="classes listed per window")
+    o.add_argument(
+        "--label-map",
+        "--label_map",
+        type=Path,
+        help="class names, one per line (Kinetics-400: the sorted class names)",
+    )
+    o.add_argument(
+        "--smooth",
+        type=int,
+        default=1,
+        metavar="K",
+        help="centred moving average of the scores over K windows, K odd (default: 1, none)",
+    )
+    o.add_argument(
+        "--threshold",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="a segment needs a smoothed top-1 score >= P (default: 0)",
+    )
+    o.add_argument("--format", choices=("json", "csv", "srt"), default="json")
+    o.add_argument(
+        "--out",
+        type=Path,
+        help="write here instead of stdout (a directory for --format srt with several videos)",
+    )
+    o.add_argument(
+        "--plot", type=Path, help="PNG of the top classes over time (a directory: several videos)"
+    )
+    o.add_argument(
+        "--annotate",
+        type=Path,
+        help="re-encode the video (H.264, no audio) with the current label drawn "
+        "(a directory: several videos)",
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from slowfast_deploy.cli import ExitStatus, UsageError, note
+    from slowfast_deploy.cli._model_args import open_model
+    from slowfast_deploy.cli._progress import progress
+    from slowfast_deploy.errors import VideoDecodeError
+    from slowfast_deploy.labels import load_labels
+    from slowfast_deploy.runtime.base import check_input_shape
+    from slowfast_deploy.specs import MODEL_SPECS, SINGLE_VIEW, ClipSpec
+    from slowfast_deploy.timeline import TimelineRun, VideoTimeline, WindowPlan
+
+    clip = ClipSpec(clip_len=MODEL_SPECS[args.spec].clip_len)
+    if args.stride < 1:
+        raise UsageError(f"--stride must be >= 1 frame, got {args.stride}")
+    if args.window < clip.clip_len:
+        raise UsageError(
+            f"--window must be at least the model's clip length ({clip.clip_len} frames), "
+            f"got {args.window}"
+        )
+    if args.smooth < 1 or args.smooth % 2 == 0:
+        raise UsageError(f"--smooth must be an odd number of windows >= 1, got {args.smooth}")
+    if not 0.0 <= args.threshold <= 1.0:
+        raise UsageError(f"--threshold must be a score in 0..1, got {args.threshold}")
+    if args.start is not None and args.start < 0:
+        raise UsageError(f"--start must be >= 0 seconds, got {args.start}")
+    if args.end is not None and args.end <= (args.start or 0.0):
+        raise UsageError(f"--end ({args.end} s) must be after --start ({args.start or 0} s)")
+    several = len(args.videos) > 1
+    if several and args.format == "srt" and args.out is None:
+        raise UsageError("--format srt with several videos needs --out DIR (one .srt per video)")
+    if several and len({v.stem for v in args.videos}) < len(args.videos):
+        raise UsageError("several videos with the same file name; run them in separate calls")
+    targets = _prepare_targets(args, several)  # fails here, before any decoding
+    labels = load_labels(args.label_map) if args.label_map else None
+    plan = WindowPlan(args.window, args.stride, clip, SINGLE_VIEW.preprocess)
+
+    backend = open_model(args)
+    size = plan.preprocess.crop_size
+    check_input_shape(
+        backend.input_shape,
+        (args.batchsize, 1, 3, clip.clip_len, size, size),
+        model_path=backend.info.model_path,
+    )
+    timelines: list[VideoTimeline] = []
+    try:
+        for video in args.videos:
+            timeline = VideoTimeline(str(video), plan)
+            timelines.append(timeline)
+            t0 = time.perf_counter()
+            try:
+                with TimelineRun(
+                    video,
+                    backend,
+                    plan,
+                    decoder=args.decoder,
+                    start_s=args.start,
+                    end_s=args.end,
+                    batchsize=args.batchsize,
+                ) as run_:
+                    timeline.info, timeline.num_windows = run_.info, len(run_.windows)
+                    timeline.stats = run_.stats
+                    bar = progress(
+                        run_,
+                        total=len(run_.windows),
+                        desc=video.name,
+                        quiet=args.quiet,
+                        unit="window",
+                    )
+                    try:
+                        for record in bar:
+                            timeline.records.append(record)
+                    finally:
+                        bar.close()
+                        timeline.wall_s = time.perf_counter() - t0
+                    timeline.status = "ok"
+            except (VideoDecodeError, ValueError) as err:
+                timeline.status, timeline.error = "failed", str(err)
+                print(f"failed: {video}: {err}", file=sys.stderr)
+                continue
+            note(args, _speed_line(timeline))
+            _draw(timeline, targets, video, args, labels)
+    except KeyboardInterrupt:
+        if timelines and timelines[-1].status == "running":
+            timelines[-1].status = "interrupted"
+        _write_text(timelines, args, labels, targets)
+        if timelines and timelines[-1].status == "interrupted" and timelines[-1].records:
+            _plot(timelines[-1], targets["plot"], Path(timelines[-1].video), args, labels)
+        where = args.out or "stdout"
+        done = sum(len(t.records) for t in timelines)
+        print(f"interrupted: kept the {done} windows done in {where}", file=sys.stderr)
+        raise
+    _write_text(timelines, args, labels, targets)
+    failed = sum(t.status == "failed" for t in timelines)
+    return ExitStatus.SOME_FAILED if failed else ExitStatus.OK
+
+
+def _prepare_targets(args: argparse.Namespace, several: bool) -> dict[str, Any]:
+    """Output paths, checked writable now so that a typo fails before hours of decoding."""
+    targets: dict[str, Any] = {"out": args.out, "plot": args.plot, "annotate": args.annotate}
+    if args.annotate is not None:
+        from slowfast_deploy.timeline_render import h264_encoder
+
+        h264_encoder()
+    if args.plot is not None:
+        from slowfast_deploy._optional import require
+
+        require("matplotlib", extra="report", purpose="--plot")
+    dirs = {"plot": several, "annotate": several, "out": several and args.format == "srt"}
+    suffix = {"plot": ".png", "annotate": ".mp4", "out": ".srt"}
+    for key, is_dir in dirs.items():
+        path = targets[key]
+        if path is None:
+            continue
+        if is_dir:
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise OSError(
+                    f"{path}: cannot create the output directory ({err.strerror}); "
+                    f"give --{key} a writable directory"
+                ) from err
+            for video in args.videos:
+                _check_writable(path / f"{video.stem}{suffix[key]}", key)
+        else:
+            _check_writable(path, key)
+    return targets
+
+
+def _check_writable(path: Path, flag: str) -> None:
+    existed = path.exists()
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "is a directory")
+        with open(path, "ab"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as err:
+        raise OSError(
+            f"{path}: cannot write --{flag} there ({err.strerror}); give a writable file path"
+        ) from err
+
+
+def _target(path: Path | None, video: Path, suffix: str, is_dir: bool) -> Path | None:
+    if path is None:
+        return None
+    return path / f"{video.stem}{suffix}" if is_dir else path
+
+
+def _speed_line(timeline: Any) -> str:
+    info, stats = timeline.info, timeline.stats
+    records = timeline.records
+    video_s = (records[-1].end_frame - records[0].start_frame) / info.fps if records else 0.0
+    wall = max(timeline.wall_s, 1e-9)
+    return (
+        f"{timeline.video}: {len(records)} windows, {video_s:.1f} s of video in {wall:.1f} s "
+        f"({video_s / wall:.2f}x real time; decode {stats.decode_s / wall:.0%}, "
+        f"preprocess {stats.preprocess_s / wall:.0%}, model {stats.model_s / wall:.0%})"
+    )
+
+
+def _draw(
+    timeline: Any, targets: dict[str, Any], video: Path, args: argparse.Namespace, labels: Any
+) -> None:
+    several = len(args.videos) > 1
+    _plot(timeline, targets["plot"], video, args, labels)
+    dst = _target(targets["annotate"], video, ".mp4", several)
+    if dst is None or not timeline.records:
+        return
+    from slowfast_deploy.cli import note
+    from slowfast_deploy.cli._progress import progress
+    from slowfast_deploy.timeline import smooth_scores
+    from slowfast_deploy.timeline_output import timeline_segments
+    from slowfast_deploy.timeline_render import annotate_video, frame_labels
+
+    smoothed = smooth_scores(timeline.scores(), args.smooth)
+    segments = timeline_segments(timeline, smooth=args.smooth, threshold=args.threshold)
+    first = timeline.records[0].start_frame
+    stop = max(timeline.records[-1].end_frame, _stop_frame(timeline, args))
+    bar = progress(
+        range(stop - first),
+        total=stop - first,
+        desc=f"annotate {video.name}",
+        quiet=args.quiet,
+        unit="frame",
+    )
+    ticks = iter(bar)
+    try:
+        count = annotate_video(
+            video,
+            dst,
+            frame_labels(timeline.records, smoothed, segments, labels=labels),
+            first=first,
+            stop=stop,
+            on_frame=lambda: next(ticks, None),
+        )
+    finally:
+        bar.close()
+    note(args, f"annotated video: {dst} ({count} frames, H.264, audio dropped)")
+
+
+def _stop_frame(timeline: Any, args: argparse.Namespace) -> int:
+    """The last frame (exclusive) of the range asked for: the annotated video covers it all."""
+    info = timeline.info
+    if args.end is None:
+        return int(info.num_frames)
+    return min(int(info.num_frames), round(args.end * info.fps))
+
+
+def _plot(
+    timeline: Any, path: Path | None, video: Path, args: argparse.Namespace, labels: Any
+) -> None:
+    dst = _target(path, video, ".png", len(args.videos) > 1)
+    if dst is None or not timeline.records:
+        return
+    from slowfast_deploy.cli import note
+    from slowfast_deploy.timeline import smooth_scores
+    from slowfast_deploy.timeline_output import timeline_segments
+    from slowfast_deploy.timeline_render import plot_timeline
+
+    smoothed = smooth_scores(timeline.scores(), args.smooth)
+    segments = timeline_segments(timeline, smooth=args.smooth, threshold=args.threshold)
+    title = f"{video.name}: window {args.window} frames, stride {args.stride}"
+    if args.smooth > 1:
+        title += f", smoothed over {args.smooth}"
+    plot_timeline(dst, timeline.records, smoothed, segments, labels=labels, title=title)
+    note(args, f"plot: {dst}")
+
+
+def _write_text(
+    timelines: list[Any], args: argparse.Namespace, labels: Any, targets: dict[str, Any]
+) -> None:
+    from slowfast_deploy.timeline_output import timeline_record, to_csv, to_json, to_srt
+
+    records = [
+        timeline_record(
+            t, topk=args.topk, smooth=args.smooth, threshold=args.threshold, labels=labels
+        )
+        for t in timelines
+    ]
+    for record, timeline in zip(records, timelines, strict=True):
+        if timeline.info is not None and timeline.records:
+            stats = timeline.stats
+            record["timing"] = {
+                "wall_s": round(timeline.wall_s, 3),
+                "decode_s": round(stats.decode_s, 3),
+                "preprocess_s": round(stats.preprocess_s, 3),
+                "model_s": round(stats.model_s, 3),
+            }
+    out: Path | None = targets["out"]
+    if args.format == "srt" and len(args.videos) > 1:
+        for record, video in zip(records, args.videos, strict=False):
+            _write_file(out / f"{video.stem}.srt", to_srt(record))  # type: ignore[operator]
+        return
+    if args.format == "json":
+        text = to_json(records)
+    elif args.format == "csv":
+        text = to_csv(records, topk=args.topk, with_names=labels is not None)
+    else:
+        text = to_srt(records[0]) if records else ""
+    if out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        _write_file(out, text)
+
+
+def _write_file(path: Path, text: str) -> None:
+    """Write atomically: a temporary file beside ``path``, then rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -6,6 +6,7 @@ caller owns progress display; they write every file atomically and skip work alr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from slowfast_deploy.engine import EngineOptions, open_engine
 from slowfast_deploy.errors import DataFormatError
 from slowfast_deploy.formats import (
     BIN_DTYPE,
@@ -34,8 +36,6 @@ from slowfast_deploy.metrics import Accuracy, accuracy
 from slowfast_deploy.pipeline import DecodeOptions, VideoJob
 from slowfast_deploy.runtime.base import Backend, run_batched
 from slowfast_deploy.specs import SINGLE_VIEW
-from slowfast_deploy.streaming import decode_stream
-from slowfast_deploy.video.decode import Decoder
 from slowfast_deploy.video.preprocess import normalize_to_ncthw
 
 BIN_SIZE = int(np.prod(BIN_SHAPE)) * BIN_DTYPE.itemsize
@@ -69,16 +69,18 @@ def preprocess_dataset(
     *,
     video_dir: Path,
     save_dir: Path,
-    num_workers: int = 1,
-    decoder: Decoder = "decord",
+    decode: DecodeOptions | None = None,
+    engine: EngineOptions | None = None,
 ) -> Iterator[PreprocessOutcome]:
-    """Write ``save_dir/bin/{i}.bin`` for every item, decoding in worker processes.
+    """Write ``save_dir/bin/{i}.bin`` for every item, decoding with the engine's decoders.
 
     Yields one outcome per item (those already done first). A video that is missing or cannot
     be decoded is yielded with its error and gets no ``.bin``; the caller then calls
     ``write_info``. A ``.bin`` from an earlier run is kept only if ``bin_sources.jsonl`` says
     it was made from the same video with the same decoder.
     """
+    decode = decode or DecodeOptions()
+    decoder = decode.decoder
     bin_dir = save_dir / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     for stale in bin_dir.glob(".*.tmp"):  # left by a run killed mid-write
@@ -98,15 +100,9 @@ def preprocess_dataset(
             todo.append(item)
     by_key = {str(item.index): item for item in todo}
     jobs = [VideoJob(str(item.index), str(video_dir / item.path), item.label) for item in todo]
-    decoded = decode_stream(
-        jobs,
-        SINGLE_VIEW,
-        options=DecodeOptions(decoder),
-        num_workers=num_workers,
-        prefetch=max(2, 2 * num_workers),
-    )
-    with open(sources_path, "a", encoding="utf-8") as log:
-        for result in decoded:
+    decoders = open_engine(None, SINGLE_VIEW, decode, engine or EngineOptions())
+    with open(sources_path, "a", encoding="utf-8") as log, contextlib.closing(decoders):
+        for result in decoders.decode(jobs) if jobs else ():
             item = by_key[result.job.key]
             if result.crops is None:
                 yield PreprocessOutcome(item, f"{result.error} (line {item.line})")

@@ -8,9 +8,14 @@ order, so a resumed run ends with the same lines as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import platform
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -33,7 +38,7 @@ def result_record(
         "label": result.job.label,
     }
     if result.scores is None:
-        record.update(status="failed", error=result.error)
+        record.update(status="failed", error=result.error, **result.info)
         return record
     order = np.argsort(result.scores)[::-1][:topk]
     record["status"] = "ok"
@@ -52,10 +57,48 @@ def result_record(
         "preprocess": round(result.preprocess_ms, 3),
         "infer": round(result.infer_ms, 3),
     }
+    record.update(result.info)  # decoder used, node, retries, ...
     return record
 
 
 HEADER_KEY = "#run"
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``<results>.lock``, held for the whole run.
+
+    The kernel drops it when its holder dies (even by ``kill -9``), so a stale lock cannot
+    block the next run; a second run on the same file refuses at once, naming the first.
+    """
+
+    def __init__(self, results_path: Path) -> None:
+        self.path = results_path.with_name(results_path.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            results = self.path.with_suffix("")
+            raise DataFormatError(
+                f"{results}: another run is writing it ({holder}); wait for it to finish or "
+                "give another --output"
+            ) from None
+        os.ftruncate(fd, 0)
+        started = time.strftime("%Y-%m-%d %H:%M:%S")
+        os.pwrite(fd, f"pid {os.getpid()} on {platform.node()}, started {started}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
 
 
 @dataclass
@@ -63,17 +106,19 @@ class ResultsFile:
     """An append-only JSONL file: a header line describing the run, then one record per video.
 
     The header (model fingerprint, views, decoder) guards resumption: results of another model
-    or protocol are never mixed in. Records are keyed by ``key`` (list index and path).
+    or protocol are never mixed in. Records are keyed by ``key`` (list index and path). Only
+    each record's status is kept in memory; records themselves stay on disk, so a list of
+    20,000 videos costs 20,000 keys, not 20,000 records of 400 scores.
     """
 
     path: Path
     run: dict[str, Any]
-    records: dict[str, dict[str, Any]]
+    status: dict[str, str]
     _handle: IO[str] | None = None
 
     @classmethod
     def open(cls, path: Path, run: dict[str, Any]) -> ResultsFile:
-        """Read the trusted records of ``path`` (creating it with a header for ``run``).
+        """Read the statuses of ``path``'s records (creating it with a header for ``run``).
 
         Only a half-written *last* line (a kill mid-write) is cut; any other bad line, a file
         that is not a results file, or a header of another run raises ``DataFormatError``.
@@ -84,37 +129,32 @@ class ResultsFile:
         if not path.exists() or path.stat().st_size == 0:
             write_atomic(path, (_dumps({"key": HEADER_KEY, "run": run}) + "\n").encode())
             return cls(path, run, {})
-        data = path.read_bytes()
-        lines = data.splitlines(keepends=True)
-        if not lines[-1].endswith(b"\n"):  # killed while writing this line
-            with open(path, "r+b") as f:
-                f.truncate(len(data) - len(lines[-1]))
-            lines = lines[:-1]
-        parsed = []
-        for line_no, raw in enumerate(lines, start=1):
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError:
-                record = None
+        _cut_partial_last_line(path)
+        status: dict[str, str] = {}
+        for line_no, record in enumerate(_iter_lines(path), start=1):
             if not isinstance(record, dict) or "key" not in record:
                 raise DataFormatError(
                     f"{path}:{line_no}: not a slowfast-deploy result line; give --output a new "
                     "file or one written by `evaluate --output`"
                 )
-            parsed.append(record)
-        if not parsed or parsed[0]["key"] != HEADER_KEY:
-            raise DataFormatError(f"{path}: has no run header; it was not written by `evaluate`")
-        if parsed[0].get("run") != run:
-            raise DataFormatError(
-                f"{path}: holds results of another run ({_describe(parsed[0].get('run'))}, now "
-                f"{_describe(run)}); give another --output or delete the file to start over"
-            )
-        records = {r["key"]: r for r in parsed[1:]}  # a retried video's later line wins
-        return cls(path, run, records)
+            if line_no == 1:
+                if record["key"] != HEADER_KEY:
+                    raise DataFormatError(
+                        f"{path}: has no run header; it was not written by `evaluate`"
+                    )
+                if record.get("run") != run:
+                    raise DataFormatError(
+                        f"{path}: holds results of another run ({_describe(record.get('run'))}, "
+                        f"now {_describe(run)}); give another --output or delete the file to "
+                        "start over"
+                    )
+                continue
+            status[record["key"]] = str(record.get("status"))  # a retried video's later line wins
+        return cls(path, run, status)
 
     def done_keys(self) -> set[str]:
         """Videos that need no work: those with an ``ok`` record (failures are retried)."""
-        return {k for k, r in self.records.items() if r.get("status") == "ok"}
+        return {k for k, s in self.status.items() if s == "ok"}
 
     def append(self, record: dict[str, Any]) -> None:
         if self._handle is None:
@@ -122,18 +162,73 @@ class ResultsFile:
         self._handle.write(_dumps(record) + "\n")
         self._handle.flush()
         os.fsync(self._handle.fileno())
-        self.records[record["key"]] = record
+        self.status[record["key"]] = str(record.get("status"))
 
-    def finalize(self, records: list[dict[str, Any]]) -> None:
-        """Rewrite atomically: the header, then ``records`` (one per video, in list order)."""
+    def finalize(self, order: list[tuple[str, int | None]]) -> None:
+        """Rewrite atomically, streaming: the header, then the last record of each key in
+        ``order`` (``(key, label)`` pairs; labels from the current list). Memory: one offset
+        per key, one record at a time."""
         self.close()
-        lines = [{"key": HEADER_KEY, "run": self.run}, *records]
-        write_atomic(self.path, "".join(_dumps(r) + "\n" for r in lines).encode())
+        offsets: dict[str, tuple[int, int]] = {}
+        with open(self.path, "rb") as f:
+            position = 0
+            for raw in f:
+                offsets[json.loads(raw)["key"]] = (position, len(raw))
+                position += len(raw)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            with open(self.path, "rb") as src, open(tmp, "w", encoding="utf-8") as dst:
+                dst.write(_dumps({"key": HEADER_KEY, "run": self.run}) + "\n")
+                for key, label in order:
+                    if key not in offsets:
+                        continue
+                    start, length = offsets[key]
+                    src.seek(start)
+                    record = json.loads(src.read(length))
+                    record["label"] = label
+                    dst.write(_dumps(record) + "\n")
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.replace(tmp, self.path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
 
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+
+
+def _cut_partial_last_line(path: Path) -> None:
+    """Truncate a half-written last line (a kill mid-write); never touches complete lines."""
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.seek(max(0, size - 1))
+        if f.read(1) == b"\n":
+            return
+        # find the last newline, reading backwards in chunks
+        end = size
+        while end > 0:
+            start = max(0, end - 65536)
+            f.seek(start)
+            chunk = f.read(end - start)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                f.truncate(start + cut + 1)
+                return
+            end = start
+        f.truncate(0)
+
+
+def _iter_lines(path: Path) -> Iterator[Any]:
+    """Each line of ``path`` parsed as JSON, or ``None`` for a line that is not JSON."""
+    with open(path, encoding="utf-8") as f:
+        for raw in f:
+            try:
+                yield json.loads(raw)
+            except json.JSONDecodeError:
+                yield None
 
 
 def _dumps(record: dict[str, Any]) -> str:
@@ -146,19 +241,23 @@ def _describe(run: Any) -> str:
     return ", ".join(f"{k} {str(v)[:16]}" for k, v in run.items())
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """The per-video records of a results file (header skipped)."""
+def iter_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The per-video records of a results file (header skipped), one at a time."""
     if not path.is_file():
         raise DataFormatError(f"{path}: no such results file (from `evaluate --output`)")
-    records = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataFormatError(f"{path}:{line_no}: not a JSON line ({err.msg})") from err
-        if isinstance(record, dict) and record.get("key") != HEADER_KEY:
-            records.append(record)
-    return records
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataFormatError(f"{path}:{line_no}: not a JSON line ({err.msg})") from err
+            if isinstance(record, dict) and record.get("key") != HEADER_KEY:
+                yield record
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The per-video records of a results file (header skipped)."""
+    return list(iter_records(path))
 
 
 def model_fingerprint(model_path: str | os.PathLike[str]) -> str:

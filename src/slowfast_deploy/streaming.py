@@ -1,22 +1,19 @@
 """Videos straight to scores: decode in worker processes while the model runs.
 
-Workers return uint8 crops (4x smaller than float input); the main process normalises,
-batches views across videos (``batchsize`` views per model call), averages each video's view
-probabilities and yields one ``VideoResult`` per video, in list order. At most ``prefetch``
-videos are decoded ahead, so memory stays bounded whatever the list length.
+Decoders (``engine.pool``, or Ray tasks) return uint8 crops (4x smaller than float input);
+``score_stream`` normalises, batches views across videos (``batchsize`` views per model call),
+averages each video's view probabilities and yields one ``VideoResult`` per video, in arrival
+order.
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
-from multiprocessing import get_context
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,8 +23,6 @@ from slowfast_deploy.pipeline import DecodedVideo, DecodeOptions, VideoJob, deco
 from slowfast_deploy.runtime.base import Backend, check_input_shape, run_batched, to_probs
 from slowfast_deploy.specs import ViewSpec
 from slowfast_deploy.video.preprocess import normalize_to_ncthw
-
-DECODER_NICE = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,38 +34,16 @@ class VideoResult:
     decode_ms: float = 0.0
     preprocess_ms: float = 0.0
     infer_ms: float = 0.0  # this video's share of model time
+    # per-video facts for the record: decoder used, failure reason code, retries, node, ...
+    info: dict[str, Any] = field(default_factory=dict)
 
 
-def _init_worker() -> None:
-    os.nice(DECODER_NICE)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled once, by the main process
-
-
-def decode_stream(
-    jobs: Iterable[VideoJob],
-    views: ViewSpec,
-    *,
-    options: DecodeOptions,
-    num_workers: int,
-    prefetch: int,
+def decode_inline(
+    jobs: Iterable[VideoJob], views: ViewSpec, options: DecodeOptions
 ) -> Iterator[DecodedVideo]:
-    """``decode_job`` over ``jobs`` in order, ``num_workers`` processes, ``prefetch`` ahead."""
-    if num_workers <= 0:
-        for job in jobs:
-            yield decode_job(job, views, options)
-        return
-    # Decoders run slightly below the model's priority: preempting one of the model's threads
-    # stalls all of them at the next barrier (measured: +3-7% end-to-end on 2 cores).
-    with ProcessPoolExecutor(
-        num_workers, mp_context=get_context("spawn"), initializer=_init_worker
-    ) as pool:
-        pending: deque[Future[DecodedVideo]] = deque()
-        for job in jobs:
-            pending.append(pool.submit(decode_job, job, views, options))
-            if len(pending) >= prefetch:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    """``decode_job`` over ``jobs`` in this process (``--num-workers 0``)."""
+    for job in jobs:
+        yield decode_job(job, views, options)
 
 
 def score_stream(
@@ -104,7 +77,7 @@ def score_stream(
             del open_videos[order.popleft()]
             item: DecodedVideo = state["item"]
             if item.crops is None:
-                yield VideoResult(item.job, None, item.error)
+                yield VideoResult(item.job, None, item.error, info=item.info)
             else:
                 scores = (state["sum"] / state["views"]).astype(np.float32)
                 yield VideoResult(
@@ -115,6 +88,7 @@ def score_stream(
                     item.decode_ms,
                     item.preprocess_ms,
                     state["infer_ms"],
+                    item.info,
                 )
 
     for slot, item in enumerate(decoded):
@@ -137,20 +111,8 @@ def score_stream(
     yield from finished()
 
 
-def predict_videos(
-    jobs: Iterable[VideoJob],
-    backend: Backend,
-    views: ViewSpec,
-    *,
-    batchsize: int = 1,
-    num_workers: int = 1,
-    options: DecodeOptions = DecodeOptions(),  # noqa: B008 (frozen)
-    prefetch: int | None = None,
-) -> Iterator[VideoResult]:
-    """Decode in workers, score in this process; one ``VideoResult`` per job, in order.
-
-    The model's input shape is checked first, so a mismatch stops before any decoding.
-    """
+def check_model_views(backend: Backend, views: ViewSpec) -> None:
+    """Stop before any decoding if the model cannot take this protocol's crops."""
     size, clip_len = views.preprocess.crop_size, views.clip.clip_len
     declared = backend.input_shape
     if len(declared) == 6 and any(d not in (None, size) for d in declared[4:]):
@@ -160,10 +122,11 @@ def predict_videos(
             "--dynamic-hw"
         )
     check_input_shape(declared, (1, 1, 3, clip_len, size, size), model_path=backend.info.model_path)
-    # enough decoded videos for one full batch, plus one in flight per worker
-    ahead = prefetch or max(2, num_workers * 2, -(-batchsize // views.num_views) + num_workers)
-    decoded = decode_stream(jobs, views, options=options, num_workers=num_workers, prefetch=ahead)
-    yield from score_stream(decoded, backend, views, batchsize=batchsize)
+
+
+def prefetch_for(batchsize: int, views: ViewSpec, num_workers: int) -> int:
+    """Decoded videos to hold ahead: one full batch, plus one in flight per worker."""
+    return max(2, num_workers * 2, -(-batchsize // views.num_views) + num_workers)
 
 
 def job_from_path(path: str | Path) -> VideoJob:

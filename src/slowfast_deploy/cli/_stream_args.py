@@ -1,11 +1,57 @@
-"""Arguments shared by the commands that stream videos through a model."""
+"""Arguments shared by the commands that stream videos through decoders (and a model)."""
 
 from __future__ import annotations
 
 import argparse
+import os
+from typing import Any
 
 from slowfast_deploy.cli._types import non_negative_int, positive_int
 from slowfast_deploy.video.decode import DECODERS
+
+
+def add_engine_args(g: Any, *, model: bool = True) -> None:
+    """``--engine`` and its knobs (``--num-workers`` and ``--decoder`` included)."""
+    g.add_argument(
+        "--num-workers",
+        "--num_workers",
+        type=non_negative_int,
+        default=None,
+        help="decoders running while the model runs (local: processes, default 1; 0: decode "
+        "inline; ray: decode tasks at a time, default 2)",
+    )
+    g.add_argument("--decoder", choices=DECODERS, default="decord")
+    g.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: worker processes on this machine (default); ray: Ray Data, in-process "
+        "or on a cluster (--ray-address), needs the 'ray' extra",
+    )
+    g.add_argument(
+        "--decode-timeout",
+        "--decode_timeout",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="a decode that makes no progress for S seconds is stopped and recorded as "
+        "failed (default 300; 0: never)",
+    )
+    g.add_argument(
+        "--ray-address",
+        "--ray_address",
+        default=None,
+        help="--engine ray: join this cluster (host:port; default: $RAY_ADDRESS, else start "
+        "Ray in-process on this machine)",
+    )
+    if model:
+        g.add_argument(
+            "--model-actors",
+            "--model_actors",
+            type=positive_int,
+            default=1,
+            help="--engine ray: model replicas, each loading the model once (--threads each)",
+        )
 
 
 def add_stream_args(p: argparse.ArgumentParser) -> None:
@@ -19,11 +65,47 @@ def add_stream_args(p: argparse.ArgumentParser) -> None:
         "ThreeCrop 256, softmax averaged (model-zoo protocol)",
     )
     g.add_argument("--batchsize", type=positive_int, default=1, help="views per model call")
-    g.add_argument(
-        "--num-workers",
-        "--num_workers",
-        type=non_negative_int,
-        default=1,
-        help="decoding processes running while the model runs (0: decode inline)",
+    add_engine_args(g)
+
+
+def engine_options(args: argparse.Namespace) -> Any:
+    """``EngineOptions`` from the parsed arguments; ``RAY_ADDRESS`` only matters for ray."""
+    from slowfast_deploy.engine import EngineOptions
+
+    workers = args.num_workers
+    if workers is None:
+        workers = 2 if args.engine == "ray" else 1
+    address = args.ray_address
+    if args.engine == "ray" and address is None:
+        address = os.environ.get("RAY_ADDRESS") or None
+    if args.decode_timeout < 0:
+        from slowfast_deploy.cli import UsageError
+
+        raise UsageError(f"--decode-timeout must be >= 0, got {args.decode_timeout}")
+    return EngineOptions(
+        engine=args.engine,
+        batchsize=getattr(args, "batchsize", 1),
+        num_workers=workers,
+        decode_timeout_s=args.decode_timeout or None,
+        model_actors=getattr(args, "model_actors", 1),
+        ray_address=address,
     )
-    g.add_argument("--decoder", choices=DECODERS, default="decord")
+
+
+def decode_options(args: argparse.Namespace) -> Any:
+    from slowfast_deploy.pipeline import DecodeOptions
+
+    return DecodeOptions(args.decoder, getattr(args, "frame_count", "container"))
+
+
+def model_config(args: argparse.Namespace) -> Any:
+    from slowfast_deploy.runtime import ModelConfig
+
+    return ModelConfig(
+        args.model,
+        backend=args.backend,
+        precision=args.precision,
+        device=args.device,
+        threads=args.threads,
+        spec=args.spec,
+    )

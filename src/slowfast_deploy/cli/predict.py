@@ -35,45 +35,72 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from slowfast_deploy.api import Model
     from slowfast_deploy.cli import ExitStatus
-    from slowfast_deploy.cli._model_args import open_model
+    from slowfast_deploy.cli._stream_args import engine_options
     from slowfast_deploy.labels import load_labels
-    from slowfast_deploy.pipeline import DecodeOptions
-    from slowfast_deploy.results import result_record
-    from slowfast_deploy.specs import VIEWS
-    from slowfast_deploy.streaming import job_from_path, predict_videos
 
-    if args.topk < 1:
-        from slowfast_deploy.cli import UsageError
-
-        raise UsageError("--topk must be >= 1")
     labels = load_labels(args.label_map) if args.label_map else None
-    backend = open_model(args)
+    model = Model(
+        args.model,
+        backend=args.backend,
+        precision=args.precision,
+        device=args.device,
+        threads=args.threads,
+        spec=args.spec,
+        labels=labels,
+    )
+    options = engine_options(args)
     fmt = args.format or ("table" if sys.stdout.isatty() else "jsonl")
     records = []
-    for result in predict_videos(
-        [job_from_path(v) for v in args.videos],
-        backend,
-        VIEWS[args.views],
-        batchsize=args.batchsize,
-        num_workers=min(args.num_workers, len(args.videos)),
-        options=DecodeOptions(args.decoder),
-    ):
-        record = result_record(result, index=None, labels=labels, topk=args.topk)
-        record.pop("key"), record.pop("index"), record.pop("label")
-        if fmt != "json":
-            record.pop("scores", None)
-        records.append(record)
-        if fmt == "jsonl":
-            print(json.dumps(record), flush=True)
-        elif fmt == "table":
-            print(format_record(record))
-        if result.error:
-            print(f"failed: {result.error}", file=sys.stderr)
+    with model:
+        predictions = model.predict(
+            args.videos,
+            views=args.views,
+            topk=args.topk,
+            batchsize=args.batchsize,
+            num_workers=options.num_workers,
+            decoder=args.decoder,
+            engine=options.engine,
+            **(
+                {"model_actors": options.model_actors, "ray_address": options.ray_address}
+                if options.engine == "ray"
+                else {}
+            ),
+            decode_timeout_s=options.decode_timeout_s,
+        )
+        for p in predictions:
+            record = prediction_record(p, with_scores=fmt == "json")
+            records.append(record)
+            if fmt == "jsonl":
+                print(json.dumps(record), flush=True)
+            elif fmt == "table":
+                print(format_record(record))
+            if p.error:
+                print(f"failed: {p.error}", file=sys.stderr)
     if fmt == "json":
         print(json.dumps(records, indent=2))
     failed = sum(r["status"] != "ok" for r in records)
     return ExitStatus.SOME_FAILED if failed else ExitStatus.OK
+
+
+def prediction_record(p: Any, *, with_scores: bool) -> dict[str, Any]:
+    """A JSON-able record of one ``Prediction`` (the same keys as evaluate's records)."""
+    if not p.ok:
+        return {"video": p.video, "status": "failed", "error": p.error, **p.info}
+    record: dict[str, Any] = {
+        "video": p.video,
+        "status": "ok",
+        "topk": [
+            {"class": c, "score": score, **({"name": name} if name is not None else {})}
+            for c, name, score in p.topk
+        ],
+    }
+    if with_scores:
+        record["scores"] = [float(f"{v:.8g}") for v in p.scores]
+    record["views"] = p.views
+    record.update({k: v for k, v in p.info.items() if k != "node"})
+    return record
 
 
 def format_record(record: dict[str, Any]) -> str:

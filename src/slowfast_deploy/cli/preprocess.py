@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from slowfast_deploy.cli._types import non_negative_int
-from slowfast_deploy.video.decode import DECODERS
+from slowfast_deploy.cli._stream_args import add_engine_args
 
 
 def add_parser(subparsers: Any) -> None:
@@ -28,14 +27,7 @@ def add_parser(subparsers: Any) -> None:
         help="lines 'relative/path.mp4 <label>'",
     )
     p.add_argument("--save-dir", "--save_dir", type=Path, required=True)
-    p.add_argument(
-        "--num-workers",
-        "--num_workers",
-        type=non_negative_int,
-        default=None,
-        help="decoding processes (default: min(4, CPUs); 0: decode in this process)",
-    )
-    p.add_argument("--decoder", choices=DECODERS, default="decord")
+    add_engine_args(p.add_argument_group("decoding"), model=False)
     p.add_argument("--config", help="accepted for compatibility with the reference; ignored")
     p.set_defaults(run=run)
 
@@ -43,18 +35,20 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from slowfast_deploy.cli import ExitStatus, note
     from slowfast_deploy.cli._progress import progress
+    from slowfast_deploy.cli._stream_args import decode_options, engine_options
     from slowfast_deploy.formats import read_annotations
     from slowfast_deploy.offline import default_workers, preprocess_dataset, write_info
 
     items = read_annotations(args.ann_file)
-    workers = default_workers() if args.num_workers is None else args.num_workers
+    if args.num_workers is None and args.engine == "local":
+        args.num_workers = default_workers()
     outcomes = []
     stream = preprocess_dataset(
         items,
         video_dir=args.video_dir,
         save_dir=args.save_dir,
-        num_workers=workers,
-        decoder=args.decoder,
+        decode=decode_options(args),
+        engine=engine_options(args),
     )
     failures = 0
     bar = progress(stream, total=len(items), desc="preprocess", quiet=args.quiet)

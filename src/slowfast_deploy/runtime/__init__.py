@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from slowfast_deploy.errors import BackendUnavailableError, ModelFormatError
@@ -20,7 +21,16 @@ BACKENDS = ("torch", "onnxruntime", "openvino")
 _BY_SUFFIX = {".pth": "torch", ".pt": "torch", ".onnx": "onnxruntime", ".xml": "openvino"}
 _ACCEPTS = {"torch": {".pth", ".pt"}, "onnxruntime": {".onnx"}, "openvino": {".onnx", ".xml"}}
 
-__all__ = ["BACKENDS", "Backend", "BackendInfo", "backend_for", "open_backend", "run_batched"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "BackendInfo",
+    "ModelConfig",
+    "backend_for",
+    "model_files",
+    "open_backend",
+    "run_batched",
+]
 
 
 def backend_for(model_path: str | os.PathLike[str], backend: str | None = None) -> str:
@@ -85,3 +95,42 @@ def open_backend(
     from slowfast_deploy.runtime.openvino_backend import OpenVinoBackend
 
     return OpenVinoBackend(path, device=device, precision=precision, threads=threads)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """Everything needed to open a model, picklable, so other processes and nodes can open it."""
+
+    path: str
+    backend: str | None = None
+    precision: str | None = None
+    device: str = "cpu"
+    threads: int | None = None
+    softmax: bool = True
+    spec: str = SLOWFAST_R50_8X8.name
+
+    def open(self) -> Backend:
+        from slowfast_deploy.specs import MODEL_SPECS
+
+        return open_backend(
+            self.path,
+            backend=self.backend,
+            precision=self.precision,
+            device=self.device,
+            threads=self.threads,
+            softmax=self.softmax,
+            spec=MODEL_SPECS[self.spec],
+        )
+
+    def at(self, path: str | os.PathLike[str]) -> ModelConfig:
+        """The same model, read from another copy of its file (e.g. on another node)."""
+        return replace(self, path=str(path))
+
+
+def model_files(model_path: str | os.PathLike[str]) -> list[Path]:
+    """The files a model consists of: the file itself, plus the weights ``.bin`` of an IR."""
+    path = Path(model_path)
+    files = [path]
+    if path.suffix.lower() == ".xml" and path.with_suffix(".bin").is_file():
+        files.append(path.with_suffix(".bin"))
+    return files

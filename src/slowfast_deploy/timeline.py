@@ -129,6 +129,7 @@ class TimelineStats:
     decode_s: float = 0.0
     preprocess_s: float = 0.0  # resize + crop + normalise
     model_s: float = 0.0
+    peak_cached_frames: int = 0  # most resized crops held at once (flat for any video length)
 
 
 def plan_windows(
@@ -174,6 +175,7 @@ def assemble_windows(
     cache: dict[int, NDArray[np.uint8]] = {}  # frame index -> [S, S, 3], insertion ordered
     start_times: dict[int, float] = {}
     next_window = 0
+    stop = windows[-1].end_frame
     iterator = iter(frames)
     while next_window < len(windows):
         t0 = time.perf_counter()
@@ -188,16 +190,18 @@ def assemble_windows(
         if frame.rgb is not None:
             crop = crop_views(frame.rgb[None], preprocess)[0, 0]
             cache[frame.index] = np.ascontiguousarray(crop)  # not a view of the full frame
+            stats.peak_cached_frames = max(stats.peak_cached_frames, len(cache))
         stats.preprocess_s += time.perf_counter() - t1
         start_times[frame.index] = frame.time_s
-        while next_window < len(windows) and frame.index == windows[next_window].end_frame - 1:
+        while next_window < len(windows) and frame.index >= windows[next_window].end_frame - 1:
             window = windows[next_window]
             crops = np.stack([cache[i] for i in window.frame_indices.tolist()])
             start_s = start_times.get(window.start_frame, window.start_frame * frame_s)
             yield WindowClip(window, start_s, frame.time_s + frame_s, crops)
             next_window += 1
-            keep_from = windows[next_window].start_frame if next_window < len(windows) else 0
-            for index in [i for i in cache if i < keep_from or next_window == len(windows)]:
+            # frames before the next window's start are needed by no window to come
+            keep_from = windows[next_window].start_frame if next_window < len(windows) else stop
+            for index in [i for i in cache if i < keep_from]:
                 del cache[index]
             for index in [i for i in start_times if i < keep_from]:
                 del start_times[index]

@@ -67,9 +67,21 @@ def plot_timeline(
     centres = np.array([r.center_s for r in records])
     fig, ax = plt.subplots(figsize=(10, 3.6), dpi=100)
     try:
+        span_s = (records[-1].end_s - records[0].start_s) if records else 0.0
         for seg in segments:
             colour = colours.get(seg.class_index, (0.6, 0.6, 0.6, 1.0))
             ax.axvspan(seg.start_s, seg.end_s, color=colour, alpha=0.15, linewidth=0)
+            if seg.end_s - seg.start_s > 0.08 * span_s:  # name the band where it fits
+                ax.text(
+                    (seg.start_s + seg.end_s) / 2,
+                    0.98,
+                    _name(seg.class_index, labels),
+                    ha="center",
+                    va="top",
+                    fontsize=7,
+                    color=colour,
+                    clip_on=True,
+                )
         for c in classes:
             ax.plot(centres, smoothed[:, c], color=colours[c], label=_name(c, labels), lw=1.6)
         if records:

@@ -12,7 +12,22 @@ class CheckpointError(SlowFastDeployError):
 
 
 class VideoDecodeError(SlowFastDeployError):
-    """A video is missing, unreadable, or yields no frames."""
+    """A video is missing, unreadable, or yields no frames.
+
+    ``reason`` is a machine-readable code (``video.reasons.REASONS``: ``not_found``,
+    ``truncated``, ...); the message is one plain sentence naming the file and the fix.
+    """
+
+    def __init__(self, message: str, *, reason: str = "corrupt") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[object, ...]:  # keep ``reason`` across process boundaries
+        return (_video_decode_error, (str(self), self.reason))
+
+
+def _video_decode_error(message: str, reason: str) -> VideoDecodeError:
+    return VideoDecodeError(message, reason=reason)
 
 
 class DataFormatError(SlowFastDeployError):

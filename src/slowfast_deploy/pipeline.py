@@ -18,8 +18,8 @@ from numpy.typing import NDArray
 from slowfast_deploy.errors import SlowFastDeployError, VideoDecodeError
 from slowfast_deploy.runtime.base import Backend, run_batched, to_probs
 from slowfast_deploy.specs import SINGLE_VIEW, ViewSpec
-from slowfast_deploy.video.decode import Decoder, open_video
-from slowfast_deploy.video.preprocess import crop_clips, normalize_to_ncthw
+from slowfast_deploy.video.decode import Decoder, read_frames
+from slowfast_deploy.video.preprocess import crop_clips, normalize_to_ncthw, resize_frame
 from slowfast_deploy.video.sampling import sample_clip_indices
 
 
@@ -65,27 +65,36 @@ def decode_job(
 ) -> DecodedVideo:
     """Decode + sample + resize/crop one video; a failure is returned, never raised.
 
-    ``on_frame`` is called as decoding makes progress (a heartbeat for stall detection).
+    Each frame is resized as it is decoded (mmaction2 resizes frame by frame: same bytes), so
+    a 4K video with 30 views never holds its 320 frames at full size. ``on_frame`` is called
+    once per decoded frame (a heartbeat for stall detection). ``info`` holds the decoder that
+    made the frames, hidden frames and rotation if any; for a failure, ``reason``.
     """
-    decoder = options.decoder
+    short_side = views.preprocess.short_side
     try:
         t0 = time.perf_counter()
         if on_frame is not None:
             on_frame()
-        with open_video(job.path, decoder=decoder) as reader:
-            indices = sample_clip_indices(reader.info.num_frames, views.clip)
-            frames = reader.read(indices.reshape(-1))
-        if on_frame is not None:
-            on_frame()
+        frames, indices, info = read_frames(
+            job.path,
+            lambda num_frames: sample_clip_indices(num_frames, views.clip).reshape(-1),
+            decoder=options.decoder,
+            frame_count=options.frame_count,
+            transform=lambda frame: resize_frame(frame, short_side),
+            on_frame=on_frame,
+        )
         t1 = time.perf_counter()
         crops = crop_clips(frames, views.clip.num_clips, views.preprocess)
         t2 = time.perf_counter()
+    except VideoDecodeError as err:
+        return DecodedVideo(job, None, str(err), info={"reason": err.reason})
     except (SlowFastDeployError, ValueError) as err:
-        return DecodedVideo(job, None, str(err))
+        return DecodedVideo(job, None, f"{job.path}: {err}", info={"reason": "invalid"})
     except Exception as err:  # a decoder crash inside one video must not stop a run
-        return DecodedVideo(job, None, f"{job.path}: {type(err).__name__}: {err}")
+        message = f"{job.path}: the decoder crashed ({type(err).__name__}: {err})"
+        return DecodedVideo(job, None, message, info={"reason": "decoder_crash"})
     return DecodedVideo(
-        job, crops, None, indices.reshape(-1).tolist(), (t1 - t0) * 1e3, (t2 - t1) * 1e3
+        job, crops, None, indices.tolist(), (t1 - t0) * 1e3, (t2 - t1) * 1e3, info=info
     )
 
 

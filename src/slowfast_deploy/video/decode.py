@@ -1,21 +1,30 @@
 """Decode RGB frames at given indices (the only module of ``video/`` that touches files).
 
-Two decoders, chosen explicitly (never a silent fallback):
+Decoders, chosen explicitly (never a silent fallback):
 
 - ``decord``: mmaction2's own decoder (``DecordInit`` + ``DecordDecode``); frames are the
   reference by definition, odd-sized videos included.
 - ``pyav``: FFmpeg through PyAV, decoding sequentially from the start (accurate, no seek
-  drift); bit-identical to decord on even-sized videos, and on yuv420p videos of odd width
-  and height through ``_swscale41`` (FFmpeg 4.1's conversion); see the README.
+  drift); bit-identical to decord on even-sized videos, on yuv420p videos of odd width and
+  height through ``_swscale41`` (FFmpeg 4.1's conversion), on rotated videos (the display
+  matrix applied as decord applies it) and on edit-list cuts (decord's frame numbering
+  reproduced); see the README.
+- ``auto``: decord, and PyAV for a video decord cannot open or decode but PyAV can; the
+  decoder that made the frames is reported per video.
 
-Frame index ``i`` is the ``i``-th decoded frame; the frame count is the container's count,
-as decord reports it (``len(VideoReader)``).
+Frame index ``i`` is the ``i``-th frame as decord numbers it, and the frame count is the
+container's count (``len(VideoReader)``, mmaction2's) unless ``frame_count="decoded"``: then
+only the frames that play are counted (edit lists honoured). Frames are read one by one and
+passed through ``transform`` (e.g. the resize) as they are decoded, so memory holds the
+transformed frames, never all full-size ones. Failures raise ``VideoDecodeError`` with a
+reason code (``video.reasons``) and one plain sentence.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -26,27 +35,47 @@ from numpy.typing import NDArray
 
 from slowfast_deploy._optional import require
 from slowfast_deploy.errors import VideoDecodeError
-from slowfast_deploy.video import _swscale41
+from slowfast_deploy.video import _quiet, _swscale41, reasons
 
 logger = logging.getLogger(__name__)
 
-Decoder = Literal["decord", "pyav"]
-DECODERS: tuple[Decoder, ...] = ("decord", "pyav")
+Decoder = Literal["decord", "pyav", "auto"]
+DECODERS: tuple[Decoder, ...] = ("decord", "pyav", "auto")
+FrameCount = Literal["container", "decoded"]
+FRAME_COUNTS: tuple[FrameCount, ...] = ("container", "decoded")
+Transform = Callable[[NDArray[np.uint8]], NDArray[np.uint8]]
+
+# decord's get_batch returns each call's frames at full size: small calls bound the memory
+_DECORD_FRAMES_PER_CALL = 4
+# failures that are the file's, not the decoder's: ``auto`` does not try PyAV after them
+_FILE_REASONS = frozenset(
+    {"not_found", "not_regular_file", "permission_denied", "not_a_video", "no_video_stream",
+     "truncated", "corrupt"}
+)
 
 
 @dataclass(frozen=True, slots=True)
 class VideoInfo:
-    width: int
+    width: int  # as the frames come out (after rotation)
     height: int
     fps: float
-    num_frames: int
+    num_frames: int  # the count frame indices refer to (container's or decoded, see module doc)
+    hidden_frames: int = 0  # frames the container counts that never play (edit lists)
+    rotation: int = 0  # clockwise degrees applied from the display matrix: 0, 90, 180, 270
 
 
 class VideoReader(Protocol):
     info: VideoInfo
 
-    def read(self, indices: NDArray[np.int64]) -> NDArray[np.uint8]:
-        """Frames at ``indices`` (any order, repeats allowed) as ``[T, H, W, 3]`` RGB uint8."""
+    def read(
+        self,
+        indices: NDArray[np.int64],
+        *,
+        transform: Transform | None = None,
+        on_frame: Callable[[], None] | None = None,
+    ) -> NDArray[np.uint8]:
+        """Frames at ``indices`` (any order, repeats allowed) as ``[T, H, W, 3]`` RGB uint8,
+        each passed through ``transform``; ``on_frame`` is called once per decoded frame."""
         ...
 
     def close(self) -> None: ...
@@ -77,96 +106,289 @@ class _ReaderBase:
         if indices.size and (indices.min() < 0 or indices.max() >= self.info.num_frames):
             raise VideoDecodeError(
                 f"{self.path}: frame indices {indices.min()}..{indices.max()} outside "
-                f"0..{self.info.num_frames - 1}"
+                f"0..{self.info.num_frames - 1}",
+                reason="invalid_indices",
             )
 
 
 class DecordReader(_ReaderBase):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, frame_count: FrameCount = "container") -> None:
         decord = require("decord", extra="decord", purpose="decoder 'decord'")
         self.path = path
+        self._vr: Any = None
         try:
-            self._vr = decord.VideoReader(str(path), num_threads=1)
-            height, width = self._vr[0].shape[:2] if len(self._vr) else (0, 0)
-            self.info = VideoInfo(width, height, float(self._vr.get_avg_fps()), len(self._vr))
+            with _quiet.captured_stderr(path):
+                self._vr = decord.VideoReader(str(path), num_threads=1)
+                num_frames = len(self._vr)
+                first = self._vr[0].asnumpy() if num_frames else None
+                fps = float(self._vr.get_avg_fps())
+                self._vr.seek(0)
         except (decord.DECORDError, RuntimeError) as err:  # decord raises both
-            raise VideoDecodeError(f"{path}: decord cannot open it ({_first_line(err)})") from err
-        if self.info.num_frames < 1:
-            raise VideoDecodeError(f"{path}: no video frames")
-        self._vr.seek(0)
+            raise _decord_failure(path, err) from err
+        if first is None:
+            raise reasons.diagnose(path) or reasons.fail(path, "corrupt", "no frame decodes")
+        if first.ndim != 3 or first.shape[2] != 3:  # decord's copy mis-sizes these frames
+            raise _decord_unsupported_size(path)
+        hidden = count_hidden_frames(path)
+        self._sequential = frame_count == "decoded" and hidden > 0
+        if self._sequential:
+            num_frames -= hidden
+        height, width = first.shape[:2]
+        self.info = VideoInfo(width, height, fps, num_frames, hidden)
 
-    def read(self, indices: NDArray[np.int64]) -> NDArray[np.uint8]:
+    def read(
+        self,
+        indices: NDArray[np.int64],
+        *,
+        transform: Transform | None = None,
+        on_frame: Callable[[], None] | None = None,
+    ) -> NDArray[np.uint8]:
         self._check(indices)
+        order = indices.tolist()
+        # decord numbers hidden (edit-list) frames inconsistently after a seek; read without
+        # seeking when the frames that play are asked for
+        plan = list(range(max(order) + 1)) if self._sequential else order
+        wanted = set(order)
+        got: dict[int, NDArray[np.uint8]] = {}
+        in_order: list[NDArray[np.uint8]] = []
+        for start in range(0, len(plan), _DECORD_FRAMES_PER_CALL):
+            chunk = plan[start : start + _DECORD_FRAMES_PER_CALL]
+            for index, frame in zip(chunk, self._get_batch(chunk), strict=True):
+                if on_frame is not None:
+                    on_frame()
+                if index not in wanted:
+                    continue
+                out = transform(frame) if transform is not None else frame.copy()
+                if self._sequential:
+                    got[index] = out
+                else:
+                    in_order.append(out)
+        return np.stack([got[i] for i in order] if self._sequential else in_order)
+
+    def _get_batch(self, chunk: list[int]) -> NDArray[np.uint8]:
         decord = require("decord", extra="decord", purpose="decoder 'decord'")
         try:
-            frames: NDArray[np.uint8] = self._vr.get_batch(indices.tolist()).asnumpy()
+            with _quiet.captured_stderr(self.path):
+                frames: NDArray[np.uint8] = self._vr.get_batch(chunk).asnumpy()
         except (decord.DECORDError, RuntimeError) as err:
-            raise VideoDecodeError(f"{self.path}: decord failed ({_first_line(err)})") from err
+            raise _decord_failure(self.path, err) from err
         return frames
 
     def close(self) -> None:
         self._vr = None
 
 
+def _decord_failure(path: Path, err: BaseException) -> VideoDecodeError:
+    """decord's error, said plainly: what PyAV finds wrong with the file, else decord's limit."""
+    text = str(err)
+    logger.info("%s: decord: %s", path, _first_line(err))
+    if "size must exactly match" in text:
+        return _decord_unsupported_size(path)
+    found = reasons.diagnose(path)
+    if found is not None:
+        return found
+    if "frame-count" in text or "duration" in text:
+        what = "decord cannot read it (no usable frame count or duration in its metadata)"
+    else:
+        what = "decord cannot read it"
+    return reasons.fail(
+        path, "unsupported_by_decord", f"{what}; PyAV can: use --decoder auto or pyav"
+    )
+
+
+def _decord_unsupported_size(path: Path) -> VideoDecodeError:
+    return reasons.fail(
+        path, "unsupported_size", "decord mis-sizes the frames of this video (its size or "
+        "rotation); use --decoder auto or pyav"
+    )
+
+
 class PyAVReader(_ReaderBase):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, frame_count: FrameCount = "container") -> None:
         av = require("av", extra="av", purpose="decoder 'pyav'")
+        _quiet.configure_pyav_logging(av)
         self.path = path
         try:
             self._container = av.open(str(path))
-            if not self._container.streams.video:
-                raise VideoDecodeError(f"{path}: no video stream")
-            stream = self._container.streams.video[0]
-            num_frames = stream.frames or self._count_frames()
-            fps = float(stream.average_rate or stream.guessed_rate or 0.0)
-            self.info = VideoInfo(stream.width, stream.height, fps, num_frames)
+        except (av.FFmpegError, OSError) as err:
+            raise reasons.diagnose(path) or reasons.fail(path, "not_a_video", str(err)) from err
+        try:
+            self._open(frame_count)
+        except BaseException:
+            self._container.close()
+            raise
+
+    def _open(self, frame_count: FrameCount) -> None:
+        av = require("av", extra="av", purpose="decoder 'pyav'")
+        stream = reasons.video_stream(self._container)
+        if stream is None:
+            raise reasons.no_video_stream(self.path, self._container)
+        self._stream = stream
+        edits = EditList.probe(self._container, stream)
+        num_frames = stream.frames or self._count_packets()
+        try:
+            first = next(self._container.decode(stream), None)
         except av.FFmpegError as err:
-            raise VideoDecodeError(f"{path}: PyAV cannot open it ({_first_line(err)})") from err
-        if self.info.num_frames < 1:
-            raise VideoDecodeError(f"{path}: no video frames")
-        if self.info.height % 2 and not self.info.width % 2:
+            raise self._failure() from err
+        if first is None:
+            raise self._failure()
+        self._size = (first.width, first.height)
+        self._sources: EditList | None = None
+        if frame_count == "decoded":
+            num_frames -= edits.hidden
+        elif edits.hidden:
+            self._sources = edits
+        rotation = display_rotation(first)
+        width, height = self._size if rotation in (0, 180) else self._size[::-1]
+        fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+        self.info = VideoInfo(width, height, fps, num_frames, edits.hidden, rotation)
+        if height % 2 and not width % 2:
             logger.warning(
                 "%s: %dx%d (even width, odd height): PyAV's colour conversion differs from "
                 "decord's here; use --decoder decord for exact mmaction2 parity",
-                path,
-                self.info.width,
-                self.info.height,
+                self.path, width, height,
             )
 
-    def _count_frames(self) -> int:
-        count = sum(1 for p in self._container.demux(video=0) if p.size)
+    def _count_packets(self) -> int:
+        count = sum(1 for p in self._container.demux(self._stream) if p.size)
         self._container.seek(0)
         return count
 
-    def read(self, indices: NDArray[np.int64]) -> NDArray[np.uint8]:
+    def _failure(self) -> VideoDecodeError:
+        return reasons.diagnose(self.path) or reasons.fail(
+            self.path, "corrupt", "PyAV cannot decode its video stream; re-encode it"
+        )
+
+    def read(
+        self,
+        indices: NDArray[np.int64],
+        *,
+        transform: Transform | None = None,
+        on_frame: Callable[[], None] | None = None,
+    ) -> NDArray[np.uint8]:
         self._check(indices)
         av = require("av", extra="av", purpose="decoder 'pyav'")
-        wanted = set(indices.tolist())
+        order = indices.tolist()
+        sources = self._sources.decord_sources(order) if self._sources else order
+        wanted = set(sources)
         last = max(wanted)
         got: dict[int, NDArray[np.uint8]] = {}
         try:
             self._container.seek(0)
-            for i, frame in enumerate(self._container.decode(video=0)):
+            for i, frame in enumerate(self._container.decode(self._stream)):
+                if on_frame is not None:
+                    on_frame()
                 if i in wanted:
-                    got[i] = _frame_to_rgb(frame)
+                    got[i] = self._convert(frame, i, transform)
                 if i >= last:
                     break
         except av.FFmpegError as err:
-            raise VideoDecodeError(f"{self.path}: PyAV failed ({_first_line(err)})") from err
+            raise self._failure() from err
         missing = wanted - got.keys()
         if missing:
-            raise VideoDecodeError(
-                f"{self.path}: container says {self.info.num_frames} frames but frame "
-                f"{min(missing)} could not be decoded (truncated or corrupt file)"
+            raise self._failure()
+        return np.stack([got[i] for i in sources])
+
+    def _convert(self, frame: Any, index: int, transform: Transform | None) -> NDArray[np.uint8]:
+        if (frame.width, frame.height) != self._size:
+            raise reasons.fail(
+                self.path, "size_change", f"the frame size changes from {self._size[0]}x"
+                f"{self._size[1]} to {frame.width}x{frame.height} by frame {index}; PyAV does "
+                "not rescale it as decord does: use --decoder decord or auto"
             )
-        return np.stack([got[i] for i in indices.tolist()])
+        rgb = _frame_to_rgb(frame)
+        return transform(rgb) if transform is not None else rgb
 
     def close(self) -> None:
         self._container.close()
 
 
+def display_rotation(frame: Any) -> int:
+    """Clockwise degrees decord (FFmpeg 4.1's ``rotate`` tag) turns a frame: 0/90/180/270.
+
+    FFmpeg 4.1 sets ``rotate`` to minus the display matrix's angle; a mirrored matrix reads as
+    a 180-degree turn and other angles are ignored, as decord does.
+    """
+    angle = round(-float(getattr(frame, "rotation", 0) or 0)) % 360
+    return angle if angle in (90, 180, 270) else 0
+
+
+def _rotate(rgb: NDArray[np.uint8], degrees: int) -> NDArray[np.uint8]:
+    if degrees == 90:
+        return np.ascontiguousarray(np.rot90(rgb, -1))  # clockwise
+    if degrees == 180:
+        return np.ascontiguousarray(rgb[::-1, ::-1])
+    if degrees == 270:
+        return np.ascontiguousarray(np.rot90(rgb, 1))
+    return rgb
+
+
+@dataclass(frozen=True, slots=True)
+class EditList:
+    """Packets an mp4 edit list hides, and decord's numbering of the frames around them.
+
+    decord counts every packet. Read from the start, its frame ``i`` is the ``i``-th frame
+    that plays; after a seek to a key frame ``k`` it is the ``i``-th packet's frame again
+    (``i - hidden before k`` among those that play); past the last frame that plays it
+    repeats that frame. ``decord_sources`` replays its seek rule (``SeekAccurate``: seek
+    when the target's key frame differs from the current one's, or the target is behind).
+    """
+
+    hidden: int
+    keyframes: tuple[int, ...] = ()  # packet indices, decode order
+    played_before: tuple[int, ...] = ()  # per packet: packets before it that play
+
+    @classmethod
+    def probe(cls, container: Any, stream: Any) -> EditList:
+        if "mp4" not in container.format.name or not _may_hide_frames(stream):
+            return cls(0)
+        keyframes, played_before, played = [], [], 0
+        for i, packet in enumerate(p for p in container.demux(stream) if p.size):
+            if packet.is_keyframe:
+                keyframes.append(i)
+            played_before.append(played)
+            played += not packet.is_discard
+        container.seek(0)
+        return cls(len(played_before) - played, tuple(keyframes), tuple(played_before))
+
+    def decord_sources(self, indices: list[int]) -> list[int]:
+        """Index among the frames that play of each of decord's ``indices``."""
+        num_played = len(self.played_before) - self.hidden
+        keys = np.asarray(self.keyframes or (0,))
+        segment, current, out = 0, 0, []
+        for pos in indices:
+            if pos != current:
+                key = int(keys[np.searchsorted(keys, pos, "right") - 1])
+                current_key = int(keys[np.searchsorted(keys, current, "right") - 1])
+                if key != current_key or pos < current:
+                    segment = key
+            start = self.played_before[segment] if segment else 0
+            out.append(min(start + pos - segment, num_played - 1))
+            current = pos + 1
+        return out
+
+
+def _may_hide_frames(stream: Any) -> bool:
+    """Cheap gate: more packets than the stream's (edit-list) duration holds."""
+    rate = stream.average_rate or stream.guessed_rate
+    if not stream.frames or not rate or stream.duration is None:
+        return False
+    return bool(stream.frames > int(float(stream.duration * stream.time_base * rate) + 0.5))
+
+
+def count_hidden_frames(path: Path) -> int:
+    """Frames the container counts that never play (edit lists), found with PyAV."""
+    av = require("av", extra="av", purpose="counting hidden frames")
+    try:
+        with av.open(str(path)) as container:
+            stream = reasons.video_stream(container)
+            return EditList.probe(container, stream).hidden if stream is not None else 0
+    except av.FFmpegError:
+        return 0
+
+
 def _frame_to_rgb(frame: Any) -> NDArray[np.uint8]:
-    """RGB of a PyAV frame, converted as decord's FFmpeg 4.1 does (see ``_swscale41``)."""
+    """RGB of a PyAV frame, converted and rotated as decord's FFmpeg 4.1 does."""
     if _swscale41.applies(
         frame.width,
         frame.height,
@@ -180,21 +402,80 @@ def _frame_to_rgb(frame: Any) -> NDArray[np.uint8]:
             np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:h, :w]
             for plane, (w, h) in zip(frame.planes, [(width, height), chroma, chroma], strict=True)
         )
-        return _swscale41.yuv420p_to_rgb24(y, u, v)
-    rgb: NDArray[np.uint8] = frame.to_ndarray(format="rgb24")
-    return rgb
+        rgb: NDArray[np.uint8] = _swscale41.yuv420p_to_rgb24(y, u, v)
+    else:
+        rgb = frame.to_ndarray(format="rgb24")
+    return _rotate(rgb, display_rotation(frame))
 
 
-def open_video(path: str | os.PathLike[str], *, decoder: Decoder = "decord") -> VideoReader:
-    """Open ``path`` with the named decoder; raises ``VideoDecodeError`` if it cannot."""
+def open_video(
+    path: str | os.PathLike[str],
+    *,
+    decoder: Decoder = "decord",
+    frame_count: FrameCount = "container",
+) -> VideoReader:
+    """Open ``path`` with the named decoder; raises ``VideoDecodeError`` (with a reason) if it
+    cannot. ``auto`` opens with decord and, where decord cannot open it, with PyAV."""
     path = Path(path)
-    if not path.is_file():
-        raise VideoDecodeError(f"{path}: no such video file")
+    reasons.check_path(path)
     if decoder == "decord":
-        return DecordReader(path)
+        return DecordReader(path, frame_count=frame_count)
     if decoder == "pyav":
-        return PyAVReader(path)
+        return PyAVReader(path, frame_count=frame_count)
+    if decoder == "auto":
+        try:
+            return DecordReader(path, frame_count=frame_count)
+        except VideoDecodeError as err:
+            if err.reason in _FILE_REASONS:
+                raise
+            logger.info("%s: decord cannot decode it (%s); using PyAV", path, err.reason)
+            return PyAVReader(path, frame_count=frame_count)
     raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+
+
+def read_frames(
+    path: str | os.PathLike[str],
+    sample: Callable[[int], NDArray[np.int64]],
+    *,
+    decoder: Decoder = "decord",
+    frame_count: FrameCount = "container",
+    transform: Transform | None = None,
+    on_frame: Callable[[], None] | None = None,
+) -> tuple[NDArray[np.uint8], NDArray[np.int64], dict[str, Any]]:
+    """Open, sample indices from the frame count, read them: ``(frames, indices, facts)``.
+
+    ``facts`` (JSON-able) says which decoder made the frames and, if any, the hidden frames
+    and the rotation applied. With ``auto``, a video decord opens but cannot decode is read
+    again with PyAV.
+    """
+    first: Decoder = "decord" if decoder == "auto" else decoder
+    try:
+        return _read_with(path, sample, first, frame_count, transform, on_frame)
+    except VideoDecodeError as err:
+        if decoder != "auto" or err.reason in _FILE_REASONS:
+            raise
+        logger.info("%s: decord cannot decode it (%s); using PyAV", path, err.reason)
+    return _read_with(path, sample, "pyav", frame_count, transform, on_frame)
+
+
+def _read_with(
+    path: str | os.PathLike[str],
+    sample: Callable[[int], NDArray[np.int64]],
+    decoder: Decoder,
+    frame_count: FrameCount,
+    transform: Transform | None,
+    on_frame: Callable[[], None] | None,
+) -> tuple[NDArray[np.uint8], NDArray[np.int64], dict[str, Any]]:
+    with open_video(path, decoder=decoder, frame_count=frame_count) as reader:
+        indices = sample(reader.info.num_frames)
+        frames = reader.read(indices, transform=transform, on_frame=on_frame)
+        info = reader.info
+    facts: dict[str, Any] = {"decoder": decoder}
+    if info.hidden_frames:
+        facts["hidden_frames"] = info.hidden_frames
+    if info.rotation:
+        facts["rotation"] = info.rotation
+    return frames, indices, facts
 
 
 def _first_line(err: BaseException) -> str:

@@ -30,10 +30,20 @@ def resized_size(width: int, height: int, short_side: int) -> tuple[int, int]:
 def resize_short_side(frames_thwc: NDArray[np.uint8], short_side: int) -> NDArray[np.uint8]:
     """Resize every frame so its short side is ``short_side`` (cv2 bilinear, mmcv rounding)."""
     height, width = frames_thwc.shape[1:3]
+    if resized_size(width, height, short_side) == (width, height):
+        return frames_thwc  # cv2.resize to the same size copies the input unchanged
+    return np.stack([resize_frame(f, short_side) for f in frames_thwc])
+
+
+def resize_frame(frame_hwc: NDArray[np.uint8], short_side: int) -> NDArray[np.uint8]:
+    """One frame of ``resize_short_side``: mmaction2 resizes frame by frame, so resizing each
+    frame as it is decoded gives the same bytes while holding no full-size clip."""
+    height, width = frame_hwc.shape[:2]
     size = resized_size(width, height, short_side)
     if size == (width, height):
-        return frames_thwc  # cv2.resize to the same size copies the input unchanged
-    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames_thwc])
+        return frame_hwc
+    resized: NDArray[np.uint8] = cv2.resize(frame_hwc, size, interpolation=cv2.INTER_LINEAR)
+    return resized
 
 
 def crop_offsets(width: int, height: int, crop_size: int, num_crops: int) -> list[tuple[int, int]]:

@@ -1,0 +1,178 @@
+"""Why a video cannot be decoded: one reason code and one plain sentence per failure.
+
+``check_path`` looks at the path before any decoder opens it (a FIFO is never opened, so it
+cannot hang a run); ``diagnose`` finds, with PyAV, what is wrong with a file a decoder
+refused, so the sentence says it in the user's words and never pastes the decoder's log.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from slowfast_deploy._optional import require
+from slowfast_deploy.errors import VideoDecodeError
+
+# reason code -> what it means (the README's table is this one)
+REASONS: dict[str, str] = {
+    "not_found": "no such file: check the path in the list and --video-dir",
+    "not_regular_file": "a directory, FIFO or device, not a video file: list video files only",
+    "permission_denied": "the file cannot be read: make it readable (chmod a+r)",
+    "not_a_video": "empty, or not a video container FFmpeg recognises",
+    "no_video_stream": "audio only, or audio with a cover image: there is no video to classify",
+    "truncated": "the file is cut short (says how far it plays): download or copy it again",
+    "corrupt": "damaged data near a given frame: re-encode or replace the file",
+    "unsupported_size": "decord mis-sizes frames of this size or rotation: use --decoder auto",
+    "unsupported_by_decord": "decord cannot read the file but PyAV can: use --decoder auto or pyav",
+    "size_change": "frame size changes mid-stream; only decord rescales it: use --decoder decord",
+}
+
+_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def fail(path: Path, reason: str, what: str) -> VideoDecodeError:
+    """The one-line error: ``PATH: what is wrong; the fix``."""
+    return VideoDecodeError(f"{path}: {what}", reason=reason)
+
+
+def check_path(path: Path) -> None:
+    """Raise ``VideoDecodeError`` unless ``path`` is a readable regular file (others unopened)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError as err:
+        raise fail(path, "not_found", "no such video file; check the list and --video-dir") from err
+    except NotADirectoryError as err:
+        raise fail(path, "not_found", "no such video file (a parent is not a directory)") from err
+    except PermissionError as err:
+        raise fail(path, "permission_denied", "permission denied on its folder") from err
+    if not stat.S_ISREG(mode):
+        kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+        raise fail(path, "not_regular_file", f"is {kind}, not a video file; list video files only")
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError as err:
+        raise fail(
+            path, "permission_denied", "permission denied; make it readable (chmod a+r)"
+        ) from err
+
+
+def diagnose(path: Path) -> VideoDecodeError | None:
+    """What PyAV finds wrong with ``path`` (decoding every frame), or None if nothing."""
+    av = require("av", extra="av", purpose="diagnosing videos")
+    if path.stat().st_size == 0:
+        return fail(path, "not_a_video", "empty file (0 bytes); remove it from the list")
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError):
+        if _mp4_without_index(path):
+            return fail(
+                path,
+                "truncated",
+                "truncated: the file ends before its index (moov) was "
+                "written, so no frame can be located; download or copy it again",
+            )
+        return fail(
+            path, "not_a_video", "not a video file FFmpeg recognises; remove it from the list"
+        )
+    with container:
+        stream = video_stream(container)
+        if stream is None:
+            return no_video_stream(path, container)
+        return _decode_all(path, container, stream)
+
+
+def video_stream(container: Any) -> Any:
+    """The stream FFmpeg's ``av_find_best_stream`` picks (decord's choice), cover art excluded."""
+    av = require("av", extra="av", purpose="decoder 'pyav'")
+    playable = [
+        s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic
+    ]
+    if not playable:
+        return None
+    best = container.streams.best("video")
+    return best if best in playable else playable[0]
+
+
+def no_video_stream(path: Path, container: Any) -> VideoDecodeError:
+    if container.streams.video:
+        what = "has no video stream, only a still cover image; there is no video to classify"
+    elif container.streams.audio:
+        what = "has no video stream (audio only); remove it from the list"
+    else:
+        what = "has no video stream; remove it from the list"
+    return fail(path, "no_video_stream", what)
+
+
+def _decode_all(path: Path, container: Any, stream: Any) -> VideoDecodeError | None:
+    av = require("av", extra="av", purpose="diagnosing videos")
+    packets = frames = 0
+    first_error: int | None = None
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            packets += 1
+            try:
+                frames += len(packet.decode())
+            except av.FFmpegError:
+                first_error = frames if first_error is None else first_error
+    except av.FFmpegError:
+        first_error = frames if first_error is None else first_error
+    expected = stream.frames
+    if expected and packets < expected:
+        return truncated(path, frames, expected, stream)
+    if first_error is not None:
+        return corrupt(path, first_error)
+    if frames == 0:
+        return fail(
+            path, "corrupt", "no frame of its video stream decodes; re-encode or replace it"
+        )
+    return None
+
+
+def truncated(path: Path, played: int, expected: int, stream: Any) -> VideoDecodeError:
+    rate = float(stream.average_rate or stream.guessed_rate or 0)
+    seconds = f" ({played / rate:.1f} s of {expected / rate:.1f} s)" if rate else ""
+    return fail(
+        path,
+        "truncated",
+        f"truncated: plays {played} of {expected} frames{seconds}; download or copy it again",
+    )
+
+
+def corrupt(path: Path, frame_index: int) -> VideoDecodeError:
+    return fail(
+        path, "corrupt", f"corrupt data near frame {frame_index}; re-encode or replace the file"
+    )
+
+
+def _mp4_without_index(path: Path) -> bool:
+    """An ISO media file (``ftyp`` first) whose top-level boxes hold no ``moov``."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        offset = 0
+        first = True
+        while offset + 8 <= size:
+            f.seek(offset)
+            header = f.read(16)
+            box_size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+            if first and kind != b"ftyp":
+                return False
+            first = False
+            if kind == b"moov":
+                return False
+            if box_size == 1 and len(header) == 16:
+                box_size = int.from_bytes(header[8:16], "big")
+            if box_size < 8:  # 0 = "to the end of the file"
+                break
+            offset += box_size
+    return not first

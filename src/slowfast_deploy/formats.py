@@ -39,7 +39,11 @@ class Annotation:
 def parse_annotations(text: str, *, source: str) -> list[Annotation]:
     """Parse an mmaction2 video list; blank lines are skipped, anything else malformed raises."""
     items: list[Annotation] = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    text = text.removeprefix("\ufeff")  # a BOM left by an editor is not part of the first path
+    # lines end at LF (CRLF: the CR is stripped); not str.splitlines, which also splits at
+    # characters such as U+0085 or U+2028 that may be part of a file name
+    for line_no, raw in enumerate(text.split("\n"), start=1):
+        line = raw.removesuffix("\r")
         if not line.strip():
             continue
         parts = line.rsplit(maxsplit=1)
@@ -54,10 +58,17 @@ def parse_annotations(text: str, *, source: str) -> list[Annotation]:
 
 
 def read_annotations(path: str | os.PathLike[str]) -> list[Annotation]:
+    """Read a list as users save it: UTF-8 with or without a BOM, LF or CRLF, blank lines."""
     path = Path(path)
     if not path.is_file():
         raise DataFormatError(f"{path}: no such annotation list")
-    return parse_annotations(path.read_text(encoding="utf-8"), source=str(path))
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataFormatError(
+            f"{path}: not UTF-8 text (byte {err.start}); save the list as UTF-8"
+        ) from err
+    return parse_annotations(text, source=str(path))
 
 
 def write_atomic(path: Path, data: bytes) -> None:

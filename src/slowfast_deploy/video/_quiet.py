@@ -44,3 +44,10 @@ def captured_stderr(path: Path) -> Iterator[None]:
 def configure_pyav_logging(av: Any) -> None:
     """FFmpeg's messages through Python logging with ``-v``, none otherwise."""
     av.logging.set_level(av.logging.WARNING if logger.isEnabledFor(logging.INFO) else None)
+
+
+def configure_decord_logging(decord: Any) -> None:
+    """decord's FFmpeg logs from its decoder threads too, after a call has returned: its
+    level is QUIET unless ``-v``, so nothing reaches the terminal late."""
+    verbose = logger.isEnabledFor(logging.INFO)
+    decord.logging.set_level(decord.logging.WARNING if verbose else decord.logging.QUIET)

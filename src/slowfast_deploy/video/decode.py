@@ -114,6 +114,7 @@ class _ReaderBase:
 class DecordReader(_ReaderBase):
     def __init__(self, path: Path, *, frame_count: FrameCount = "container") -> None:
         decord = require("decord", extra="decord", purpose="decoder 'decord'")
+        _quiet.configure_decord_logging(decord)
         self.path = path
         self._vr: Any = None
         try:

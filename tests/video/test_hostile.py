@@ -1,0 +1,270 @@
+"""Hostile files: each one decodes to decord's frames or fails with one plain line and a reason.
+
+The corpus (``hostile_corpus.py``) is generated per session; kinds that need Debian's
+``ffmpeg`` (edit list, cover art) skip without it (``.ci/run`` installs it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from slowfast_deploy.errors import VideoDecodeError
+from slowfast_deploy.pipeline import DecodeOptions, VideoJob, decode_job
+from slowfast_deploy.specs import SINGLE_VIEW
+from slowfast_deploy.video.decode import EditList, open_video
+from slowfast_deploy.video.reasons import REASONS, check_path
+
+pytest.importorskip("decord")
+
+OK = "frames"
+# kind -> outcome per decoder: OK (frames equal to decord's, or PyAV's where only PyAV decodes)
+# or the reason code
+OUTCOMES = {
+    "plain": (OK, OK, OK),
+    "rot90": ("unsupported_size", OK, OK),  # decord's get_batch mis-sizes 90-degree frames
+    "rot180": (OK, OK, OK),
+    "rot270": ("unsupported_size", OK, OK),
+    "mirrored": (OK, OK, OK),  # FFmpeg 4.1 reads a mirrored matrix as a 180-degree turn
+    "yuv420p10le": (OK, OK, OK),
+    "yuv444p": (OK, OK, OK),
+    "yuvj420p": (OK, OK, OK),
+    "gray": (OK, OK, OK),
+    "vfr_no_rate": (OK, OK, OK),
+    "tiny_2x2": ("unsupported_size", OK, OK),
+    "resolution_change": (OK, "size_change", OK),
+    "second_video_stream": (OK, OK, OK),
+    "audio_only": ("no_video_stream",) * 3,
+    "truncated": ("truncated",) * 3,
+    "truncated_no_index": ("truncated",) * 3,
+    "corrupt": ("corrupt",) * 3,
+    "not_a_video": ("not_a_video",) * 3,
+    "empty": ("not_a_video",) * 3,
+    "edit_list": (OK, OK, OK),
+    "cover_art": ("no_video_stream",) * 3,
+    "fifo": ("not_regular_file",) * 3,
+    "directory": ("not_regular_file",) * 3,
+    "missing": ("not_found",) * 3,
+}
+EXACT_PYAV = set(OUTCOMES) - {"yuv420p10le"}  # 10-bit: PyAV's newer FFmpeg differs (README)
+DECODERS = ("decord", "pyav", "auto")
+NOT_PLAIN = re.compile(r"\.cc\b|\.cpp\b|\[\d\d:\d\d:\d\d\]|0x[0-9a-f]{4,}|Check failed|Errno")
+
+
+def decode(path, decoder, frame_count="container"):
+    return decode_job(
+        VideoJob(str(path), str(path)), SINGLE_VIEW, DecodeOptions(decoder, frame_count)
+    )
+
+
+@pytest.fixture(scope="module")
+def outcomes(hostile):
+    return {(kind, d): decode(path, d) for kind, path in hostile.items() for d in DECODERS}
+
+
+@pytest.mark.parametrize("kind", sorted(OUTCOMES))
+def test_outcome_per_decoder(kind, hostile, outcomes):
+    if kind not in hostile:
+        pytest.skip("needs ffmpeg (installed by .ci/run)")
+    expected = dict(zip(DECODERS, OUTCOMES[kind], strict=True))
+    for decoder, outcome in expected.items():
+        result = outcomes[kind, decoder]
+        if outcome == OK:
+            assert result.error is None, (decoder, result.error)
+            assert result.info["decoder"] == (
+                decoder if decoder != "auto" else ("decord" if expected["decord"] == OK else "pyav")
+            )
+        else:
+            assert result.crops is None
+            assert result.info == {"reason": outcome}, (decoder, result.error)
+            assert outcome in REASONS
+            assert_plain(result.error, hostile[kind])
+    if expected["decord"] == OK == expected["pyav"] and kind in EXACT_PYAV:
+        np.testing.assert_array_equal(
+            outcomes[kind, "pyav"].crops, outcomes[kind, "decord"].crops, err_msg=kind
+        )
+
+
+def assert_plain(message, path):
+    assert message.startswith(f"{path}: ")
+    assert "\n" not in message
+    assert not NOT_PLAIN.search(message), message
+
+
+def test_no_decoder_output_on_stderr(hostile, capfd):
+    for kind in ("corrupt", "truncated", "edit_list", "audio_only", "rot90"):
+        if kind in hostile:
+            for decoder in DECODERS:
+                decode(hostile[kind], decoder)
+    assert capfd.readouterr().err == ""
+
+
+def test_decoder_output_is_logged_at_info(hostile, caplog):
+    with caplog.at_level(logging.INFO):
+        decode(hostile["corrupt"], "decord")
+    assert any("decoder:" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("kind", ["rot90", "rot270"])
+def test_pyav_rotation_equals_decords_own_frames(kind, hostile):
+    """decord rotates 90/270 correctly but its batch copy fails; its single frames (row stride
+    repaired) are the reference the PyAV rotation must equal bit for bit."""
+    import decord
+
+    vr = decord.VideoReader(str(hostile[kind]), num_threads=1)
+    indices = np.array([0, 7, 21, 39])
+    reference = []
+    for i in indices.tolist():
+        frame = vr[int(i)].asnumpy()
+        height, width = frame.shape[:2]
+        rows = np.ascontiguousarray(frame).reshape(height, -1)
+        reference.append(rows[:, : width * 3].reshape(height, width, 3))
+    with open_video(hostile[kind], decoder="pyav") as reader:
+        assert (reader.info.width, reader.info.height) == (48, 80)
+        got = reader.read(indices)
+    np.testing.assert_array_equal(got, np.stack(reference))
+
+
+@pytest.fixture
+def edit_list(hostile):
+    if "edit_list" not in hostile:
+        pytest.skip("needs ffmpeg (installed by .ci/run)")
+    return hostile["edit_list"]
+
+
+@pytest.mark.parametrize(
+    "indices",
+    [[12, 14, 40, 60, 74], [70, 80], [49, 50, 87], [30, 10], [*range(0, 88, 3), *range(5, 88, 7)]],
+)
+def test_edit_list_container_count_gives_decords_frames(edit_list, indices):
+    indices = np.array(indices)
+    with open_video(edit_list, decoder="decord") as reader:
+        assert (reader.info.num_frames, reader.info.hidden_frames) == (88, 38)
+        reference = reader.read(indices)
+    with open_video(edit_list, decoder="pyav") as reader:
+        assert (reader.info.num_frames, reader.info.hidden_frames) == (88, 38)
+        np.testing.assert_array_equal(reader.read(indices), reference)
+
+
+def test_edit_list_decoded_count_gives_the_frames_that_play(edit_list):
+    import av
+
+    with av.open(str(edit_list)) as container:
+        played = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    indices = np.array([0, 17, 49, 3, 30])
+    for decoder in ("decord", "pyav"):
+        with open_video(edit_list, decoder=decoder, frame_count="decoded") as reader:
+            assert (reader.info.num_frames, reader.info.hidden_frames) == (len(played), 38)
+            np.testing.assert_array_equal(reader.read(indices), played[indices], err_msg=decoder)
+    result = decode(edit_list, "auto", "decoded")
+    assert result.info == {"decoder": "decord", "hidden_frames": 38}
+
+
+@pytest.mark.parametrize(
+    ("indices", "expected"),
+    [  # decord 0.6.0 on the edit-list cut (38 hidden packets, key frames at packets 0 and 50)
+        ([12, 14, 40, 60, 74], [12, 14, 40, 22, 36]),  # 60: a seek, then packet numbering
+        ([70, 80], [32, 42]),
+        ([49, 50, 87], [49, 49, 49]),  # no seek: past the last frame that plays, it repeats
+        ([30, 10], [30, 10]),  # back to key frame 0: numbering from the first frame that plays
+    ],
+)
+def test_decord_numbering_around_an_edit_list(indices, expected):
+    played_before = tuple(max(0, i - 38) for i in range(88))
+    edits = EditList(38, (0, 50), played_before)
+    assert edits.decord_sources(indices) == expected
+
+
+def test_on_frame_is_called_per_decoded_frame(hostile):
+    for decoder in ("decord", "pyav"):
+        calls = []
+        result = decode_job(
+            VideoJob("p", str(hostile["plain"])),
+            SINGLE_VIEW,
+            DecodeOptions(decoder),
+            on_frame=lambda calls=calls: calls.append(1),
+        )
+        assert result.error is None
+        assert len(calls) >= len(result.frame_indices)
+
+
+def test_fifo_is_never_opened(hostile):
+    with pytest.raises(VideoDecodeError, match="FIFO") as err:
+        check_path(hostile["fifo"])  # opening a FIFO would block here forever
+    assert err.value.reason == "not_regular_file"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_file(hostile, tmp_path):
+    path = tmp_path / "locked.mp4"
+    shutil.copy(hostile["plain"], path)
+    path.chmod(0)
+    result = decode(path, "auto")
+    assert result.info == {"reason": "permission_denied"}
+    assert_plain(result.error, path)
+
+
+def test_reason_survives_a_process_boundary():
+    import pickle
+
+    err = pickle.loads(pickle.dumps(VideoDecodeError("x.mp4: truncated", reason="truncated")))
+    assert (str(err), err.reason) == ("x.mp4: truncated", "truncated")
+
+
+def test_annotation_list_as_users_save_it(tmp_path):
+    from slowfast_deploy.formats import read_annotations
+
+    text = "\ufeffwith space.mp4 3\r\n\r\nsub dir/vidéo ünïcode.mp4 1\r\n  \n日本語/名前.mkv\t7\n"
+    path = tmp_path / "list.txt"
+    path.write_bytes(text.encode("utf-8"))
+    got = [(a.path, a.label, a.line) for a in read_annotations(path)]
+    assert got == [
+        ("with space.mp4", 3, 1),
+        ("sub dir/vidéo ünïcode.mp4", 1, 3),
+        ("日本語/名前.mkv", 7, 5),
+    ]
+
+
+def test_annotation_list_not_utf8(tmp_path):
+    from slowfast_deploy.errors import DataFormatError
+    from slowfast_deploy.formats import read_annotations
+
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("vidéo.mp4 1\n".encode("latin-1"))
+    with pytest.raises(
+        DataFormatError, match=r"latin1\.txt: not UTF-8 text .* save the list as UTF-8"
+    ):
+        read_annotations(path)
+
+
+def test_listed_fifo_and_directory_get_their_reason_through_preprocess(hostile, tmp_path, capsys):
+    """A list naming a FIFO and a directory: both skipped with their reason, no hang."""
+    from slowfast_deploy.cli import main
+
+    root = hostile["plain"].parent
+    ann = tmp_path / "list.txt"
+    ann.write_bytes(b"\xef\xbb\xbfplain.mp4 1\r\nfifo.mp4 2\r\nfolder.mp4 3\r\n")
+    code = main(
+        [
+            "-q",
+            "preprocess",
+            "--video-dir",
+            str(root),
+            "--ann-file",
+            str(ann),
+            "--save-dir",
+            str(tmp_path / "out"),
+            "--decoder",
+            "auto",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "fifo.mp4: is a FIFO (named pipe), not a video file" in err
+    assert "folder.mp4: is a directory, not a video file" in err
+    assert "plain.mp4" not in err

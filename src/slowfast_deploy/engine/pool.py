@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
@@ -38,7 +38,13 @@ MAX_ATTEMPTS = 2  # a video that kills its decoder twice is recorded as failed
 DEFAULT_DECODE_TIMEOUT_S = 300.0
 
 
-def _worker_main(conn: Connection, heartbeat: Any, views: ViewSpec, options: DecodeOptions) -> None:
+def _worker_main(
+    conn: Connection,
+    heartbeat: Any,
+    views: ViewSpec,
+    options: DecodeOptions,
+    decode_fn: Callable[..., DecodedVideo],
+) -> None:
     """Decode jobs from ``conn``; a sender thread returns results so decoding goes on."""
     os.nice(DECODER_NICE)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled once, by the main process
@@ -63,7 +69,7 @@ def _worker_main(conn: Connection, heartbeat: Any, views: ViewSpec, options: Dec
             break
         seq, job = message
         heartbeat.value = time.monotonic()
-        result = decode_job(job, views, options, on_frame=beat)
+        result = decode_fn(job, views, options, on_frame=beat)
         heartbeat.value = 0.0  # idle: no stall clock running
         outbox.put((seq, result))
     outbox.put(None)
@@ -111,11 +117,13 @@ class DecodePool:
         num_workers: int,
         timeout_s: float | None = DEFAULT_DECODE_TIMEOUT_S,
         depth: int = 2,
+        decode_fn: Callable[..., DecodedVideo] = decode_job,
     ) -> None:
+        """``decode_fn`` (a module-level function, for test doubles) replaces ``decode_job``."""
         if num_workers < 1:
             raise ValueError(f"num_workers must be >= 1, got {num_workers}")
         self.views, self.options = views, options
-        self.num_workers, self.depth = num_workers, depth
+        self.num_workers, self.depth, self.decode_fn = num_workers, depth, decode_fn
         self.timeout_s = timeout_s if timeout_s and timeout_s > 0 else None
         self._ctx = get_context("spawn")
         self._workers: list[_Worker] = []
@@ -134,7 +142,7 @@ class DecodePool:
         heartbeat = self._ctx.Value("d", 0.0, lock=False)
         process = self._ctx.Process(
             target=_worker_main,
-            args=(child, heartbeat, self.views, self.options),
+            args=(child, heartbeat, self.views, self.options, self.decode_fn),
             daemon=True,
             name="slowfast-decoder",
         )

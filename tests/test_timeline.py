@@ -473,3 +473,34 @@ def test_bad_arguments_fail_before_any_decoding(
     err = capsys.readouterr().err.strip()
     assert message in err
     assert len(err.splitlines()) == 1
+
+
+def test_background_decoding_gives_the_same_records_and_forwards_errors(step_video) -> None:
+    from slowfast_deploy.timeline import _in_background
+
+    runs = []
+    for prefetch in (0, 3):
+        with TimelineRun(
+            step_video, BrightnessBackend(), WindowPlan(64, 32), prefetch=prefetch
+        ) as run:
+            runs.append([(r.index, r.start_s, r.scores.tolist()) for r in run])
+    assert runs[0] == runs[1]
+
+    def failing():
+        yield 1
+        raise ValueError("frame 7 is corrupt")
+
+    items = _in_background(failing(), 2)
+    assert next(items) == 1
+    with pytest.raises(ValueError, match="frame 7 is corrupt"):
+        next(items)
+
+
+def test_closing_early_stops_the_decoding_thread(step_video) -> None:
+    import threading
+
+    with TimelineRun(step_video, BrightnessBackend(), WindowPlan(64, 16), prefetch=1) as run:
+        records = iter(run)
+        next(records)
+        assert any(t.name == "timeline-decode" for t in threading.enumerate())
+    assert not any(t.name == "timeline-decode" for t in threading.enumerate())

@@ -23,12 +23,16 @@ out) for other engines; ``TimelineRun`` puts them together for one video file.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from queue import Empty, Full, Queue
 from types import TracebackType
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -45,6 +49,8 @@ from slowfast_deploy.video.decode import (
 )
 from slowfast_deploy.video.preprocess import crop_views, normalize_to_ncthw
 from slowfast_deploy.video.sampling import sample_clip_indices
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,35 +220,106 @@ def score_windows(
     batchsize: int = 1,
     preprocess: PreprocessSpec = SINGLE_VIEW.preprocess,
     stats: TimelineStats | None = None,
+    prefetch: int = 0,
 ) -> Iterator[WindowRecord]:
     """Windows in, records out: ``batchsize`` windows per model call, one view each.
 
     The model input is ``normalize_to_ncthw`` of the crops and the scores come from
-    ``pipeline.score_views``: the same code as ``predict``.
+    ``pipeline.score_views``: the same code as ``predict``. With ``prefetch`` > 0, ``clips``
+    is consumed and normalised in a background thread, up to ``prefetch`` batches ahead of
+    the model (decoders and OpenCV release the GIL, so decoding overlaps inference).
     """
     if batchsize < 1:
         raise ValueError(f"batchsize must be >= 1, got {batchsize}")
     stats = stats if stats is not None else TimelineStats()
-    pending: list[WindowClip] = []
-
-    def flush() -> Iterator[WindowRecord]:
+    batches = _model_inputs(clips, batchsize, preprocess, stats)
+    if prefetch > 0:
+        batches = _in_background(batches, prefetch)
+    for pending, batch in batches:
         t0 = time.perf_counter()
-        batch = normalize_to_ncthw(np.stack([c.crops for c in pending]), preprocess)
-        t1 = time.perf_counter()
         scores = score_views(backend, batch[:, None])  # [N, 1, 3, T, S, S]: one view each
-        stats.preprocess_s += t1 - t0
-        stats.model_s += time.perf_counter() - t1
+        stats.model_s += time.perf_counter() - t0
         for clip, row in zip(pending, scores, strict=True):
             w = clip.window
             yield WindowRecord(w.index, w.start_frame, w.end_frame, clip.start_s, clip.end_s, row)
-        pending.clear()
 
+
+def _model_inputs(
+    clips: Iterable[WindowClip], batchsize: int, preprocess: PreprocessSpec, stats: TimelineStats
+) -> Iterator[tuple[list[WindowClip], NDArray[np.float32]]]:
+    """Batches of ``batchsize`` windows and their model input ``[N, 3, T, S, S]``."""
+    pending: list[WindowClip] = []
     for clip in clips:
         pending.append(clip)
         if len(pending) == batchsize:
-            yield from flush()
+            yield pending, _normalize(pending, preprocess, stats)
+            pending = []
     if pending:
-        yield from flush()
+        yield pending, _normalize(pending, preprocess, stats)
+
+
+def _normalize(
+    clips: list[WindowClip], preprocess: PreprocessSpec, stats: TimelineStats
+) -> NDArray[np.float32]:
+    t0 = time.perf_counter()
+    batch = normalize_to_ncthw(np.stack([c.crops for c in clips]), preprocess)
+    stats.preprocess_s += time.perf_counter() - t0
+    return batch
+
+
+_DONE = object()
+
+
+def _in_background(items: Iterator[T], depth: int) -> Iterator[T]:
+    """``items`` produced by a thread, at most ``depth`` ahead; its errors are re-raised here.
+
+    Closing the generator (an exception or Ctrl-C in the consumer) stops the thread.
+    """
+    queue: Queue[Any] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        _lower_thread_priority()
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        queue.put((item, None), timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put((_DONE, None))
+        except BaseException as err:  # handed to the consumer, which raises it
+            queue.put((_DONE, err))
+
+    thread = threading.Thread(target=produce, name="timeline-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, err = queue.get()
+            if err is not None:
+                raise err
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(Empty):
+                queue.get(timeout=0.1)
+        thread.join()
+
+
+def _lower_thread_priority() -> None:
+    """Run the decoding thread at nice +5 (Linux nice is per thread): preempting one of the
+    model's threads stalls all of them at the next barrier (see streaming.DECODER_NICE)."""
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), current + 5)
+    except (AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
+        pass
 
 
 def frame_range(
@@ -280,6 +357,7 @@ class TimelineRun:
         start_s: float | None = None,
         end_s: float | None = None,
         batchsize: int = 1,
+        prefetch: int = 2,
     ) -> None:
         size = plan.preprocess.crop_size
         check_input_shape(
@@ -291,7 +369,9 @@ class TimelineRun:
         self.backend = backend
         self.plan = plan
         self.batchsize = batchsize
+        self.prefetch = prefetch  # batches decoded ahead in a thread; 0: decode inline
         self.stats = TimelineStats()
+        self._records: Generator[WindowRecord, None, None] | None = None
         self._reader = open_video(path, decoder=decoder)
         try:
             self.info: VideoInfo = self._reader.info
@@ -314,15 +394,19 @@ class TimelineRun:
             preprocess=self.plan.preprocess,
             stats=self.stats,
         )
-        return score_windows(
+        self._records = score_windows(
             clips,
             self.backend,
             batchsize=self.batchsize,
             preprocess=self.plan.preprocess,
             stats=self.stats,
+            prefetch=self.prefetch,
         )
+        return self._records
 
     def close(self) -> None:
+        if self._records is not None:  # stops the decoding thread before the reader closes
+            self._records.close()
         self._reader.close()
 
     def __enter__(self) -> TimelineRun:

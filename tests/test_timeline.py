@@ -310,6 +310,22 @@ def test_golden_videos_one_window_each_gives_mmaction2s_model_input(golden) -> N
         np.testing.assert_array_equal(clip.crops, ref["cropped"], err_msg=name)
 
 
+@pytest.mark.golden
+@pytest.mark.slow
+def test_golden_window_scores_match_mmaction2(golden) -> None:
+    """A golden video as one window of the real checkpoint: mmaction2's scores within 1e-4."""
+    pytest.importorskip("torch")
+    from slowfast_deploy.runtime import open_backend
+
+    name = "syn_short_48f_340x256_30fps.mp4"
+    ref = np.load(golden / "reference" / f"{name}.npz")
+    backend = open_backend(golden / "slowfast_r50_8x8x1_random_seed0.pth")
+    with TimelineRun(golden / "videos" / name, backend, WindowPlan(64, 16)) as run:
+        (record,) = list(run)
+    np.testing.assert_allclose(record.scores, ref["scores"], atol=1e-4)
+    assert record.scores.argmax() == ref["scores"].argmax()
+
+
 # --- the command --------------------------------------------------------------------------
 
 

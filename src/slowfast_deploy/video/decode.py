@@ -130,12 +130,12 @@ class DecordReader(_ReaderBase):
             raise reasons.diagnose(path) or reasons.fail(path, "corrupt", "no frame decodes")
         if first.ndim != 3 or first.shape[2] != 3:  # decord's copy mis-sizes these frames
             raise _decord_unsupported_size(path)
-        hidden = count_hidden_frames(path)
+        hidden, rotation = probe_with_pyav(path)
         self._sequential = frame_count == "decoded" and hidden > 0
         if self._sequential:
             num_frames -= hidden
         height, width = first.shape[:2]
-        self.info = VideoInfo(width, height, fps, num_frames, hidden)
+        self.info = VideoInfo(width, height, fps, num_frames, hidden, rotation)
 
     def read(
         self,
@@ -377,15 +377,20 @@ def _may_hide_frames(stream: Any) -> bool:
     return bool(stream.frames > int(float(stream.duration * stream.time_base * rate) + 0.5))
 
 
-def count_hidden_frames(path: Path) -> int:
-    """Frames the container counts that never play (edit lists), found with PyAV."""
-    av = require("av", extra="av", purpose="counting hidden frames")
+def probe_with_pyav(path: Path) -> tuple[int, int]:
+    """``(hidden frames, rotation)`` of a video decord opened: the frames its container counts
+    that never play (edit lists) and the turn decord applied, found with PyAV."""
+    av = require("av", extra="av", purpose="probing videos")
     try:
         with av.open(str(path)) as container:
             stream = reasons.video_stream(container)
-            return EditList.probe(container, stream).hidden if stream is not None else 0
+            if stream is None:
+                return 0, 0
+            hidden = EditList.probe(container, stream).hidden
+            first = next(container.decode(stream), None)
+            return hidden, display_rotation(first) if first is not None else 0
     except av.FFmpegError:
-        return 0
+        return 0, 0
 
 
 def _frame_to_rgb(frame: Any) -> NDArray[np.uint8]:
@@ -529,54 +534,78 @@ def _iter_decord(
 ) -> Iterator[TimedFrame]:
     # decord reads increasing indices without seeking back (it skips forward, decoding without
     # colour conversion), so chunks of wanted indices decode the video once, in order.
-    fps = reader.info.fps or 1.0
-    warned = False
+    clock = _FrameClock(reader.path, reader.info.fps)
     for begin in range(first, stop, chunk_size):
         indices = np.arange(begin, min(begin + chunk_size, stop), dtype=np.int64)
         pick = indices[wanted[indices]]
         frames = reader.read(pick) if pick.size else None
         times = np.asarray(reader._vr.get_frame_timestamp(indices.tolist()), np.float64)
-        times = times.reshape(-1, 2)[:, 0]
-        if not (np.isfinite(times).all() and (times >= 0).all()):
-            if not warned:
-                logger.warning(
-                    "%s: the container has no usable timestamps; times are frame / %.3f fps",
-                    reader.path,
-                    fps,
-                )
-                warned = True
-            times = indices / fps
         rows = dict(zip(pick.tolist(), range(pick.size), strict=True))
-        for index, time_s in zip(indices.tolist(), times.tolist(), strict=True):
+        for index, time_s in zip(
+            indices.tolist(), times.reshape(-1, 2)[:, 0].tolist(), strict=True
+        ):
             row = rows.get(index)
             rgb = frames[row] if frames is not None and row is not None else None
-            yield TimedFrame(index, float(time_s), rgb)
+            yield TimedFrame(index, clock.time_s(index, time_s), rgb)
 
 
 def _iter_pyav(
     reader: PyAVReader, wanted: NDArray[np.bool_], first: int, stop: int
 ) -> Iterator[TimedFrame]:
     av = require("av", extra="av", purpose="decoder 'pyav'")
-    fps = reader.info.fps or 1.0
-    container = reader._container
-    stream = container.streams.video[0]
+    if reader._sources is not None:  # decord's numbering around hidden frames needs seeks
+        raise VideoDecodeError(
+            f"{reader.path}: {reader.info.hidden_frames} frames are hidden by an edit list and "
+            "PyAV cannot number them as decord does in one pass; use --decoder decord",
+            reason="unsupported_by_pyav",
+        )
+    clock = _FrameClock(reader.path, reader.info.fps)
+    stream = reader._stream
     offset_s = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
     index = -1
     try:
-        container.seek(0)
-        for index, frame in enumerate(container.decode(video=0)):
+        reader._container.seek(0)
+        for index, frame in enumerate(reader._container.decode(stream)):
             if index >= stop:
                 break
             if index < first:
                 continue
-            time_s = frame.time - offset_s if frame.time is not None else index / fps
-            rgb = _frame_to_rgb(frame) if wanted[index] else None
-            yield TimedFrame(index, float(time_s), rgb)
+            time_s = frame.time - offset_s if frame.time is not None else None
+            rgb = reader._convert(frame, index, None) if wanted[index] else None
+            yield TimedFrame(index, clock.time_s(index, time_s), rgb)
     except av.FFmpegError as err:
-        raise VideoDecodeError(f"{reader.path}: PyAV failed ({_first_line(err)})") from err
+        raise reader._failure() from err
     if index + 1 < stop:
         raise VideoDecodeError(
             f"{reader.path}: container says {reader.info.num_frames} frames but frame "
             f"{index + 1} could not be decoded (truncated or corrupt file); "
-            "stop before it with --end"
+            "stop before it with --end",
+            reason="truncated",
         )
+
+
+class _FrameClock:
+    """Presentation times as the container gives them, while they make sense (finite, >= 0,
+    increasing); from the first one that does not (e.g. AVI with packed B-frames), frame
+    index / fps, with one warning."""
+
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path, self.fps = path, fps or 1.0
+        self.previous = -1.0
+        self.by_index = False
+
+    def time_s(self, index: int, pts_s: float | None) -> float:
+        if not self.by_index and (
+            pts_s is None or not np.isfinite(pts_s) or pts_s < 0 or pts_s <= self.previous
+        ):
+            logger.warning(
+                "%s: presentation timestamps missing or out of order at frame %d; times from "
+                "there on are frame / %.3f fps",
+                self.path,
+                index,
+                self.fps,
+            )
+            self.by_index = True
+        time_s = index / self.fps if self.by_index else float(pts_s)  # type: ignore[arg-type]
+        self.previous = time_s
+        return time_s

@@ -202,7 +202,31 @@ def _ffmpeg_kinds(root: Path) -> dict[str, Callable[[], Path]]:
         )
         return out
 
-    return {"edit_list": edit_list, "cover_art": cover_art}
+    def mkv_no_duration() -> Path:
+        """Matroska written to a pipe: no duration, no index (decord refuses it)."""
+        out = root / "piped.mkv"
+        with open(out, "wb") as f:
+            subprocess.run(
+                [
+                    "ffmpeg",
+                    "-hide_banner",
+                    "-loglevel",
+                    "error",
+                    "-i",
+                    str(root / "plain.mp4"),
+                    "-c",
+                    "copy",
+                    "-f",
+                    "matroska",
+                    "pipe:1",
+                ],
+                check=True,
+                stdin=subprocess.DEVNULL,
+                stdout=f,
+            )
+        return out
+
+    return {"edit_list": edit_list, "cover_art": cover_art, "mkv_no_duration": mkv_no_duration}
 
 
 def _write(path: Path, data: bytes) -> Path:

@@ -47,6 +47,7 @@ OUTCOMES = {
     "empty": ("not_a_video",) * 3,
     "edit_list": (OK, OK, OK),
     "cover_art": ("no_video_stream",) * 3,
+    "mkv_no_duration": ("unsupported_by_decord", OK, OK),
     "fifo": ("not_regular_file",) * 3,
     "directory": ("not_regular_file",) * 3,
     "missing": ("not_found",) * 3,

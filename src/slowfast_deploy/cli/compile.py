@@ -35,28 +35,98 @@ def add_parser(subparsers: Any) -> None:
         help="output name; .xml/.bin (openvino) or .onnx (onnxruntime) is added",
     )
     p.add_argument("--threads", type=positive_int, default=None)
-    p.add_argument(
+    g = p.add_argument_group("int8 (OpenVINO, NNCF)")
+    g.add_argument(
         "--calibration",
         type=Path,
         default=None,
-        help="int8: directory of .bin clips from `slowfast-deploy preprocess` "
-        "(SAVE_DIR/bin); use clips you do not evaluate on",
+        help="directory of .bin clips from `slowfast-deploy preprocess` (SAVE_DIR/bin), or an "
+        "annotation list of videos; clips of your own data that you do not evaluate on",
     )
-    p.add_argument(
+    g.add_argument(
         "--calibration-size",
         "--calibration_size",
         type=positive_int,
         default=None,
-        help="int8: number of calibration clips, spread over the directory "
-        "(default 32, or all if fewer)",
+        help="number of calibration clips, evenly spread (default 32, or all if fewer)",
+    )
+    g.add_argument(
+        "--validation",
+        type=Path,
+        default=None,
+        help="clips (.bin directory or video list) on which agreement with the fp32 model is "
+        "judged; default: the calibration clips (in-sample, a warning says so)",
+    )
+    g.add_argument(
+        "--validation-size",
+        type=positive_int,
+        default=64,
+        help="number of validation clips, evenly spread (default 64)",
+    )
+    g.add_argument(
+        "--video-dir",
+        type=Path,
+        default=None,
+        help="root of the videos of --calibration/--validation lists (default: the list's folder)",
+    )
+    g.add_argument(
+        "--min-agreement",
+        type=agreement,
+        default=None,
+        metavar="A",
+        help="search for the layers to keep in fp32 until the top-1 agreement with the fp32 "
+        "model on the validation clips is at least A (0-1, e.g. 1.0); exit 3 if not met in time",
+    )
+    g.add_argument(
+        "--max-minutes",
+        type=positive_float,
+        default=30.0,
+        help="time budget of the --min-agreement search (default 30)",
+    )
+    g.add_argument(
+        "--recipe",
+        type=Path,
+        default=None,
+        help="replay a NAME.recipe.json written by an earlier int8 compile (same clips, same "
+        "layers in fp32: the same model)",
+    )
+    g.add_argument("--preset", choices=("mixed", "performance"), default="mixed")
+    g.add_argument(
+        "--full-bias-correction",
+        action="store_true",
+        help="NNCF's full bias correction instead of the fast one (slower to compile)",
     )
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from slowfast_deploy.cli import note
-    from slowfast_deploy.export.compile import compile_model
+def agreement(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
 
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from slowfast_deploy.cli import ExitStatus, UsageError, note
+    from slowfast_deploy.export.compile import Int8Options, compile_model
+
+    int8_only = (args.validation, args.min_agreement, args.recipe, args.full_bias_correction)
+    if args.precision != "int8" and any(v not in (None, False) for v in int8_only):
+        raise UsageError(
+            "--validation, --min-agreement, --recipe and --full-bias-correction need "
+            "--precision int8"
+        )
+    if args.recipe is not None and args.min_agreement is not None:
+        raise UsageError(
+            "--recipe replays a saved choice and does not search: drop --min-agreement"
+        )
     result = compile_model(
         args.onnx,
         backend=args.backend,
@@ -66,6 +136,16 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         calibration=args.calibration,
         calibration_size=args.calibration_size,
+        int8=Int8Options(
+            validation=args.validation,
+            validation_size=args.validation_size,
+            video_dir=args.video_dir,
+            min_agreement=args.min_agreement,
+            max_minutes=args.max_minutes,
+            recipe=args.recipe,
+            preset=args.preset,
+            fast_bias_correction=not args.full_bias_correction,
+        ),
     )
     note(
         args,
@@ -73,4 +153,26 @@ def run(args: argparse.Namespace) -> int:
         f"{result.batchsize or 'dynamic'}); vs source ONNX: max |diff| "
         f"{result.parity.max_abs_diff:.3g}, top-1 {'agrees' if result.top1_agree else 'DIFFERS'}",
     )
-    return 0
+    outcome = result.int8
+    if outcome is None:
+        return ExitStatus.OK
+    note(args, f"int8 fidelity vs fp32: {outcome.fidelity.summary()}")
+    kept = outcome.recipe.keep_fp32
+    if kept:
+        cost = ""
+        if outcome.all_int8_ms and outcome.kept_ms:
+            cost = (
+                f"; speed cost: {outcome.kept_ms:.0f} ms vs {outcome.all_int8_ms:.0f} ms per call "
+                f"all-int8 ({outcome.kept_ms / outcome.all_int8_ms - 1:+.0%}, 3 alternating calls)"
+            )
+        note(args, f"kept in fp32: {len(kept)} convolutions{cost}")
+    note(args, f"recipe: {outcome.recipe_path} (replay with --recipe)")
+    if outcome.met is False:
+        why = "the time budget ran out" if outcome.timed_out else "keeping every block did not"
+        note(
+            args,
+            f"target agreement {args.min_agreement} NOT met ({why}); saved the best model found "
+            f"({outcome.fidelity.top1_agreement:.3f})",
+        )
+        return ExitStatus.SOME_FAILED
+    return ExitStatus.OK

@@ -2,7 +2,8 @@
 
 - ``openvino``: OpenVINO IR (``NAME.xml`` + ``NAME.bin``) with the inference precision and,
   optionally, a static batch size stored in the IR (``rt_info`` ``slowfast_deploy``).
-  ``--precision int8`` quantizes with NNCF on calibration clips (``export/quantize.py``).
+  ``--precision int8`` quantizes with NNCF on calibration clips (``export/int8.py``), optionally
+  searching for the layers to keep in fp32 until a target agreement with fp32 is met.
 - ``onnxruntime``: an ONNX file with ORT's full graph optimizations applied offline (fused
   Conv+BN+ReLU for the CPU provider) and, optionally, a static batch size.
 
@@ -18,10 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from numpy.typing import NDArray
 
 from slowfast_deploy._optional import require
-from slowfast_deploy.errors import BackendUnavailableError, ModelFormatError
+from slowfast_deploy.errors import BackendUnavailableError
+from slowfast_deploy.export._openvino_ir import load_onnx, onnx_metadata, save_ir, to_openvino
+from slowfast_deploy.export.calibration import ClipSet
+from slowfast_deploy.export.int8 import Int8Options, Int8Outcome
 from slowfast_deploy.export.validate import OutputCheck, ParityReport, compare_outputs
 
 logger = logging.getLogger(__name__)
@@ -37,6 +40,7 @@ class CompileResult:
     batchsize: int | None
     parity: ParityReport
     top1_agree: bool
+    int8: Int8Outcome | None = None  # int8 only: fidelity, recipe, search, warnings
 
 
 def _static_batch(proto: object, batchsize: int) -> None:
@@ -54,37 +58,46 @@ def compile_model(
     precision: str = "fp32",
     batchsize: int | None = None,
     threads: int | None = None,
-    calibration: str | os.PathLike[str] | None = None,
+    calibration: str | os.PathLike[str] | ClipSet | None = None,
     calibration_size: int | None = None,
+    int8: Int8Options | None = None,
 ) -> CompileResult:
     """Compile ``onnx_path`` for ``backend``; returns the model path and its parity report.
 
     ``precision="int8"`` (openvino only) needs ``calibration``: a directory of ``.bin`` clips
-    written by ``slowfast-deploy preprocess``, of which ``calibration_size`` are used.
+    written by ``slowfast-deploy preprocess`` or an annotation list of videos (or a recipe in
+    ``int8`` naming its clips), of which ``calibration_size`` are used, evenly spread. ``int8``
+    adds validation clips, a target agreement with a time budget, or a recipe to replay; the
+    int8 model's fidelity to the fp32 source is stored in its metadata.
     """
     onnx_path = Path(onnx_path)
     if backend not in COMPILE_BACKENDS:
         raise BackendUnavailableError(f"compile backend must be one of {COMPILE_BACKENDS}")
     if batchsize is not None and batchsize < 1:
         raise ValueError(f"batchsize must be >= 1, got {batchsize}")
-    proto = _load_onnx(onnx_path)
-    clips = None
-    if precision == "int8" and backend == "openvino":
-        if calibration is None:
-            raise ValueError(
-                "int8 needs calibration clips: pass a directory of .bin files written by "
-                "`slowfast-deploy preprocess` (--calibration DIR/bin)"
-            )
-        from slowfast_deploy.export.quantize import DEFAULT_CALIBRATION_SIZE, load_calibration
-
-        clips = load_calibration(calibration, calibration_size or DEFAULT_CALIBRATION_SIZE)
-    meta = {p.key: p.value for p in proto.metadata_props}
+    proto = load_onnx(onnx_path)
+    meta = onnx_metadata(proto)
     if batchsize:
         _static_batch(proto, batchsize)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    if backend == "openvino":
-        path = _compile_openvino(proto, meta, output, precision, clips)
+    outcome = None
+    if precision == "int8" and backend == "openvino":
+        from slowfast_deploy.export.int8 import quantize_to_ir
+
+        outcome = quantize_to_ir(
+            proto,
+            meta,
+            output,
+            source=onnx_path,
+            calibration=calibration,
+            calibration_size=calibration_size,
+            options=int8 or Int8Options(),
+            threads=threads,
+        )
+        path = outcome.path
+    elif backend == "openvino":
+        path = _compile_openvino(proto, meta, output, precision)
     else:
         if precision != "fp32":
             raise BackendUnavailableError(
@@ -94,43 +107,15 @@ def compile_model(
     parity, agree = check_compiled(
         onnx_path, path, precision=precision, batchsize=batchsize, threads=threads
     )
-    return CompileResult(path, backend, precision, batchsize, parity, agree)
+    return CompileResult(path, backend, precision, batchsize, parity, agree, outcome)
 
 
-def _load_onnx(onnx_path: Path) -> object:
-    onnx = require("onnx", extra="onnx", purpose="compile")
-    if onnx_path.suffix.lower() != ".onnx" or not onnx_path.is_file():
-        raise ModelFormatError(f"{onnx_path}: compile takes an exported .onnx file")
-    try:
-        return onnx.load(str(onnx_path))
-    except Exception as err:  # onnx raises DecodeError and friends
-        raise ModelFormatError(f"{onnx_path}: not a readable ONNX file ({err})") from err
-
-
-def _compile_openvino(
-    proto: object,
-    meta: dict[str, str],
-    output: Path,
-    precision: str,
-    calibration: list[NDArray[np.float32]] | None = None,
-) -> Path:
+def _compile_openvino(proto: object, meta: dict[str, str], output: Path, precision: str) -> Path:
     ov = require("openvino", extra="openvino", purpose="compile --backend openvino")
     from slowfast_deploy.runtime.openvino_backend import check_precision
 
     check_precision(ov.Core(), "CPU", precision)
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "model.onnx"
-        require("onnx", extra="onnx", purpose="compile").save(proto, str(src))
-        model = ov.convert_model(str(src))
-    if precision == "int8":
-        from slowfast_deploy.export.quantize import quantize_model
-
-        model = quantize_model(model, calibration or [])
-    for key, value in {**meta, "precision": precision}.items():
-        model.set_rt_info(value, ["slowfast_deploy", key])
-    xml = output.with_suffix(".xml")
-    ov.save_model(model, str(xml), compress_to_fp16=False)
-    return xml
+    return save_ir(to_openvino(proto), output, {**meta, "precision": precision})
 
 
 def _compile_onnxruntime(proto: object, output: Path, threads: int | None) -> Path:
@@ -192,4 +177,4 @@ def check_compiled(
     return report, agree
 
 
-__all__ = ["COMPILE_BACKENDS", "CompileResult", "compile_model"]
+__all__ = ["COMPILE_BACKENDS", "CompileResult", "Int8Options", "compile_model"]

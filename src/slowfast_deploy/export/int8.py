@@ -1,0 +1,237 @@
+"""``compile --precision int8``: clips in, an int8 IR with its fidelity and recipe out.
+
+Reads the calibration (and validation) clips, warns about weak clip sets, quantizes (replaying a
+recipe, searching one to a target agreement, or plainly), measures the fidelity to the fp32
+source, stores it and the recipe in the IR's ``rt_info`` and writes ``NAME.recipe.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from slowfast_deploy._optional import require
+from slowfast_deploy.errors import DataFormatError
+from slowfast_deploy.export._openvino_ir import save_ir, to_openvino
+from slowfast_deploy.export.calibration import ClipSet, check_clip_sets, load_clip_set
+from slowfast_deploy.export.fidelity import FIDELITY_KEY, Fidelity, compare_scores
+from slowfast_deploy.export.quantize import (
+    DEFAULT_CALIBRATION_SIZE,
+    Recipe,
+    SearchStep,
+    quantize_model,
+    search_recipe,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_VALIDATION_SIZE = 64
+RECIPE_KEY = "int8_recipe"
+
+
+@dataclass(frozen=True, slots=True)
+class Int8Options:
+    validation: str | os.PathLike[str] | ClipSet | None = None  # judged, never calibrated on
+    validation_size: int = DEFAULT_VALIDATION_SIZE
+    video_dir: str | os.PathLike[str] | None = None  # root of the videos of list files
+    min_agreement: float | None = None  # None: no search, quantize everything
+    max_minutes: float = 30.0  # the search's time budget
+    recipe: str | os.PathLike[str] | Recipe | None = None  # replay this recipe
+    preset: str = "mixed"
+    fast_bias_correction: bool = True
+
+
+@dataclass
+class Int8Outcome:
+    path: Path
+    recipe: Recipe
+    recipe_path: Path
+    fidelity: Fidelity
+    in_sample: bool  # fidelity measured on the calibration clips
+    warnings: list[str] = field(default_factory=list)
+    met: bool | None = None  # searched: was the target agreement reached
+    steps: list[SearchStep] = field(default_factory=list)
+    timed_out: bool = False
+    all_int8_ms: float | None = None  # latency of the fully int8 model (when layers are kept)
+    kept_ms: float | None = None  # latency of the saved model, measured alternately with it
+
+
+def _clips_of_recipe(recipe: Recipe, source: str) -> ClipSet:
+    """Re-read the calibration clips a recipe names, checking they have not changed."""
+    from slowfast_deploy.formats import read_bin
+    from slowfast_deploy.pipeline import load_views
+
+    if not recipe.calibration:
+        raise DataFormatError(f"{source}: the recipe names no calibration clips; add --calibration")
+    clips = []
+    for name in recipe.calibration:
+        path = Path(name)
+        if not path.is_file():
+            raise DataFormatError(
+                f"{source}: calibration clip {path} is missing; pass --calibration with the "
+                "same clips"
+            )
+        is_bin = path.suffix == ".bin"
+        clips.append(read_bin(path) if is_bin else load_views(path)[None].astype(np.float32))
+    return ClipSet(source, recipe.calibration, clips)
+
+
+def _as_clip_set(value: str | os.PathLike[str] | ClipSet, size: int, video_dir: Any) -> ClipSet:
+    return value if isinstance(value, ClipSet) else load_clip_set(value, size, video_dir=video_dir)
+
+
+def _compile(ov: Any, model: Any, threads: int | None) -> Any:
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    return ov.Core().compile_model(model, "CPU", config)
+
+
+def _scores(compiled: Any, clips: Sequence[NDArray[np.float32]], kind: str) -> NDArray[np.float32]:
+    from slowfast_deploy.runtime.base import to_probs
+
+    dim = compiled.inputs[0].get_partial_shape()[0]
+    batch = dim.get_length() if dim.is_static else 1
+    request = compiled.create_infer_request()
+    out = []
+    for clip in clips:
+        padded = np.concatenate([clip, np.zeros((batch - 1, *clip.shape[1:]), np.float32)])
+        out.append(np.asarray(request.infer({0: padded})[compiled.outputs[0]])[:1])
+    return to_probs(np.concatenate(out).astype(np.float32), kind)  # type: ignore[arg-type]
+
+
+def quantize_to_ir(
+    proto: Any,
+    meta: dict[str, str],
+    output: Path,
+    *,
+    source: Path,
+    calibration: str | os.PathLike[str] | ClipSet | None,
+    calibration_size: int | None,
+    options: Int8Options,
+    threads: int | None = None,
+) -> Int8Outcome:
+    """The int8 IR of an ONNX model (``proto``), with its fidelity and recipe; see the module."""
+    ov = require("openvino", extra="openvino", purpose="compile --precision int8")
+    from slowfast_deploy.runtime.openvino_backend import check_precision
+
+    check_precision(ov.Core(), "CPU", "int8")
+    recipe = options.recipe
+    if recipe is not None and not isinstance(recipe, Recipe):
+        recipe = Recipe.read(recipe)
+    if calibration is None and recipe is None:
+        raise ValueError(
+            "int8 needs calibration clips: pass a directory of .bin files written by "
+            "`slowfast-deploy preprocess` (--calibration DIR/bin) or an annotation list of videos"
+        )
+    if calibration is not None:
+        clip_set = _as_clip_set(
+            calibration, calibration_size or DEFAULT_CALIBRATION_SIZE, options.video_dir
+        )
+    else:
+        clip_set = _clips_of_recipe(recipe, str(options.recipe))  # type: ignore[arg-type]
+    digests = tuple(clip_set.digests())
+    if recipe is not None and recipe.calibration_sha256 and recipe.calibration_sha256 != digests:
+        raise DataFormatError(
+            f"{options.recipe}: the calibration clips differ from the recipe's "
+            f"({clip_set.describe()}); pass the clips the recipe names, in its order"
+        )
+    validation = (
+        _as_clip_set(options.validation, options.validation_size, options.video_dir)
+        if options.validation is not None
+        else None
+    )
+    warnings = check_clip_sets(clip_set, validation)
+    judged = validation or clip_set
+    fp32 = to_openvino(proto)
+    kind = meta.get("output_kind", "unknown")
+    reference = _scores(_compile(ov, fp32, threads), judged.clips, kind)
+    in_sample = validation is None
+    description = judged.describe() + (" (in-sample: the calibration clips)" if in_sample else "")
+
+    def evaluate(model: Any, subset: Sequence[int] | None) -> tuple[Fidelity, NDArray[np.float32]]:
+        index = list(range(len(judged))) if subset is None else list(subset)
+        scores = _scores(_compile(ov, model, threads), [judged.clips[i] for i in index], kind)
+        return compare_scores(reference[index], scores, clips=description), scores
+
+    base = Recipe(
+        preset=options.preset,
+        fast_bias_correction=options.fast_bias_correction,
+        calibration=clip_set.names,
+        calibration_sha256=digests,
+    )
+    outcome_extra: dict[str, Any] = {}
+    if recipe is not None:
+        recipe = replace(recipe, calibration=clip_set.names, calibration_sha256=digests)
+        model = quantize_model(fp32, clip_set.clips, recipe)
+        fidelity, _ = evaluate(model, None)
+    elif options.min_agreement is not None:
+        result = search_recipe(
+            fp32,
+            clip_set.clips,
+            evaluate,
+            reference=reference,
+            min_agreement=options.min_agreement,
+            max_minutes=options.max_minutes,
+            base=base,
+        )
+        recipe, model, fidelity = result.recipe, result.model, result.fidelity
+        outcome_extra = {"met": result.met, "steps": result.steps, "timed_out": result.timed_out}
+    else:
+        recipe = base
+        model = quantize_model(fp32, clip_set.clips, recipe)
+        fidelity, _ = evaluate(model, None)
+    timing: dict[str, float] = {}
+    if recipe.keep_fp32:
+        timing = _speed_cost(ov, fp32, clip_set.clips, recipe, model, threads)
+    recipe_json = recipe.to_json()
+    path = save_ir(
+        model,
+        output,
+        {**meta, "precision": "int8", FIDELITY_KEY: fidelity.to_json(), RECIPE_KEY: recipe_json},
+    )
+    recipe_path = path.with_suffix(".recipe.json")
+    recipe_path.write_text(recipe_json, encoding="utf-8")
+    logger.info("int8 fidelity vs fp32: %s", fidelity.summary())
+    return Int8Outcome(
+        path, recipe, recipe_path, fidelity, in_sample, warnings, **outcome_extra, **timing
+    )
+
+
+def _speed_cost(
+    ov: Any,
+    fp32: Any,
+    clips: Sequence[NDArray[np.float32]],
+    recipe: Recipe,
+    model: Any,
+    threads: int | None,
+    loop: int = 3,
+) -> dict[str, float]:
+    """Latency of the fully int8 model and of ``model``, timed alternately on one clip."""
+    from slowfast_deploy.benchmark import bench_alternating
+
+    all_int8 = quantize_model(fp32, clips, replace(recipe, keep_fp32=()))
+    runners = []
+    for label, m in (("all int8", all_int8), ("kept", model)):
+        request = _compile(ov, m, threads).create_infer_request()
+        runners.append((label, "openvino", "int8", "CPU", lambda v, r=request: r.infer({0: v})))
+    clip = clips[0]
+    rows = bench_alternating(
+        runners,
+        batchsizes=[clip.shape[0]],
+        make_input=lambda n: clip,
+        loop=loop,
+        warmup=1,
+        baseline=None,
+    )
+    return {"all_int8_ms": rows[0].latency.median_ms, "kept_ms": rows[1].latency.median_ms}
+
+
+__all__ = ["DEFAULT_VALIDATION_SIZE", "Int8Options", "Int8Outcome", "quantize_to_ir"]

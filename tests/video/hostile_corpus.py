@@ -158,6 +158,17 @@ def _pyav_kinds(root: Path) -> dict[str, Callable[[], Path]]:
             for kind, m in MATRICES.items()
         },
         "yuv420p10le": lambda: write_video(root / "p10.mp4", pix_fmt="yuv420p10le"),
+        # decord turns the YUV planes before converting: 10-bit and odd sizes must follow
+        "rot90_10bit": lambda: set_display_matrix(
+            write_video(root / "p10_96x64.mp4", width=96, height=64, pix_fmt="yuv420p10le"),
+            root / "rot90_10bit.mp4",
+            MATRICES["rot90"],
+        ),
+        "rot90_odd_size": lambda: set_display_matrix(
+            write_video(root / "odd.mp4", width=99, height=75, codec="mpeg4"),
+            root / "rot90_odd.mp4",
+            MATRICES["rot90"],
+        ),
         "yuv444p": lambda: write_video(root / "p444.mp4", pix_fmt="yuv444p"),
         "yuvj420p": lambda: write_video(root / "pj420.mp4", pix_fmt="yuvj420p"),
         "gray": lambda: write_video(root / "gray.mkv", codec="ffv1", pix_fmt="gray"),
@@ -226,7 +237,26 @@ def _ffmpeg_kinds(root: Path) -> dict[str, Callable[[], Path]]:
             )
         return out
 
-    return {"edit_list": edit_list, "cover_art": cover_art, "mkv_no_duration": mkv_no_duration}
+    def tagged_10bit(name: str, *tags: str) -> Callable[[], Path]:
+        def make() -> Path:
+            out = root / f"{name}.mp4"
+            ffmpeg(
+                *("-f", "lavfi", "-i", f"testsrc2=size={WIDTH}x{HEIGHT}:rate=25", "-t", "1"),
+                *("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p10le"),
+                *tags,
+                str(out),
+            )
+            return out
+
+        return make
+
+    return {
+        "edit_list": edit_list,
+        "cover_art": cover_art,
+        "mkv_no_duration": mkv_no_duration,
+        "yuv420p10le_bt709": tagged_10bit("p10_709", "-colorspace", "bt709"),
+        "yuv420p10le_full_range": tagged_10bit("p10_full", "-color_range", "pc"),
+    }
 
 
 def _write(path: Path, data: bytes) -> Path:

@@ -157,3 +157,94 @@ def yuv420p_to_rgb24(
     for k, channel in enumerate((luma + vf * _V2R, luma + vf * _V2G + uf * _U2G, luma + uf * _U2B)):
         out[..., k] = np.clip(channel, 0, (1 << 30) - 1) >> 22
     return out
+
+
+# --- 10-bit 4:2:0 (yuv420p10le): libswscale 4.1's generic path, packed RGB output ----------
+# For these frames FFmpeg 4.1 has no special converter: samples are scaled to 15 bits
+# (``hScale16To15``: ``x << 14 >> 9``), chroma is upsampled vertically only (one line, or the
+# average of two, by the bilinear weight), each chroma sample serves two pixels, and RGB comes
+# from the ``yuv2rgb`` lookup tables (``ff_yuv2rgb_c_init_tables``, 24 bpp) in
+# ``yuv2rgb24_1_c``. Newer FFmpeg converts with more precision: up to ~190 levels apart.
+
+# ``ff_yuv2rgb_coeffs`` rows (crv, cbu, cgu, cgv) by AVColorSpace, as libswscale 4.1 picks them
+_COEFFS = {
+    1: (117489, 138438, 13975, 34925),  # BT.709
+    2: (104597, 132201, 25675, 53279),  # unspecified: BT.601
+    5: (104597, 132201, 25675, 53279),  # BT.470BG
+    6: (104597, 132201, 25675, 53279),  # SMPTE 170M
+}
+_TABLE_HEADROOM = 512  # YUVRGB_TABLE_LUMA_HEADROOM
+
+
+def applies_10bit(width: int, height: int, pix_fmt: str, colorspace: int, color_range: int) -> bool:
+    """Whether a frame goes through the emulated 10-bit path."""
+    return (
+        pix_fmt == "yuv420p10le"
+        and width >= 8
+        and height >= 8
+        and colorspace in _COEFFS
+        and color_range in (0, 1, 2)
+    )
+
+
+def _c_div(a: int, b: int) -> int:
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+@lru_cache(maxsize=8)
+def _rgb_tables(
+    colorspace: int, full_range: bool
+) -> tuple[NDArray[np.uint8], int, tuple[int, ...]]:
+    """``ff_yuv2rgb_c_init_tables`` for 24 bpp (contrast/saturation 1, brightness 0):
+    the clipped luma table, its offset, and (crv, cbu, cgu, cgv) scaled by the luma gain."""
+    crv, cbu, cgu, cgv = _COEFFS[colorspace]
+    coeffs = [crv, cbu, -cgu, -cgv]
+    if full_range:
+        gain, offset = 1 << 16, 0
+        coeffs = [_c_div(c * 224, 255) for c in coeffs]
+    else:
+        gain, offset = (65536 * 255) // 219, 16 << 16
+    coeffs = [_c_div(c * 65536 + 0x8000, gain) for c in coeffs]
+    start = -(384 << 16) - _TABLE_HEADROOM * gain - offset
+    steps = np.arange(1024 + 2 * _TABLE_HEADROOM, dtype=np.int64)
+    y_table = np.clip((start + steps * gain + 0x8000) >> 16, 0, 255).astype(np.uint8)
+    return y_table, (384 if full_range else 326) + _TABLE_HEADROOM, tuple(coeffs)
+
+
+def yuv420p10_to_rgb24(
+    y: NDArray[np.uint16],
+    u: NDArray[np.uint16],
+    v: NDArray[np.uint16],
+    *,
+    colorspace: int,
+    full_range: bool,
+) -> NDArray[np.uint8]:
+    """``Y [H, W]``, ``U, V [ceil(H/2), ceil(W/2)]`` 10-bit -> ``[H, W, 3]`` RGB as FFmpeg 4.1."""
+    height, width = y.shape
+    c_height = u.shape[0]
+    positions, weights = _bilinear_filter(c_height, height, 1 << 12, 2)
+    second = weights[:, 1] if weights.shape[1] > 1 else np.zeros(height, np.int64)
+    row0, row1 = positions, np.minimum(positions + 1, c_height - 1)
+    one_line = (second < 2048)[:, None]
+
+    def chroma(plane: NDArray[np.uint16]) -> NDArray[np.int64]:  # -> [H, W] 8-bit indices
+        p15 = np.minimum(plane.astype(np.int64) << 5, 32767)  # (x << 14) >> 9
+        line = np.where(one_line, (p15[row0] + 64) >> 7, (p15[row0] + p15[row1] + 128) >> 8)
+        return np.repeat(line, 2, axis=1)[:, :width]
+
+    y_table, base, (crv, cbu, cgu, cgv) = _rgb_tables(colorspace, full_range)
+
+    def offset(coeff: int, index: NDArray[np.int64]) -> NDArray[np.int64]:  # fill_table
+        return -(coeff >> 9) + ((np.clip(index, 0, 255) * coeff) >> 16)
+
+    luma = base + ((np.minimum(y.astype(np.int64) << 5, 32767) + 64) >> 7)
+    cu, cv = chroma(u), chroma(v)
+    return np.stack(
+        [
+            y_table[luma + offset(crv, cv)],
+            y_table[luma + offset(cgu, cu) + offset(cgv, cv)],
+            y_table[luma + offset(cbu, cu)],
+        ],
+        axis=-1,
+    )

@@ -314,7 +314,8 @@ def display_rotation(frame: Any) -> int:
     return angle if angle in (90, 180, 270) else 0
 
 
-def _rotate(rgb: NDArray[np.uint8], degrees: int) -> NDArray[np.uint8]:
+def _rotate(rgb: NDArray[Any], degrees: int) -> NDArray[Any]:
+    """Turn an image (or one plane) clockwise by ``degrees``."""
     if degrees == 90:
         return np.ascontiguousarray(np.rot90(rgb, -1))  # clockwise
     if degrees == 180:
@@ -394,24 +395,39 @@ def probe_with_pyav(path: Path) -> tuple[int, int]:
 
 
 def _frame_to_rgb(frame: Any) -> NDArray[np.uint8]:
-    """RGB of a PyAV frame, converted and rotated as decord's FFmpeg 4.1 does."""
-    if _swscale41.applies(
+    """RGB of a PyAV frame, rotated and converted as decord's FFmpeg 4.1 does.
+
+    decord turns the YUV planes (``transpose``/``hflip,vflip`` filters) before converting;
+    where the conversion is emulated (``_swscale41``) the planes are turned first too, as
+    it does not commute with a turn; PyAV's own conversion does, so its RGB is turned.
+    """
+    rotation = display_rotation(frame)
+    facts = (
         frame.width,
         frame.height,
         frame.format.name,
         int(frame.colorspace),
         int(frame.color_range),
-    ):
-        width, height = frame.width, frame.height
-        chroma = ((width + 1) // 2, (height + 1) // 2)
-        y, u, v = (
-            np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:h, :w]
-            for plane, (w, h) in zip(frame.planes, [(width, height), chroma, chroma], strict=True)
+    )
+    if _swscale41.applies(*facts):
+        y, u, v = (_rotate(p, rotation) for p in _planes(frame, np.dtype(np.uint8)))
+        return _swscale41.yuv420p_to_rgb24(y, u, v)
+    if _swscale41.applies_10bit(*facts):
+        y10, u10, v10 = (_rotate(p, rotation) for p in _planes(frame, np.dtype("<u2")))
+        return _swscale41.yuv420p10_to_rgb24(
+            y10, u10, v10, colorspace=facts[3], full_range=facts[4] == 2
         )
-        rgb: NDArray[np.uint8] = _swscale41.yuv420p_to_rgb24(y, u, v)
-    else:
-        rgb = frame.to_ndarray(format="rgb24")
-    return _rotate(rgb, display_rotation(frame))
+    return _rotate(frame.to_ndarray(format="rgb24"), rotation)
+
+
+def _planes(frame: Any, dtype: np.dtype[Any]) -> list[NDArray[Any]]:
+    """Y, U, V of a 4:2:0 frame without row padding."""
+    width, height = frame.width, frame.height
+    chroma = ((width + 1) // 2, (height + 1) // 2)
+    return [
+        np.frombuffer(plane, dtype).reshape(-1, plane.line_size // dtype.itemsize)[:h, :w]
+        for plane, (w, h) in zip(frame.planes, [(width, height), chroma, chroma], strict=True)
+    ]
 
 
 def open_video(

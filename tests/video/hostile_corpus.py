@@ -237,12 +237,12 @@ def _ffmpeg_kinds(root: Path) -> dict[str, Callable[[], Path]]:
             )
         return out
 
-    def tagged_10bit(name: str, *tags: str) -> Callable[[], Path]:
+    def high_depth(name: str, pix_fmt: str, *tags: str) -> Callable[[], Path]:
         def make() -> Path:
             out = root / f"{name}.mp4"
             ffmpeg(
                 *("-f", "lavfi", "-i", f"testsrc2=size={WIDTH}x{HEIGHT}:rate=25", "-t", "1"),
-                *("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p10le"),
+                *("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", pix_fmt),
                 *tags,
                 str(out),
             )
@@ -254,8 +254,10 @@ def _ffmpeg_kinds(root: Path) -> dict[str, Callable[[], Path]]:
         "edit_list": edit_list,
         "cover_art": cover_art,
         "mkv_no_duration": mkv_no_duration,
-        "yuv420p10le_bt709": tagged_10bit("p10_709", "-colorspace", "bt709"),
-        "yuv420p10le_full_range": tagged_10bit("p10_full", "-color_range", "pc"),
+        "yuv420p10le_bt709": high_depth("p10_709", "yuv420p10le", "-colorspace", "bt709"),
+        "yuv420p10le_full_range": high_depth("p10_full", "yuv420p10le", "-color_range", "pc"),
+        "yuv420p10le_bt2020": high_depth("p10_2020", "yuv420p10le", "-colorspace", "bt2020nc"),
+        "yuv422p10le": high_depth("p422_10", "yuv422p10le"),
     }
 
 

@@ -34,6 +34,8 @@ OUTCOMES = {
     "yuv420p10le": (OK, OK, OK),
     "yuv420p10le_bt709": (OK, OK, OK),
     "yuv420p10le_full_range": (OK, OK, OK),
+    "yuv420p10le_bt2020": (OK, OK, OK),  # HDR phone video
+    "yuv422p10le": (OK, OK, OK),
     "rot90_10bit": (OK, OK, OK),
     "rot90_odd_size": (OK, OK, OK),
     "yuv444p": (OK, OK, OK),
@@ -275,7 +277,9 @@ def test_listed_fifo_and_directory_get_their_reason_through_preprocess(hostile, 
     assert "plain.mp4" not in err
 
 
-@pytest.mark.parametrize("kind", ["yuv420p10le", "yuv420p10le_bt709", "rot90_10bit"])
+@pytest.mark.parametrize(
+    "kind", ["yuv420p10le", "yuv420p10le_bt709", "yuv420p10le_bt2020", "yuv422p10le", "rot90_10bit"]
+)
 def test_plain_pyav_differs_on_10bit(kind, hostile):
     """The difference ``_swscale41.yuv420p10_to_rgb24`` removes (PyAV's newer FFmpeg)."""
     import av

@@ -159,7 +159,7 @@ def yuv420p_to_rgb24(
     return out
 
 
-# --- 10-bit 4:2:0 (yuv420p10le): libswscale 4.1's generic path, packed RGB output ----------
+# --- 10/12-bit 4:2:0 and 4:2:2: libswscale 4.1's generic path, packed RGB output ----------
 # For these frames FFmpeg 4.1 has no special converter: samples are scaled to 15 bits
 # (``hScale16To15``: ``x << 14 >> 9``), chroma is upsampled vertically only (one line, or the
 # average of two, by the bilinear weight), each chroma sample serves two pixels, and RGB comes
@@ -172,6 +172,14 @@ _COEFFS = {
     2: (104597, 132201, 25675, 53279),  # unspecified: BT.601
     5: (104597, 132201, 25675, 53279),  # BT.470BG
     6: (104597, 132201, 25675, 53279),  # SMPTE 170M
+    9: (110013, 140363, 12277, 42626),  # BT.2020 non-constant luminance
+}
+# high-bit-depth formats on this path: (bits per sample, chroma rows per luma row)
+_HIGH_DEPTH = {
+    "yuv420p10le": 10,
+    "yuv420p12le": 12,
+    "yuv422p10le": 10,
+    "yuv422p12le": 12,
 }
 _TABLE_HEADROOM = 512  # YUVRGB_TABLE_LUMA_HEADROOM
 
@@ -179,7 +187,7 @@ _TABLE_HEADROOM = 512  # YUVRGB_TABLE_LUMA_HEADROOM
 def applies_10bit(width: int, height: int, pix_fmt: str, colorspace: int, color_range: int) -> bool:
     """Whether a frame goes through the emulated 10-bit path."""
     return (
-        pix_fmt == "yuv420p10le"
+        pix_fmt in _HIGH_DEPTH
         and width >= 8
         and height >= 8
         and colorspace in _COEFFS
@@ -219,8 +227,11 @@ def yuv420p10_to_rgb24(
     *,
     colorspace: int,
     full_range: bool,
+    bits: int = 10,
 ) -> NDArray[np.uint8]:
-    """``Y [H, W]``, ``U, V [ceil(H/2), ceil(W/2)]`` 10-bit -> ``[H, W, 3]`` RGB as FFmpeg 4.1."""
+    """``Y [H, W]``, ``U, V [ceil(H/2) or H, ceil(W/2)]`` of ``bits``-bit samples ->
+    ``[H, W, 3]`` RGB as FFmpeg 4.1 makes it."""
+    to_15 = 15 - bits  # hScale16To15: (x << 14) >> (bits - 1)
     height, width = y.shape
     c_height = u.shape[0]
     positions, weights = _bilinear_filter(c_height, height, 1 << 12, 2)
@@ -229,7 +240,7 @@ def yuv420p10_to_rgb24(
     one_line = (second < 2048)[:, None]
 
     def chroma(plane: NDArray[np.uint16]) -> NDArray[np.int64]:  # -> [H, W] 8-bit indices
-        p15 = np.minimum(plane.astype(np.int64) << 5, 32767)  # (x << 14) >> 9
+        p15 = np.minimum(plane.astype(np.int64) << to_15, 32767)
         line = np.where(one_line, (p15[row0] + 64) >> 7, (p15[row0] + p15[row1] + 128) >> 8)
         return np.repeat(line, 2, axis=1)[:, :width]
 
@@ -238,7 +249,7 @@ def yuv420p10_to_rgb24(
     def offset(coeff: int, index: NDArray[np.int64]) -> NDArray[np.int64]:  # fill_table
         return -(coeff >> 9) + ((np.clip(index, 0, 255) * coeff) >> 16)
 
-    luma = base + ((np.minimum(y.astype(np.int64) << 5, 32767) + 64) >> 7)
+    luma = base + ((np.minimum(y.astype(np.int64) << to_15, 32767) + 64) >> 7)
     cu, cv = chroma(u), chroma(v)
     return np.stack(
         [
@@ -248,3 +259,7 @@ def yuv420p10_to_rgb24(
         ],
         axis=-1,
     )
+
+
+def bit_depth(pix_fmt: str) -> int:
+    return _HIGH_DEPTH[pix_fmt]

@@ -415,15 +415,21 @@ def _frame_to_rgb(frame: Any) -> NDArray[np.uint8]:
     if _swscale41.applies_10bit(*facts):
         y10, u10, v10 = (_rotate(p, rotation) for p in _planes(frame, np.dtype("<u2")))
         return _swscale41.yuv420p10_to_rgb24(
-            y10, u10, v10, colorspace=facts[3], full_range=facts[4] == 2
+            y10,
+            u10,
+            v10,
+            colorspace=facts[3],
+            full_range=facts[4] == 2,
+            bits=_swscale41.bit_depth(facts[2]),
         )
     return _rotate(frame.to_ndarray(format="rgb24"), rotation)
 
 
 def _planes(frame: Any, dtype: np.dtype[Any]) -> list[NDArray[Any]]:
-    """Y, U, V of a 4:2:0 frame without row padding."""
+    """Y, U, V of a 4:2:0 or 4:2:2 frame without row padding."""
     width, height = frame.width, frame.height
-    chroma = ((width + 1) // 2, (height + 1) // 2)
+    full_height = "422" in frame.format.name
+    chroma = ((width + 1) // 2, height if full_height else (height + 1) // 2)
     return [
         np.frombuffer(plane, dtype).reshape(-1, plane.line_size // dtype.itemsize)[:h, :w]
         for plane, (w, h) in zip(frame.planes, [(width, height), chroma, chroma], strict=True)

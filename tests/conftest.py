@@ -127,3 +127,18 @@ def export_plain_onnx(model, path: Path, shape: tuple[int, ...], *, softmax: boo
             dynamo=False,
         )
     return path
+
+
+@pytest.fixture(scope="session")
+def many_videos(video_dir, tmp_path_factory):
+    """12 distinct video files (copies of the 3 fixtures) and their list."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("many")
+    lines = []
+    sources = ["a/land.mp4", "a/port.mp4", "short.mp4"]
+    for i in range(12):
+        shutil.copy(video_dir / sources[i % 3], root / f"v{i:02d}.mp4")
+        lines.append(f"v{i:02d}.mp4 {i % 10}\n")
+    (root / "list.txt").write_text("".join(lines))
+    return root

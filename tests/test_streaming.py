@@ -22,19 +22,6 @@ def records(path):
     return [{k: v for k, v in r.items() if k != "timing_ms"} for r in read_records(path)]
 
 
-@pytest.fixture(scope="module")
-def many_videos(video_dir, tmp_path_factory):
-    """12 distinct video files (copies of the 3 fixtures) and their list."""
-    root = tmp_path_factory.mktemp("many")
-    lines = []
-    sources = ["a/land.mp4", "a/port.mp4", "short.mp4"]
-    for i in range(12):
-        shutil.copy(video_dir / sources[i % 3], root / f"v{i:02d}.mp4")
-        lines.append(f"v{i:02d}.mp4 {i % 10}\n")
-    (root / "list.txt").write_text("".join(lines))
-    return root
-
-
 def evaluate_args(videos, model, output, *extra):
     return [
         "-q",

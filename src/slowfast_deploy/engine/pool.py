@@ -185,12 +185,14 @@ class DecodePool:
         seq = 0
         while True:
             # hand out work: retries first, then new jobs, to the least loaded worker
-            while self._in_flight() < limit:
+            while True:
                 free = [w for w in self._workers if len(w.held) < self.depth]
                 if not free:
                     break
-                if self._retry:
+                if self._retry:  # retries go out first, whatever the limit
                     task = self._retry.popleft()
+                elif self._in_flight() >= limit:
+                    break
                 else:
                     job = next(source, None)
                     if job is None:

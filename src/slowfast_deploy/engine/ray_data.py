@@ -202,10 +202,9 @@ class RayEngine:
     def start(self) -> None:
         if self._started:
             return
-        ray = _ray()
         quiet = not logger.isEnabledFor(logging.DEBUG)  # Ray's own log lines only with -vv
-        if quiet:
-            os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+        os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+        ray = _ray()
         warnings.filterwarnings("ignore", module=r"ray(\.|$)")
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*ray_remote_args")
         if not ray.is_initialized():
@@ -233,7 +232,6 @@ class RayEngine:
             for name in ("ray", "ray.data"):
                 logging.getLogger(name).setLevel(logging.CRITICAL)
         context = DataContext.get_current()
-        context.enable_progress_bars = False
         context.print_on_execution_start = False
         logging.getLogger("ray.data").setLevel(logging.WARNING)
         self._resources = self._check_resources(ray)

@@ -149,3 +149,28 @@ def format_table(rows: list[BenchRow]) -> str:
     ]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines) + "\n"
+
+
+def cpu_name() -> str:
+    """The CPU model and the vector extensions that decide int8/bf16 speed, e.g.
+    ``AMD EPYC, 2 cores, avx512_vnni avx512_bf16``."""
+    import os
+    import platform
+
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and name in ("", platform.machine()):
+                    name = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+    found = [f for f in wanted if f in flags]
+    if "avx512f" in found and "avx2" in found:
+        found.remove("avx2")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{name}, {cores} cores" + (f", {' '.join(found)}" if found else "")

@@ -1,7 +1,9 @@
-"""Evaluation reports: accuracy tables, per-class accuracy, confused pairs, pictures.
+"""Evaluation reports: a header, accuracy tables, per-class accuracy, confused pairs, pictures.
 
-``summarize_results`` and ``confused_pairs`` are pure; ``write_report`` renders Markdown or
-HTML with PNG figures (matplotlib, lazily imported) next to it or embedded.
+``summarize_results``, ``confused_pairs`` and ``run_header`` are pure; ``write_report`` renders
+Markdown or HTML with PNG figures (matplotlib, lazily imported) next to it or embedded. The
+report opens with what a reader needs first: which model (file, sha256), backend, precision with
+its fidelity to fp32, CPU, date, videos/s and failures.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import html
 import io
 import json
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ import numpy as np
 from slowfast_deploy._optional import require
 from slowfast_deploy.errors import DataFormatError
 from slowfast_deploy.metrics import Accuracy, accuracy, confusion_matrix
-from slowfast_deploy.results import read_records
+from slowfast_deploy.results import HEADER_KEY, model_fingerprint, read_records
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +104,12 @@ def confusion_png(
 
 
 def throughput_png(bench_files: list[Path]) -> bytes:
-    """Throughput vs batch size, one line per model/backend/precision, from bench summaries."""
+    return _png(throughput_figure(bench_files))
+
+
+def throughput_figure(bench_files: list[Path]) -> Any:
+    """Throughput from bench summaries: bars when every model has one batch size, else
+    throughput vs batch size, one line per model/backend/precision."""
     plt = require("matplotlib.pyplot", extra="report", purpose="report")
     series: dict[str, list[tuple[int, float]]] = {}
     for path in bench_files:
@@ -110,6 +118,18 @@ def throughput_png(bench_files: list[Path]) -> bytes:
         for row in json.loads(path.read_text())["rows"]:
             key = f"{Path(row['label'].split('@')[0]).name} ({row['backend']} {row['precision']})"
             series.setdefault(key, []).append((row["batchsize"], row["throughput"]))
+    if all(len(points) == 1 for points in series.values()):  # one batch size each: bars
+        keys = sorted(series, key=lambda k: series[k][0][1])
+        fig, ax = plt.subplots(figsize=(6.5, 0.9 + 0.45 * len(keys)))
+        values = [series[k][0][1] for k in keys]
+        bars = ax.barh(range(len(keys)), values, color="#4C72B0")
+        ax.bar_label(bars, [f"{v:.2f}" for v in values], padding=3, fontsize=8)
+        ax.set_yticks(range(len(keys)), [f"{k}, batch {series[k][0][0]}" for k in keys], fontsize=8)
+        ax.set_xlabel("clips / s (model only)")
+        ax.set_xlim(0, max(values) * 1.18)
+        ax.grid(alpha=0.3, axis="x")
+        ax.set_title("Throughput")
+        return fig
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for key, points in sorted(series.items()):
         points.sort()
@@ -120,7 +140,159 @@ def throughput_png(bench_files: list[Path]) -> bytes:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("Throughput vs batch size")
+    return fig
+
+
+def read_curve(path: Path) -> dict[str, Any]:
+    """A speed/agreement sweep (``tools/int8_sweep.py``'s ``sweep.json``)."""
+    if not path.is_file():
+        raise DataFormatError(f"{path}: no such sweep file (from tools/int8_sweep.py)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        rows = data["rows"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise DataFormatError(f"{path}: not a sweep file from tools/int8_sweep.py ({err})") from err
+    if not isinstance(rows, list):
+        raise DataFormatError(f"{path}: 'rows' must be a list")
+    return data
+
+
+def _fidelity_of(row: dict[str, Any], key: str = "test") -> dict[str, Any] | None:
+    fidelity = row.get("fidelity") or {}
+    return fidelity.get(key) if isinstance(fidelity, dict) else None
+
+
+def curve_png(curve: dict[str, Any], *, judged_on: str = "test") -> bytes:
+    """Clips/s (x) against top-1 agreement with fp32 (y), one series per setting; each point
+    labelled with the number of blocks kept in fp32."""
+    plt = require("matplotlib.pyplot", extra="report", purpose="report")
+    series: dict[str, list[tuple[float, float, str]]] = {}
+    for row in curve["rows"]:
+        f = _fidelity_of(row, judged_on)
+        if f is None or "clips_per_s" not in row:
+            continue
+        key = (
+            f"{row['precision']} {row.get('preset', '')} {row.get('calibration', '')}".strip()
+            if "blocks_fp32" in row
+            else row["name"]
+        )
+        tag = str(row.get("blocks_fp32", ""))
+        series.setdefault(key, []).append(
+            (row["clips_per_s"], f["top1_agree"] / f["num_clips"], tag)
+        )
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key, points in sorted(series.items()):
+        points.sort()
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=key)
+        for x, y, tag in points:
+            if tag:
+                ax.annotate(tag, (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
+    ax.set_xlabel("clips / s (model only, batch 1)")
+    ax.set_ylabel(f"top-1 agreement with fp32 ({judged_on} clips)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("Speed vs agreement (labels: residual blocks kept in fp32)")
     return _png(fig)
+
+
+def curve_rows(curve: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for row in curve["rows"]:
+        t, g = _fidelity_of(row, "test"), _fidelity_of(row, "golden")
+        rows.append(
+            [
+                str(row["name"]),
+                str(row.get("layers_fp32", "-")),
+                f"{row['clips_per_s']:.2f}" if "clips_per_s" in row else "-",
+                f"{row['speedup']:.2f}x" if row.get("speedup") else "-",
+                *(
+                    (
+                        f"{t['top1_agree']}/{t['num_clips']}",
+                        f"{t['top5_agree']}/{t['num_clips']}",
+                        f"{t['max_score_diff']:.3f}",
+                        f"{t['clear_flipped']}/{t['num_clear']}",
+                    )
+                    if t
+                    else ("-",) * 4
+                ),
+                f"{g['top1_agree']}/{g['num_clips']}, {g['top5_agree']}/{g['num_clips']}"
+                if g
+                else "-",
+            ]
+        )
+    return rows
+
+
+def _run_of(path: Path) -> dict[str, Any]:
+    """The run header (``#run`` line) of a results file, ``{}`` if it has none."""
+    with path.open(encoding="utf-8") as f:
+        first = f.readline()
+    try:
+        record = json.loads(first)
+    except json.JSONDecodeError:
+        return {}
+    return (
+        record.get("run", {})
+        if isinstance(record, dict) and record.get("key") == HEADER_KEY
+        else {}
+    )
+
+
+def run_header(
+    results: Path, *, model: Path | None = None, cpu: str | None = None
+) -> list[tuple[str, str]]:
+    """The report's opening facts for one results file: model file and sha256, backend,
+    precision (with the model's fidelity to fp32 when it carries one), CPU, date, videos/s,
+    failures. Read from the results header, the ``.summary.json`` beside it and ``model``."""
+    run = _run_of(results)
+    summary_path = results.with_name(results.name + ".summary.json")
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    records = read_records(results)
+    failed = [r for r in records if r.get("status") != "ok"]
+    sha = run.get("model_sha256")
+    model_text = "not recorded (pass --model)"
+    precision = summary.get("precision") or run.get("precision") or "-"
+    fidelity_text = ""
+    if model is not None:
+        actual = model_fingerprint(model)
+        model_text = f"{model.name}" + (
+            "" if sha in (None, actual) else " (WARNING: not the model of these results)"
+        )
+        sha = sha or actual
+        from slowfast_deploy.export.fidelity import read_fidelity
+
+        fidelity = read_fidelity(model)
+        if fidelity is not None:
+            fidelity_text = f"; fidelity to fp32: {fidelity.summary()}"
+    this_run = summary.get("this_run") or {}
+    speed = "-"
+    if this_run.get("videos_per_s"):
+        speed = f"{this_run['videos_per_s']:.3g} end to end"
+        if this_run.get("model_only_videos_per_s"):
+            speed += f", {this_run['model_only_videos_per_s']:.3g} model only"
+    if cpu is None:
+        cpu = summary.get("cpu")
+    if cpu is None:
+        from slowfast_deploy.benchmark import cpu_name
+
+        cpu = f"{cpu_name()} (the machine making this report; the results do not record theirs)"
+    date = datetime.fromtimestamp(results.stat().st_mtime, tz=timezone.utc)
+    return [
+        ("results", results.name),
+        ("model", model_text),
+        ("model sha256", sha or "-"),
+        ("backend", str(summary.get("backend") or run.get("backend") or "-")),
+        ("precision", f"{precision}{fidelity_text}"),
+        ("views, decoder", f"{run.get('views', '-')}, {run.get('decoder', '-')}"),
+        ("CPU", cpu),
+        ("date", date.strftime("%Y-%m-%d %H:%M UTC")),
+        ("videos/s", speed),
+        (
+            "failures",
+            f"{len(failed)} of {len(records)}"
+            + (": " + ", ".join(str(r.get("video")) for r in failed[:5]) if failed else ""),
+        ),
+    ]
 
 
 def write_report(
@@ -129,23 +301,60 @@ def write_report(
     *,
     bench: list[Path] | None = None,
     names: list[str] | None = None,
+    default_names: bool = True,
+    model: Path | None = None,
+    curve: Path | None = None,
 ) -> list[Path]:
-    """Write ``out`` (.md or .html); returns every file written."""
+    """Write ``out`` (.md or .html); returns every file written.
+
+    Without ``names``, a 400-class model's results get the shipped Kinetics-400 names
+    (``default_names``). ``model`` (the model that made the results) adds its file name and
+    fidelity to the header; ``curve`` adds a speed/agreement plot and table.
+    """
     fmt = out.suffix.lower()
     if fmt not in (".md", ".html"):
         raise ValueError(f"--out must end in .md or .html, got {out}")
-    summaries = [summarize_results(p.name, read_records(p)) for p in results]
+    all_records = [read_records(p) for p in results]
+    summaries = [summarize_results(p.name, r) for p, r in zip(results, all_records, strict=True)]
+    if names is None and default_names:
+        from slowfast_deploy.labels import resolve_labels
+
+        widths = {len(r["scores"]) for rs in all_records for r in rs if r.get("scores")}
+        names = resolve_labels(None, num_classes=widths.pop()) if len(widths) == 1 else None
+    header = [run_header(p, model=model) for p in results]
     figures: list[tuple[str, bytes]] = []
+    curve_data = read_curve(curve) if curve else None
+    if curve_data:
+        figures.append(("Speed vs agreement with fp32 (int8 sweep)", curve_png(curve_data)))
     for s in summaries:
         if s.accuracy is not None:
             figures.append((f"Confusion matrix: {s.name}", confusion_png(s, names)))
     if bench:
-        figures.append(("Throughput vs batch size", throughput_png(bench)))
+        figures.append(("Throughput", throughput_png(bench)))
 
     def name_of(c: int) -> str:
         return names[c] if names and c < len(names) else ""
 
     blocks: list[tuple[str, list[str], list[list[str]]]] = []
+    if curve_data:
+        blocks.append(
+            (
+                f"Speed vs agreement (CPU: {curve_data.get('cpu', '-')}; agreement on "
+                f"{(curve_data.get('clips') or {}).get('test', 'the test clips')})",
+                [
+                    "model",
+                    "fp32 convs",
+                    "clips/s",
+                    "speed-up",
+                    "top-1",
+                    "top-5 set",
+                    "max |diff|",
+                    "clear flips",
+                    "golden top-1, top-5",
+                ],
+                curve_rows(curve_data),
+            )
+        )
     blocks.append(
         (
             "Accuracy",
@@ -194,6 +403,8 @@ def write_report(
     written = [out]
     if fmt == ".md":
         parts = ["# slowfast-deploy evaluation report\n"]
+        for facts in header:
+            parts.append("".join(f"- **{key}**: {value}\n" for key, value in facts))
         for k, (title, png) in enumerate(figures):
             image = out.with_name(f"{out.stem}_fig{k}.png")
             image.write_bytes(png)
@@ -209,9 +420,20 @@ def write_report(
         parts = [
             "<!doctype html><meta charset='utf-8'><title>slowfast-deploy report</title>",
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:2px 8px}</style>",
+            "td,th{border:1px solid #ccc;padding:2px 8px}"
+            "table.header{margin-bottom:1em}table.header th{text-align:left;background:#f3f3f3}"
+            "</style>",
             "<h1>slowfast-deploy evaluation report</h1>",
         ]
+        for facts in header:
+            parts.append(
+                "<table class='header'>"
+                + "".join(
+                    f"<tr><th>{html.escape(key)}</th><td>{html.escape(value)}</td></tr>"
+                    for key, value in facts
+                )
+                + "</table>"
+            )
         for title, png in figures:
             data = base64.b64encode(png).decode()
             parts.append(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -72,4 +74,21 @@ def test_fidelity_check_of_an_existing_model_is_stored_in_the_ir(tiny_onnx, tmp_
 
     write_fidelity(xml, f)
     assert read_fidelity(xml) == f
-    assert main(["bench", "--model", str(xml), "--loop", "1", "--warmup", "0"]) == 0
+    assert main(["fidelity", str(xml), "--source", str(tiny_onnx), "--clips", "x"]) == 1
+
+
+def test_bench_names_the_cpu_and_shows_stored_fidelity(tiny_onnx, tmp_path, capsys):
+    pytest.importorskip("openvino")
+    from slowfast_deploy.cli import main
+    from slowfast_deploy.export.compile import compile_model
+    from slowfast_deploy.export.fidelity import write_fidelity
+
+    xml = compile_model(tiny_onnx, backend="openvino", output=tmp_path / "m").path
+    write_fidelity(xml, Fidelity(8, 8, 7, 0.05, 0.01, 6, 0, clips="8 clips from val"))
+    summary = tmp_path / "bench.json"
+    args = ["bench", "--model", str(xml), "--loop", "1", "--warmup", "0", "--summary", str(summary)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "CPU: " in out
+    assert f"fidelity of {xml} to fp32: top-1 8/8 (1.000), top-5 set 7/8" in out
+    assert "cpu" in json.loads(summary.read_text())

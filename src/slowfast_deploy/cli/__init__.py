@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         compile,
         evaluate,
         export,
+        fidelity,
         infer,
         predict,
         preprocess,
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (preprocess, export, compile, infer, bench, evaluate, predict, report, timeline):
         module.add_parser(subparsers)
+    fidelity.add_parser(subparsers)
     for sub in subparsers.choices.values():  # the global flags also work after the command
         g = sub.add_argument_group("output")
         g.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS)

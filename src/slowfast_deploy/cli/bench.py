@@ -51,8 +51,14 @@ def parse_model(text: str) -> tuple[str, str | None, str | None]:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from slowfast_deploy.benchmark import bench_alternating, format_table, reference_lines
+    from slowfast_deploy.benchmark import (
+        bench_alternating,
+        cpu_name,
+        format_table,
+        reference_lines,
+    )
     from slowfast_deploy.cli import UsageError
+    from slowfast_deploy.export.fidelity import read_fidelity
     from slowfast_deploy.formats import BIN_SHAPE
     from slowfast_deploy.runtime import open_backend, run_batched
     from slowfast_deploy.specs import MODEL_SPECS
@@ -108,7 +114,12 @@ def run(args: argparse.Namespace) -> int:
         )
         sys.stdout.write(reference_lines(row.latency, row.batchsize))
     print()
+    print(f"CPU: {cpu_name()}, {args.threads or 'default'} threads")
     sys.stdout.write(format_table(rows))
+    for text in dict.fromkeys([args.model, *args.compare]):
+        fidelity = read_fidelity(parse_model(text)[0])
+        if fidelity is not None:
+            print(f"fidelity of {text} to fp32: {fidelity.summary()}")
     if baseline is None and len(runners) > 1:
         print("(no .pth model in the run: add the checkpoint to --compare for speed-ups)")
     if args.summary:
@@ -119,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
                     "loop": args.loop,
                     "warmup": args.warmup,
                     "threads": args.threads,
+                    "cpu": cpu_name(),
                     "rows": [r.to_dict() for r in rows],
                 },
                 indent=2,

@@ -129,3 +129,14 @@ def test_compile_int8_cli_warns_and_stores_fidelity(tiny_onnx, video_dir, tmp_pa
         )
         == 2
     )  # int8 options without --precision int8
+
+
+def test_generated_samples_are_labelled_demo_only():
+    pytest.importorskip("av")
+    from slowfast_deploy.export.calibration import GENERATED_SOURCE
+
+    clips = load_clip_set(GENERATED_SOURCE, 2)
+    assert clips.generated and len(clips) == 2
+    assert clips.describe() == "2 generated sample clips (demo only) from generated-samples"
+    assert all(n.startswith("generated-samples/") for n in clips.names)
+    assert any("demo" in w for w in check_clip_sets(clips, None))

@@ -41,7 +41,8 @@ def add_parser(subparsers: Any) -> None:
         type=Path,
         default=None,
         help="directory of .bin clips from `slowfast-deploy preprocess` (SAVE_DIR/bin), or an "
-        "annotation list of videos; clips of your own data that you do not evaluate on",
+        "annotation list of videos; clips of your own data that you do not evaluate on "
+        "('generated-samples': generated sample videos, for the demo only)",
     )
     g.add_argument(
         "--calibration-size",

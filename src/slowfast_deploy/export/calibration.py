@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 # NNCF's min-max statistics settle with a few dozen varied clips (its own default subset is 300).
 MIN_CALIBRATION_CLIPS = 32
+# The source name that asks for generated sample clips (``samples.write_samples``): for the demo
+# only; every warning and the model's metadata say so.
+GENERATED_SOURCE = "generated-samples"
 # Rule of three: 0 flips on n clips bounds the true flip rate below 3/n (95% confidence); 30
 # clips are the fewest that bound it at 10%.
 MIN_VALIDATION_CLIPS = 30
@@ -71,10 +74,19 @@ def load_clip_set(
 ) -> ClipSet:
     """``size`` clips evenly spread over ``source``: a directory of ``.bin`` files, or an
     annotation list (``relative/path.mp4 label`` lines; videos under ``video_dir``, default the
-    list's folder)."""
+    list's folder), or ``GENERATED_SOURCE`` for the generated sample videos (demo only)."""
     from slowfast_deploy.formats import read_annotations, read_bin
     from slowfast_deploy.offline import list_bins
 
+    if str(source) == GENERATED_SOURCE:
+        import tempfile
+
+        from slowfast_deploy.samples import write_samples
+
+        with tempfile.TemporaryDirectory() as tmp:
+            generated = load_clip_set(write_samples(tmp), size, decoder=decoder)
+        names = tuple(f"{GENERATED_SOURCE}/{Path(n).name}" for n in generated.names)
+        return ClipSet(GENERATED_SOURCE, names, generated.clips, generated=True)
     source = Path(source)
     if source.is_dir():
         bins = list_bins(source)
@@ -136,6 +148,7 @@ def check_clip_sets(calibration: ClipSet, validation: ClipSet | None) -> list[st
 
 
 __all__ = [
+    "GENERATED_SOURCE",
     "MIN_CALIBRATION_CLIPS",
     "MIN_VALIDATION_CLIPS",
     "ClipSet",

@@ -195,7 +195,13 @@ def quantize_to_ir(
     path = save_ir(
         model,
         output,
-        {**meta, "precision": "int8", FIDELITY_KEY: fidelity.to_json(), RECIPE_KEY: recipe_json},
+        {
+            **meta,
+            "precision": "int8",
+            FIDELITY_KEY: fidelity.to_json(),
+            RECIPE_KEY: recipe_json,
+            "int8_calibration": clip_set.describe(),
+        },
     )
     recipe_path = path.with_suffix(".recipe.json")
     recipe_path.write_text(recipe_json, encoding="utf-8")

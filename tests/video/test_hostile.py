@@ -293,3 +293,22 @@ def test_plain_pyav_differs_on_10bit(kind, hostile):
     if reference.shape != plain.shape:
         plain = np.rot90(plain, -1)
     assert np.abs(plain.astype(int) - reference).max() > 20
+
+
+def test_frame_count_flag_reaches_preprocess(edit_list, tmp_path):
+    """``--frame-count decoded`` samples from the frames that play; the default, mmaction2's."""
+    from slowfast_deploy.cli import main
+    from slowfast_deploy.formats import read_bin
+    from slowfast_deploy.pipeline import load_views
+
+    ann = tmp_path / "list.txt"
+    ann.write_text(f"{edit_list.name} 0\n")
+    bins = {}
+    for frame_count in ("container", "decoded"):
+        out = tmp_path / frame_count
+        args = ["-q", "preprocess", "--video-dir", str(edit_list.parent), "--ann-file", str(ann)]
+        assert main([*args, "--save-dir", str(out), "--frame-count", frame_count]) == 0
+        bins[frame_count] = read_bin(out / "bin" / "0.bin")[0]
+        expected = load_views(edit_list, frame_count=frame_count)
+        np.testing.assert_array_equal(bins[frame_count], expected, err_msg=frame_count)
+    assert not np.array_equal(bins["container"], bins["decoded"])

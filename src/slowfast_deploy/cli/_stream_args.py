@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from slowfast_deploy.cli._types import non_negative_int, positive_int
-from slowfast_deploy.video.decode import DECODERS
+from slowfast_deploy.video.decode import DECODERS, FRAME_COUNTS
 
 
 def add_engine_args(g: Any, *, model: bool = True) -> None:
@@ -20,7 +20,21 @@ def add_engine_args(g: Any, *, model: bool = True) -> None:
         help="decoders running while the model runs (local: processes, default 1; 0: decode "
         "inline; ray: decode tasks at a time, default 2)",
     )
-    g.add_argument("--decoder", choices=DECODERS, default="decord")
+    g.add_argument(
+        "--decoder",
+        choices=DECODERS,
+        default="decord",
+        help="decord: mmaction2's decoder (default); pyav: FFmpeg through PyAV, bit-exact "
+        "with decord; auto: decord, and PyAV for a video decord cannot read",
+    )
+    g.add_argument(
+        "--frame-count",
+        "--frame_count",
+        choices=FRAME_COUNTS,
+        default="container",
+        help="container: the container's frame count, as mmaction2 (exact results, default); "
+        "decoded: only the frames that play (edit lists honoured: the true frames)",
+    )
     g.add_argument(
         "--engine",
         choices=("local", "ray"),

@@ -185,10 +185,12 @@ def _decord_failure(path: Path, err: BaseException) -> VideoDecodeError:
     logger.info("%s: decord: %s", path, _first_line(err))
     if "size must exactly match" in text:
         return _decord_unsupported_size(path)
-    found = reasons.diagnose(path)
+    # decord's own limits need only a cheap look; its decoding errors, the whole file
+    metadata = "frame-count" in text or "duration" in text
+    found = reasons.diagnose(path, every_frame=not metadata)
     if found is not None:
         return found
-    if "frame-count" in text or "duration" in text:
+    if metadata:
         what = "decord cannot read it (no usable frame count or duration in its metadata)"
     else:
         what = "decord cannot read it"

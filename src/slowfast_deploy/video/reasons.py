@@ -48,7 +48,7 @@ def check_path(path: Path) -> None:
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError as err:
-        raise fail(path, "not_found", "no such video file; check the list and --video-dir") from err
+        raise fail(path, "not_found", "no such video file") from err
     except NotADirectoryError as err:
         raise fail(path, "not_found", "no such video file (a parent is not a directory)") from err
     except PermissionError as err:
@@ -65,8 +65,12 @@ def check_path(path: Path) -> None:
         ) from err
 
 
-def diagnose(path: Path) -> VideoDecodeError | None:
-    """What PyAV finds wrong with ``path`` (decoding every frame), or None if nothing."""
+def diagnose(path: Path, *, every_frame: bool = True) -> VideoDecodeError | None:
+    """What PyAV finds wrong with ``path``, or None if nothing.
+
+    ``every_frame`` decodes the whole stream (finds truncation and corruption anywhere);
+    without it only the container, its streams and the first frame are checked (cheap).
+    """
     av = require("av", extra="av", purpose="diagnosing videos")
     if path.stat().st_size == 0:
         return fail(path, "not_a_video", "empty file (0 bytes); remove it from the list")
@@ -87,7 +91,7 @@ def diagnose(path: Path) -> VideoDecodeError | None:
         stream = video_stream(container)
         if stream is None:
             return no_video_stream(path, container)
-        return _decode_all(path, container, stream)
+        return _decode_all(path, container, stream, every_frame)
 
 
 def video_stream(container: Any) -> Any:
@@ -112,7 +116,9 @@ def no_video_stream(path: Path, container: Any) -> VideoDecodeError:
     return fail(path, "no_video_stream", what)
 
 
-def _decode_all(path: Path, container: Any, stream: Any) -> VideoDecodeError | None:
+def _decode_all(
+    path: Path, container: Any, stream: Any, every_frame: bool
+) -> VideoDecodeError | None:
     av = require("av", extra="av", purpose="diagnosing videos")
     packets = frames = 0
     first_error: int | None = None
@@ -125,6 +131,8 @@ def _decode_all(path: Path, container: Any, stream: Any) -> VideoDecodeError | N
                 frames += len(packet.decode())
             except av.FFmpegError:
                 first_error = frames if first_error is None else first_error
+            if frames and not every_frame:
+                return None
     except av.FFmpegError:
         first_error = frames if first_error is None else first_error
     expected = stream.frames

@@ -112,10 +112,17 @@ class _ReaderBase:
 
 
 class DecordReader(_ReaderBase):
-    def __init__(self, path: Path, *, frame_count: FrameCount = "container") -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        frame_count: FrameCount = "container",
+        on_frame: Callable[[], None] | None = None,
+    ) -> None:
         decord = require("decord", extra="decord", purpose="decoder 'decord'")
         _quiet.configure_decord_logging(decord)
         self.path = path
+        self._on_frame = on_frame
         self._vr: Any = None
         try:
             with _quiet.captured_stderr(path):
@@ -125,9 +132,10 @@ class DecordReader(_ReaderBase):
                 fps = float(self._vr.get_avg_fps())
                 self._vr.seek(0)
         except (decord.DECORDError, RuntimeError) as err:  # decord raises both
-            raise _decord_failure(path, err) from err
+            raise _decord_failure(path, err, on_frame) from err
         if first is None:
-            raise reasons.diagnose(path) or reasons.fail(path, "corrupt", "no frame decodes")
+            found = reasons.diagnose(path, on_frame=on_frame)
+            raise found or reasons.fail(path, "corrupt", "no frame decodes")
         if first.ndim != 3 or first.shape[2] != 3:  # decord's copy mis-sizes these frames
             raise _decord_unsupported_size(path)
         hidden, rotation = probe_with_pyav(path)
@@ -145,6 +153,7 @@ class DecordReader(_ReaderBase):
         on_frame: Callable[[], None] | None = None,
     ) -> NDArray[np.uint8]:
         self._check(indices)
+        on_frame = on_frame or self._on_frame
         order = indices.tolist()
         # decord numbers hidden (edit-list) frames inconsistently after a seek; read without
         # seeking when the frames that play are asked for
@@ -172,14 +181,16 @@ class DecordReader(_ReaderBase):
             with _quiet.captured_stderr(self.path):
                 frames: NDArray[np.uint8] = self._vr.get_batch(chunk).asnumpy()
         except (decord.DECORDError, RuntimeError) as err:
-            raise _decord_failure(self.path, err) from err
+            raise _decord_failure(self.path, err, self._on_frame) from err
         return frames
 
     def close(self) -> None:
         self._vr = None
 
 
-def _decord_failure(path: Path, err: BaseException) -> VideoDecodeError:
+def _decord_failure(
+    path: Path, err: BaseException, on_frame: Callable[[], None] | None
+) -> VideoDecodeError:
     """decord's error, said plainly: what PyAV finds wrong with the file, else decord's limit."""
     text = str(err)
     logger.info("%s: decord: %s", path, _first_line(err))
@@ -187,7 +198,7 @@ def _decord_failure(path: Path, err: BaseException) -> VideoDecodeError:
         return _decord_unsupported_size(path)
     # decord's own limits need only a cheap look; its decoding errors, the whole file
     metadata = "frame-count" in text or "duration" in text
-    found = reasons.diagnose(path, every_frame=not metadata)
+    found = reasons.diagnose(path, every_frame=not metadata, on_frame=on_frame)
     if found is not None:
         return found
     if metadata:
@@ -207,14 +218,21 @@ def _decord_unsupported_size(path: Path) -> VideoDecodeError:
 
 
 class PyAVReader(_ReaderBase):
-    def __init__(self, path: Path, *, frame_count: FrameCount = "container") -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        frame_count: FrameCount = "container",
+        on_frame: Callable[[], None] | None = None,
+    ) -> None:
         av = require("av", extra="av", purpose="decoder 'pyav'")
         _quiet.configure_pyav_logging(av)
         self.path = path
+        self._on_frame = on_frame
         try:
             self._container = av.open(str(path))
         except (av.FFmpegError, OSError) as err:
-            raise reasons.diagnose(path) or reasons.fail(path, "not_a_video", str(err)) from err
+            raise self._failure() from err
         try:
             self._open(frame_count)
         except BaseException:
@@ -258,7 +276,7 @@ class PyAVReader(_ReaderBase):
         return count
 
     def _failure(self) -> VideoDecodeError:
-        return reasons.diagnose(self.path) or reasons.fail(
+        return reasons.diagnose(self.path, on_frame=self._on_frame) or reasons.fail(
             self.path, "corrupt", "PyAV cannot decode its video stream; re-encode it"
         )
 
@@ -270,6 +288,7 @@ class PyAVReader(_ReaderBase):
         on_frame: Callable[[], None] | None = None,
     ) -> NDArray[np.uint8]:
         self._check(indices)
+        on_frame = on_frame or self._on_frame
         av = require("av", extra="av", purpose="decoder 'pyav'")
         order = indices.tolist()
         sources = self._sources.decord_sources(order) if self._sources else order
@@ -443,23 +462,26 @@ def open_video(
     *,
     decoder: Decoder = "decord",
     frame_count: FrameCount = "container",
+    on_frame: Callable[[], None] | None = None,
 ) -> VideoReader:
     """Open ``path`` with the named decoder; raises ``VideoDecodeError`` (with a reason) if it
-    cannot. ``auto`` opens with decord and, where decord cannot open it, with PyAV."""
+    cannot. ``auto`` opens with decord and, where decord cannot open it, with PyAV.
+    ``on_frame`` is the heartbeat while a failure is looked into (and the default of
+    ``read``'s)."""
     path = Path(path)
     reasons.check_path(path)
     if decoder == "decord":
-        return DecordReader(path, frame_count=frame_count)
+        return DecordReader(path, frame_count=frame_count, on_frame=on_frame)
     if decoder == "pyav":
-        return PyAVReader(path, frame_count=frame_count)
+        return PyAVReader(path, frame_count=frame_count, on_frame=on_frame)
     if decoder == "auto":
         try:
-            return DecordReader(path, frame_count=frame_count)
+            return DecordReader(path, frame_count=frame_count, on_frame=on_frame)
         except VideoDecodeError as err:
             if err.reason in _FILE_REASONS:
                 raise
             logger.info("%s: decord cannot decode it (%s); using PyAV", path, err.reason)
-            return PyAVReader(path, frame_count=frame_count)
+            return PyAVReader(path, frame_count=frame_count, on_frame=on_frame)
     raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
 
 
@@ -496,7 +518,7 @@ def _read_with(
     transform: Transform | None,
     on_frame: Callable[[], None] | None,
 ) -> tuple[NDArray[np.uint8], NDArray[np.int64], dict[str, Any]]:
-    with open_video(path, decoder=decoder, frame_count=frame_count) as reader:
+    with open_video(path, decoder=decoder, frame_count=frame_count, on_frame=on_frame) as reader:
         indices = sample(reader.info.num_frames)
         frames = reader.read(indices, transform=transform, on_frame=on_frame)
         info = reader.info

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +66,14 @@ def check_path(path: Path) -> None:
         ) from err
 
 
-def diagnose(path: Path, *, every_frame: bool = True) -> VideoDecodeError | None:
+def diagnose(
+    path: Path, *, every_frame: bool = True, on_frame: Callable[[], None] | None = None
+) -> VideoDecodeError | None:
     """What PyAV finds wrong with ``path``, or None if nothing.
 
     ``every_frame`` decodes the whole stream (finds truncation and corruption anywhere);
     without it only the container, its streams and the first frame are checked (cheap).
+    ``on_frame`` is called once per packet (the heartbeat of a long look).
     """
     av = require("av", extra="av", purpose="diagnosing videos")
     if path.stat().st_size == 0:
@@ -91,7 +95,7 @@ def diagnose(path: Path, *, every_frame: bool = True) -> VideoDecodeError | None
         stream = video_stream(container)
         if stream is None:
             return no_video_stream(path, container)
-        return _decode_all(path, container, stream, every_frame)
+        return _decode_all(path, container, stream, every_frame, on_frame)
 
 
 def video_stream(container: Any) -> Any:
@@ -117,7 +121,11 @@ def no_video_stream(path: Path, container: Any) -> VideoDecodeError:
 
 
 def _decode_all(
-    path: Path, container: Any, stream: Any, every_frame: bool
+    path: Path,
+    container: Any,
+    stream: Any,
+    every_frame: bool,
+    on_frame: Callable[[], None] | None,
 ) -> VideoDecodeError | None:
     av = require("av", extra="av", purpose="diagnosing videos")
     packets = frames = 0
@@ -127,6 +135,8 @@ def _decode_all(
             if packet.size == 0:
                 continue
             packets += 1
+            if on_frame is not None:
+                on_frame()
             try:
                 frames += len(packet.decode())
             except av.FFmpegError:

@@ -5,10 +5,10 @@ Decoders, chosen explicitly (never a silent fallback):
 - ``decord``: mmaction2's own decoder (``DecordInit`` + ``DecordDecode``); frames are the
   reference by definition, odd-sized videos included.
 - ``pyav``: FFmpeg through PyAV, decoding sequentially from the start (accurate, no seek
-  drift); bit-identical to decord on even-sized videos, on yuv420p videos of odd width and
-  height through ``_swscale41`` (FFmpeg 4.1's conversion), on rotated videos (the display
-  matrix applied as decord applies it) and on edit-list cuts (decord's frame numbering
-  reproduced); see the README.
+  drift); bit-identical to decord, FFmpeg 4.1's conversions re-implemented where newer
+  FFmpeg differs (``_swscale41``: odd sizes, 10/12-bit) and the display matrix applied as
+  decord applies it; on edit-list cuts only with ``frame_count="decoded"`` (see
+  ``EditList``); see the README.
 - ``auto``: decord, and PyAV for a video decord cannot open or decode but PyAV can; the
   decoder that made the frames is reported per video.
 
@@ -49,8 +49,15 @@ Transform = Callable[[NDArray[np.uint8]], NDArray[np.uint8]]
 _DECORD_FRAMES_PER_CALL = 4
 # failures that are the file's, not the decoder's: ``auto`` does not try PyAV after them
 _FILE_REASONS = frozenset(
-    {"not_found", "not_regular_file", "permission_denied", "not_a_video", "no_video_stream",
-     "truncated", "corrupt"}
+    {
+        "not_found",
+        "not_regular_file",
+        "permission_denied",
+        "not_a_video",
+        "no_video_stream",
+        "truncated",
+        "corrupt",
+    }
 )
 
 
@@ -155,25 +162,22 @@ class DecordReader(_ReaderBase):
         self._check(indices)
         on_frame = on_frame or self._on_frame
         order = indices.tolist()
-        # decord numbers hidden (edit-list) frames inconsistently after a seek; read without
-        # seeking when the frames that play are asked for
-        plan = list(range(max(order) + 1)) if self._sequential else order
+        # One get_batch call (mmaction2's) decodes the first occurrence of each index, in
+        # order, and copies repeats from it; the same positions in calls of a few frames leave
+        # decord's decoder in the same states, so the frames are the same. In "decoded" mode
+        # every frame up to the last wanted is read, without seeking (see EditList): the
+        # frames that play.
+        plan = list(range(max(order) + 1)) if self._sequential else list(dict.fromkeys(order))
         wanted = set(order)
         got: dict[int, NDArray[np.uint8]] = {}
-        in_order: list[NDArray[np.uint8]] = []
         for start in range(0, len(plan), _DECORD_FRAMES_PER_CALL):
             chunk = plan[start : start + _DECORD_FRAMES_PER_CALL]
             for index, frame in zip(chunk, self._get_batch(chunk), strict=True):
                 if on_frame is not None:
                     on_frame()
-                if index not in wanted:
-                    continue
-                out = transform(frame) if transform is not None else frame.copy()
-                if self._sequential:
-                    got[index] = out
-                else:
-                    in_order.append(out)
-        return np.stack([got[i] for i in order] if self._sequential else in_order)
+                if index in wanted:
+                    got[index] = transform(frame) if transform is not None else frame.copy()
+        return np.stack([got[i] for i in order])
 
     def _get_batch(self, chunk: list[int]) -> NDArray[np.uint8]:
         decord = require("decord", extra="decord", purpose="decoder 'decord'")
@@ -212,8 +216,10 @@ def _decord_failure(
 
 def _decord_unsupported_size(path: Path) -> VideoDecodeError:
     return reasons.fail(
-        path, "unsupported_size", "decord mis-sizes the frames of this video (its size or "
-        "rotation); use --decoder auto or pyav"
+        path,
+        "unsupported_size",
+        "decord mis-sizes the frames of this video (its size or "
+        "rotation); use --decoder auto or pyav",
     )
 
 
@@ -254,7 +260,7 @@ class PyAVReader(_ReaderBase):
         if first is None:
             raise self._failure()
         self._size = (first.width, first.height)
-        self._sources: EditList | None = None
+        self._sources: EditList | None = None  # set: decord's numbering needed (read refuses)
         if frame_count == "decoded":
             num_frames -= edits.hidden
         elif edits.hidden:
@@ -267,7 +273,9 @@ class PyAVReader(_ReaderBase):
             logger.warning(
                 "%s: %dx%d (even width, odd height): PyAV's colour conversion differs from "
                 "decord's here; use --decoder decord for exact mmaction2 parity",
-                self.path, width, height,
+                self.path,
+                width,
+                height,
             )
 
     def _count_packets(self) -> int:
@@ -290,8 +298,16 @@ class PyAVReader(_ReaderBase):
         self._check(indices)
         on_frame = on_frame or self._on_frame
         av = require("av", extra="av", purpose="decoder 'pyav'")
-        order = indices.tolist()
-        sources = self._sources.decord_sources(order) if self._sources else order
+        if self._sources is not None:
+            raise reasons.fail(
+                self.path,
+                "edit_list",
+                f"its container counts {self._sources.hidden} frames "
+                "that never play (an edit list) and only decord numbers frames around them as "
+                "mmaction2 sees them: use --decoder decord or auto, or --frame-count decoded "
+                "for the frames that play",
+            )
+        sources = indices.tolist()
         wanted = set(sources)
         last = max(wanted)
         got: dict[int, NDArray[np.uint8]] = {}
@@ -314,9 +330,11 @@ class PyAVReader(_ReaderBase):
     def _convert(self, frame: Any, index: int, transform: Transform | None) -> NDArray[np.uint8]:
         if (frame.width, frame.height) != self._size:
             raise reasons.fail(
-                self.path, "size_change", f"the frame size changes from {self._size[0]}x"
+                self.path,
+                "size_change",
+                f"the frame size changes from {self._size[0]}x"
                 f"{self._size[1]} to {frame.width}x{frame.height} by frame {index}; PyAV does "
-                "not rescale it as decord does: use --decoder decord or auto"
+                "not rescale it as decord does: use --decoder decord or auto",
             )
         rgb = _frame_to_rgb(frame)
         return transform(rgb) if transform is not None else rgb
@@ -348,47 +366,24 @@ def _rotate(rgb: NDArray[Any], degrees: int) -> NDArray[Any]:
 
 @dataclass(frozen=True, slots=True)
 class EditList:
-    """Packets an mp4 edit list hides, and decord's numbering of the frames around them.
+    """Packets an mp4 edit list hides (pre-roll kept by ``ffmpeg -ss T -c copy`` cuts).
 
-    decord counts every packet. Read from the start, its frame ``i`` is the ``i``-th frame
-    that plays; after a seek to a key frame ``k`` it is the ``i``-th packet's frame again
-    (``i - hidden before k`` among those that play); past the last frame that plays it
-    repeats that frame. ``decord_sources`` replays its seek rule (``SeekAccurate``: seek
-    when the target's key frame differs from the current one's, or the target is behind).
+    decord counts them (so mmaction2 does) and numbers the frames around them by how it
+    reached them: from the start its frame ``i`` is the ``i``-th frame that plays, after a
+    seek the ``i``-th packet's, and past the last frame that plays it repeats that frame
+    (its threaded decoder drops frames by timestamp). That numbering is decord's alone:
+    PyAV reads such a video only with ``frame_count="decoded"`` (the frames that play).
     """
 
     hidden: int
-    keyframes: tuple[int, ...] = ()  # packet indices, decode order
-    played_before: tuple[int, ...] = ()  # per packet: packets before it that play
 
     @classmethod
     def probe(cls, container: Any, stream: Any) -> EditList:
         if "mp4" not in container.format.name or not _may_hide_frames(stream):
             return cls(0)
-        keyframes, played_before, played = [], [], 0
-        for i, packet in enumerate(p for p in container.demux(stream) if p.size):
-            if packet.is_keyframe:
-                keyframes.append(i)
-            played_before.append(played)
-            played += not packet.is_discard
+        hidden = sum(1 for p in container.demux(stream) if p.size and p.is_discard)
         container.seek(0)
-        return cls(len(played_before) - played, tuple(keyframes), tuple(played_before))
-
-    def decord_sources(self, indices: list[int]) -> list[int]:
-        """Index among the frames that play of each of decord's ``indices``."""
-        num_played = len(self.played_before) - self.hidden
-        keys = np.asarray(self.keyframes or (0,))
-        segment, current, out = 0, 0, []
-        for pos in indices:
-            if pos != current:
-                key = int(keys[np.searchsorted(keys, pos, "right") - 1])
-                current_key = int(keys[np.searchsorted(keys, current, "right") - 1])
-                if key != current_key or pos < current:
-                    segment = key
-            start = self.played_before[segment] if segment else 0
-            out.append(min(start + pos - segment, num_played - 1))
-            current = pos + 1
-        return out
+        return cls(hidden)
 
 
 def _may_hide_frames(stream: Any) -> bool:
@@ -396,7 +391,7 @@ def _may_hide_frames(stream: Any) -> bool:
     rate = stream.average_rate or stream.guessed_rate
     if not stream.frames or not rate or stream.duration is None:
         return False
-    return bool(stream.frames > int(float(stream.duration * stream.time_base * rate) + 0.5))
+    return bool(stream.frames > float(stream.duration * stream.time_base * rate))
 
 
 def probe_with_pyav(path: Path) -> tuple[int, int]:

@@ -28,6 +28,7 @@ REASONS: dict[str, str] = {
     "unsupported_size": "decord mis-sizes frames of this size or rotation: use --decoder auto",
     "unsupported_by_decord": "decord cannot read the file but PyAV can: use --decoder auto or pyav",
     "size_change": "frame size changes mid-stream; only decord rescales it: use --decoder decord",
+    "edit_list": "PyAV, container count, edit-list cut: use decord, auto or --frame-count decoded",
 }
 
 _KINDS = {

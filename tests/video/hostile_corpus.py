@@ -250,7 +250,15 @@ def _ffmpeg_kinds(root: Path) -> dict[str, Callable[[], Path]]:
 
         return make
 
+    def still_image() -> Path:
+        out = root / "picture.mp4"  # a JPEG under a video's name
+        ffmpeg(
+            "-f", "lavfi", "-i", "testsrc2=size=64x48", "-frames:v", "1", "-f", "mjpeg", str(out)
+        )
+        return out
+
     return {
+        "still_image": still_image,
         "edit_list": edit_list,
         "cover_art": cover_art,
         "mkv_no_duration": mkv_no_duration,

@@ -51,6 +51,7 @@ OUTCOMES = {
     "corrupt": ("corrupt",) * 3,
     "not_a_video": ("not_a_video",) * 3,
     "empty": ("not_a_video",) * 3,
+    "still_image": ("not_a_video",) * 3,
     "edit_list": (OK, "edit_list", OK),  # PyAV: with --frame-count decoded only
     "cover_art": ("no_video_stream",) * 3,
     "mkv_no_duration": ("unsupported_by_decord", OK, OK),

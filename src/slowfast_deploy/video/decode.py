@@ -247,6 +247,8 @@ class PyAVReader(_ReaderBase):
 
     def _open(self, frame_count: FrameCount) -> None:
         av = require("av", extra="av", purpose="decoder 'pyav'")
+        if reasons.is_still_image(self._container):
+            raise reasons.still_image(self.path)
         stream = reasons.video_stream(self._container)
         if stream is None:
             raise reasons.no_video_stream(self.path, self._container)

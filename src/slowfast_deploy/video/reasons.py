@@ -93,10 +93,21 @@ def diagnose(
             path, "not_a_video", "not a video file FFmpeg recognises; remove it from the list"
         )
     with container:
+        if is_still_image(container):
+            return still_image(path)
         stream = video_stream(container)
         if stream is None:
             return no_video_stream(path, container)
         return _decode_all(path, container, stream, every_frame, on_frame)
+
+
+def is_still_image(container: Any) -> bool:
+    """A picture file (PNG, JPEG, ...) that FFmpeg reads as a one-frame video."""
+    return bool(container.format.name == "image2" or container.format.name.endswith("_pipe"))
+
+
+def still_image(path: Path) -> VideoDecodeError:
+    return fail(path, "not_a_video", "a still image, not a video; remove it from the list")
 
 
 def video_stream(container: Any) -> Any:

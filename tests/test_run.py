@@ -1,0 +1,129 @@
+"""EvaluationRun: the lock on the results file, the streamed final rewrite, the Python API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from slowfast_deploy.cli import main
+
+
+def evaluate_args(videos, model, output):
+    return [
+        "-q",
+        "evaluate",
+        "--video-dir",
+        str(videos),
+        "--ann-file",
+        str(videos / "list.txt"),
+        "--model",
+        str(model),
+        "--output",
+        str(output),
+    ]
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from slowfast_deploy.results import RunLock
+RunLock(Path(sys.argv[1])).acquire()
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_second_run_on_the_same_output_refuses_and_a_killed_holder_leaves_no_lock(
+    video_dir, tiny_onnx, tmp_path, capsys
+):
+    out = tmp_path / "r.jsonl"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(out)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert main(evaluate_args(video_dir, tiny_onnx, out)) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1
+        assert str(out) in err and f"pid {holder.pid}" in err and "another --output" in err
+        assert not out.exists()  # nothing was written by the refused run
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)  # as the OOM killer would
+        holder.wait()
+    assert main(evaluate_args(video_dir, tiny_onnx, out)) == 0  # no stale lock
+    assert not (tmp_path / "r.jsonl.lock").exists()
+
+
+def test_finalize_streams_records_in_list_order_last_line_wins(tmp_path):
+    from slowfast_deploy.results import ResultsFile, read_records
+
+    path = tmp_path / "r.jsonl"
+    results = ResultsFile.open(path, {"model": "m"})
+    for key, status in [("2:c", "failed"), ("0:a", "ok"), ("2:c", "ok"), ("1:b", "ok")]:
+        results.append({"key": key, "video": key[2:], "label": 9, "status": status})
+    results.finalize([("0:a", 1), ("1:b", 2), ("2:c", 3), ("3:missing", 4)])
+    records = read_records(path)
+    assert [(r["key"], r["status"], r["label"]) for r in records] == [
+        ("0:a", "ok", 1),
+        ("1:b", "ok", 2),
+        ("2:c", "ok", 3),
+    ]
+    assert json.loads(path.read_text().splitlines()[0])["run"] == {"model": "m"}
+    reopened = ResultsFile.open(path, {"model": "m"})
+    assert reopened.done_keys() == {"0:a", "1:b", "2:c"}
+    assert not hasattr(reopened, "records")  # statuses only, never every record in memory
+
+
+def test_partial_last_line_is_cut_on_resume(tmp_path):
+    from slowfast_deploy.results import ResultsFile
+
+    path = tmp_path / "r.jsonl"
+    results = ResultsFile.open(path, {"model": "m"})
+    results.append({"key": "0:a", "status": "ok"})
+    results.close()
+    with open(path, "a") as f:
+        f.write('{"key": "1:b", "sta')  # killed mid-write
+    reopened = ResultsFile.open(path, {"model": "m"})
+    assert reopened.done_keys() == {"0:a"}
+    assert path.read_text().endswith('"status":"ok"}\n')
+
+
+def test_python_api_predict_and_evaluate(video_dir, tiny_onnx, tmp_path):
+    import slowfast_deploy as sd
+
+    names = [f"class {i}" for i in range(10)]
+    videos = [video_dir / "short.mp4", video_dir / "missing.mp4", video_dir / "a" / "land.mp4"]
+    with sd.open_model(tiny_onnx, labels=names) as model:
+        predictions = list(model.predict(videos, topk=3, num_workers=2))
+    assert [p.video for p in predictions] == [str(v) for v in videos]  # input order
+    short, missing, land = predictions
+    assert missing.error and not missing.ok and missing.scores is None
+    for p in (short, land):
+        assert p.ok and len(p.topk) == 3 and p.views == 1
+        c, name, score = p.top1
+        assert name == f"class {c}" and score == pytest.approx(float(p.scores.max()))
+        assert abs(float(p.scores.sum()) - 1) < 1e-5
+    summary = sd.evaluate(video_dir, video_dir / "list.txt", tiny_onnx, output=tmp_path / "r.jsonl")
+    assert summary["num_ok"] == 3 and summary["engine"] == "local"
+    from slowfast_deploy.results import read_records
+
+    by_video = {r["video"]: r for r in read_records(tmp_path / "r.jsonl")}
+    np.testing.assert_allclose(
+        by_video[str(video_dir / "short.mp4")]["scores"], short.scores, atol=1e-6
+    )
+
+
+def test_decode_timeout_flag_reaches_the_pool(video_dir, tiny_onnx, tmp_path, capsys):
+    t0 = time.monotonic()
+    args = evaluate_args(video_dir, tiny_onnx, tmp_path / "r.jsonl")
+    assert main([*args, "--decode-timeout", "-1"]) == 2
+    assert "--decode-timeout" in capsys.readouterr().err
+    assert main([*args, "--decode-timeout", "30", "--format", "json"]) == 0
+    assert time.monotonic() - t0 < 120

@@ -11,7 +11,6 @@ to trust, naming how many clips are needed.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +19,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from slowfast_deploy.errors import DataFormatError
-
-logger = logging.getLogger(__name__)
 
 # NNCF's min-max statistics settle with a few dozen varied clips (its own default subset is 300).
 MIN_CALIBRATION_CLIPS = 32
@@ -110,7 +107,7 @@ def load_clip_set(
 
 
 def check_clip_sets(calibration: ClipSet, validation: ClipSet | None) -> list[str]:
-    """Warnings about the clip sets (also logged): overlap, too few clips, generated clips."""
+    """Warnings about the clip sets: overlap, too few clips, generated clips."""
     warnings = []
     if calibration.generated:
         warnings.append(
@@ -142,8 +139,6 @@ def check_clip_sets(calibration: ClipSet, validation: ClipSet | None) -> list[st
                 f"on n clips the flip rate is only known to be below 3/n, so at least "
                 f"{MIN_VALIDATION_CLIPS} clips are needed to bound it at 10% (300 for 1%)"
             )
-    for text in warnings:
-        logger.warning(text)
     return warnings
 
 

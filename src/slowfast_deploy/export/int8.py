@@ -149,6 +149,8 @@ def quantize_to_ir(
         else None
     )
     warnings = check_clip_sets(clip_set, validation)
+    for text in warnings:
+        logger.warning(text)
     judged = validation or clip_set
     fp32 = to_openvino(proto)
     kind = meta.get("output_kind", "unknown")

@@ -76,7 +76,8 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         metavar="A",
         help="search for the layers to keep in fp32 until the top-1 agreement with the fp32 "
-        "model on the validation clips is at least A (0-1, e.g. 1.0); exit 3 if not met in time",
+        "model on the validation clips is at least A (0-1; default 1.0 with --validation, no "
+        "search without); exit 3 if not met in time",
     )
     g.add_argument(
         "--max-minutes",
@@ -128,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             "--recipe replays a saved choice and does not search: drop --min-agreement"
         )
+    min_agreement = args.min_agreement
+    if min_agreement is None and args.validation is not None and args.recipe is None:
+        min_agreement = 1.0
     result = compile_model(
         args.onnx,
         backend=args.backend,
@@ -141,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
             validation=args.validation,
             validation_size=args.validation_size,
             video_dir=args.video_dir,
-            min_agreement=args.min_agreement,
+            min_agreement=min_agreement,
             max_minutes=args.max_minutes,
             recipe=args.recipe,
             preset=args.preset,
@@ -172,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         why = "the time budget ran out" if outcome.timed_out else "keeping every block did not"
         note(
             args,
-            f"target agreement {args.min_agreement} NOT met ({why}); saved the best model found "
+            f"target agreement {min_agreement} NOT met ({why}); saved the best model found "
             f"({outcome.fidelity.top1_agreement:.3f})",
         )
         return ExitStatus.SOME_FAILED

@@ -68,7 +68,7 @@ class VideoInfo:
     fps: float
     num_frames: int  # the count frame indices refer to (container's or decoded, see module doc)
     hidden_frames: int = 0  # frames the container counts that never play (edit lists)
-    rotation: int = 0  # clockwise degrees applied from the display matrix: 0, 90, 180, 270
+    rotation: int = 0  # clockwise degrees PyAV applied (display matrix); 0 from decord
 
 
 class VideoReader(Protocol):
@@ -145,12 +145,12 @@ class DecordReader(_ReaderBase):
             raise found or reasons.fail(path, "corrupt", "no frame decodes")
         if first.ndim != 3 or first.shape[2] != 3:  # decord's copy mis-sizes these frames
             raise _decord_unsupported_size(path)
-        hidden, rotation = probe_with_pyav(path)
+        hidden = count_hidden_frames(path)
         self._sequential = frame_count == "decoded" and hidden > 0
         if self._sequential:
             num_frames -= hidden
-        height, width = first.shape[:2]
-        self.info = VideoInfo(width, height, fps, num_frames, hidden, rotation)
+        height, width = first.shape[:2]  # decord turned the frame already: rotation unknown
+        self.info = VideoInfo(width, height, fps, num_frames, hidden)
 
     def read(
         self,
@@ -396,20 +396,16 @@ def _may_hide_frames(stream: Any) -> bool:
     return bool(stream.frames > float(stream.duration * stream.time_base * rate))
 
 
-def probe_with_pyav(path: Path) -> tuple[int, int]:
-    """``(hidden frames, rotation)`` of a video decord opened: the frames its container counts
-    that never play (edit lists) and the turn decord applied, found with PyAV."""
-    av = require("av", extra="av", purpose="probing videos")
+def count_hidden_frames(path: Path) -> int:
+    """Frames the container of a video decord opened counts that never play (edit lists),
+    found with PyAV (no frame is decoded: a few ms)."""
+    av = require("av", extra="av", purpose="counting hidden frames")
     try:
         with av.open(str(path)) as container:
             stream = reasons.video_stream(container)
-            if stream is None:
-                return 0, 0
-            hidden = EditList.probe(container, stream).hidden
-            first = next(container.decode(stream), None)
-            return hidden, display_rotation(first) if first is not None else 0
+            return EditList.probe(container, stream).hidden if stream is not None else 0
     except av.FFmpegError:
-        return 0, 0
+        return 0
 
 
 def _frame_to_rgb(frame: Any) -> NDArray[np.uint8]:
@@ -493,9 +489,8 @@ def read_frames(
 ) -> tuple[NDArray[np.uint8], NDArray[np.int64], dict[str, Any]]:
     """Open, sample indices from the frame count, read them: ``(frames, indices, facts)``.
 
-    ``facts`` (JSON-able) says which decoder made the frames and, if any, the hidden frames
-    and the rotation applied. With ``auto``, a video decord opens but cannot decode is read
-    again with PyAV.
+    ``facts`` (JSON-able) says which decoder made the frames and, if any, the hidden
+    frames. With ``auto``, a video decord opens but cannot decode is read again with PyAV.
     """
     first: Decoder = "decord" if decoder == "auto" else decoder
     try:
@@ -522,8 +517,6 @@ def _read_with(
     facts: dict[str, Any] = {"decoder": decoder}
     if info.hidden_frames:
         facts["hidden_frames"] = info.hidden_frames
-    if info.rotation:
-        facts["rotation"] = info.rotation
     return frames, indices, facts
 
 

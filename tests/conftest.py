@@ -8,6 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# Ray here is loopback only: every node and driver binds to 127.0.0.1. Read when ray is
+# imported, so it is set before any test imports it (subprocesses inherit it).
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = Path(os.environ.get("SLOWFAST_DEPLOY_GOLDEN", REPO.parent / "shared" / "golden"))
 

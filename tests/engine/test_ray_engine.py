@@ -18,9 +18,9 @@ import pytest
 
 from slowfast_deploy.cli import main
 
+assert os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0"  # set by conftest, before ray
 pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
-os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 pytestmark = pytest.mark.slow
 
 

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from slowfast_deploy.engine import EngineOptions
+from slowfast_deploy.engine._reaper import start_reaper
 from slowfast_deploy.errors import BackendUnavailableError, SlowFastDeployError
 from slowfast_deploy.pipeline import DecodedVideo, DecodeOptions, VideoJob
 from slowfast_deploy.runtime import ModelConfig, model_files
@@ -194,6 +195,7 @@ class RayEngine:
         self.model, self.views, self.decode_options, self.options = model, views, decode, options
         self.stats: dict[str, Any] = {"passes": 0, "failed_passes": 0}
         self._owns_ray = False
+        self._reaper: Any = None
         self._started = False
         self._model_ref: Any = None
         self._resources: dict[str, float] = {}
@@ -204,6 +206,8 @@ class RayEngine:
             return
         quiet = not logger.isEnabledFor(logging.DEBUG)  # Ray's own log lines only with -vv
         os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+        if not self.options.ray_address:  # Ray on this machine only: loopback (read at import)
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         ray = _ray()
         warnings.filterwarnings("ignore", module=r"ray(\.|$)")
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*ray_remote_args")
@@ -225,6 +229,7 @@ class RayEngine:
                     object_store_memory=OBJECT_STORE_BYTES,
                     **common,
                 )
+                self._reaper = start_reaper()  # Ray's processes die with this driver
             self._owns_ray = True
         from ray.data import DataContext
 
@@ -410,4 +415,8 @@ class RayEngine:
 
             ray.shutdown()
             self._owns_ray = False
+        if self._reaper is not None:
+            self._reaper.terminate()
+            self._reaper.wait()
+            self._reaper = None
         self._started = False

@@ -41,12 +41,12 @@ def sensitive_onnx(tiny_model, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clip_sets():
-    """A deliberately poor calibration (one faint clip) and 24 strong validation clips: plain
+    """A deliberately poor calibration (one faint clip) and 12 strong validation clips: plain
     int8 then flips most top-1s, so agreement has to be bought back with fp32 layers."""
     from slowfast_deploy.export.calibration import ClipSet
 
     calibration = ClipSet("faint", ("c0",), [_clip(100, scale=0.002)])
-    validation = ClipSet("strong", tuple(f"v{i}" for i in range(16)), [_clip(i) for i in range(16)])
+    validation = ClipSet("strong", tuple(f"v{i}" for i in range(12)), [_clip(i) for i in range(12)])
     return calibration, validation
 
 
@@ -107,11 +107,11 @@ def test_search_keeps_blocks_in_fp32_until_the_target_then_replays(
 
     found = compile_int8("searched", min_agreement=1.0, max_minutes=5)
     assert found.steps[0].num_layers == 0
-    assert found.steps[0].fidelity.top1_agree < 12  # all int8: the poor calibration flips many
+    assert found.steps[0].fidelity.top1_agree < 9  # all int8: the poor calibration flips many
     assert found.met and not found.timed_out
-    assert found.fidelity.top1_agree == 16 and found.fidelity.clear_flipped == 0
+    assert found.fidelity.top1_agree == 12 and found.fidelity.clear_flipped == 0
     counts = {s.num_groups: s.fidelity for s in found.steps}
-    chosen = min(c for c, f in counts.items() if f.top1_agree == 16)
+    chosen = min(c for c, f in counts.items() if f.top1_agree == 12)
     assert chosen - 1 in counts  # the fewest blocks that meet the target
     assert 0 < len(found.recipe.keep_fp32) < 40
     # the metadata: fidelity in rt_info, the recipe beside the model

@@ -170,6 +170,7 @@ def quantize_to_ir(
         calibration_sha256=digests,
     )
     outcome_extra: dict[str, Any] = {}
+    all_int8 = None
     if recipe is not None:
         recipe = replace(recipe, calibration=clip_set.names, calibration_sha256=digests)
         model = quantize_model(fp32, clip_set.clips, recipe)
@@ -186,13 +187,16 @@ def quantize_to_ir(
         )
         recipe, model, fidelity = result.recipe, result.model, result.fidelity
         outcome_extra = {"met": result.met, "steps": result.steps, "timed_out": result.timed_out}
+        all_int8 = result.all_int8
     else:
         recipe = base
         model = quantize_model(fp32, clip_set.clips, recipe)
         fidelity, _ = evaluate(model, None)
     timing: dict[str, float] = {}
     if recipe.keep_fp32:
-        timing = _speed_cost(ov, fp32, clip_set.clips, recipe, model, threads)
+        if all_int8 is None:
+            all_int8 = quantize_model(fp32, clip_set.clips, replace(recipe, keep_fp32=()))
+        timing = _speed_cost(ov, all_int8, clip_set.clips, model, threads)
     recipe_json = recipe.to_json()
     path = save_ir(
         model,
@@ -215,9 +219,8 @@ def quantize_to_ir(
 
 def _speed_cost(
     ov: Any,
-    fp32: Any,
+    all_int8: Any,
     clips: Sequence[NDArray[np.float32]],
-    recipe: Recipe,
     model: Any,
     threads: int | None,
     loop: int = 3,
@@ -225,7 +228,6 @@ def _speed_cost(
     """Latency of the fully int8 model and of ``model``, timed alternately on one clip."""
     from slowfast_deploy.benchmark import bench_alternating
 
-    all_int8 = quantize_model(fp32, clips, replace(recipe, keep_fp32=()))
     runners = []
     for label, m in (("all int8", all_int8), ("kept", model)):
         request = _compile(ov, m, threads).create_infer_request()

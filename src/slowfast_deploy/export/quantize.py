@@ -250,6 +250,7 @@ class SearchResult:
     ranking: list[tuple[str, float]]  # group, mean L1 score distance when kept in fp32
     steps: list[SearchStep] = field(default_factory=list)
     timed_out: bool = False
+    all_int8: Any = None  # the model with nothing kept in fp32, for speed comparisons
 
 
 def search_recipe(
@@ -351,6 +352,7 @@ def search_recipe(
         ranking,
         steps,
         timed_out,
+        quantized,
     )
 
 

@@ -199,3 +199,90 @@ def test_ray_address_in_the_environment_leaves_local_alone(
     out = tmp_path / "local.jsonl"
     assert evaluate(many_videos, tiny_onnx, out, "--num_workers", "1") == 0
     assert_identical(comparable(out), local_reference)
+
+
+def test_ctrl_c_under_ray_exits_130_and_keeps_results(many_videos, tiny_onnx, tmp_path):
+    out = tmp_path / "int.jsonl"
+    cmd = [
+        sys.executable,
+        "-m",
+        "slowfast_deploy",
+        "-q",
+        "evaluate",
+        "--video-dir",
+        str(many_videos),
+        "--ann-file",
+        str(many_videos / "list.txt"),
+        "--model",
+        str(tiny_onnx),
+        "--output",
+        str(out),
+        "--engine",
+        "ray",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.exists() and out.read_text().count("\n") >= 3:
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before Ctrl-C"
+    children = ray_descendants(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "rerun the same command to resume" in err
+    kept = out.read_text().count("\n") - 1
+    assert kept >= 2
+    _, alive = psutil.wait_procs(children, timeout=60)
+    assert not alive
+
+
+def test_predict_and_preprocess_on_ray_equal_local(many_videos, tiny_onnx, tmp_path, capsys):
+    videos = [str(many_videos / f"v{i:02d}.mp4") for i in range(4)]
+    outputs = {}
+    for engine in ("local", "ray"):
+        assert (
+            main(
+                [
+                    "predict",
+                    *videos,
+                    "--model",
+                    str(tiny_onnx),
+                    "--format",
+                    "json",
+                    "--engine",
+                    engine,
+                    "--num-workers",
+                    "2",
+                ]
+            )
+            == 0
+        )
+        outputs[engine] = json.loads(capsys.readouterr().out)
+    assert [r["video"] for r in outputs["ray"]] == videos
+    for a, b in zip(outputs["local"], outputs["ray"], strict=True):
+        np.testing.assert_allclose(a["scores"], b["scores"], atol=1e-5)
+    lines = "".join(f"v{i:02d}.mp4 {i}\n" for i in range(4))
+    (tmp_path / "list.txt").write_text(lines)
+    for engine in ("local", "ray"):
+        assert (
+            main(
+                [
+                    "-q",
+                    "preprocess",
+                    "--video-dir",
+                    str(many_videos),
+                    "--ann-file",
+                    str(tmp_path / "list.txt"),
+                    "--save-dir",
+                    str(tmp_path / engine),
+                    "--engine",
+                    engine,
+                ]
+            )
+            == 0
+        )
+    for i in range(4):
+        local = (tmp_path / "local" / "bin" / f"{i}.bin").read_bytes()
+        assert (tmp_path / "ray" / "bin" / f"{i}.bin").read_bytes() == local

@@ -314,7 +314,9 @@ class RayEngine:
             },
             batch_size=1,
             batch_format="numpy",
-            compute=ActorPoolStrategy(size=max(1, self.options.num_workers)),
+            compute=ActorPoolStrategy(
+                size=max(1, self.options.num_workers), max_tasks_in_flight_per_actor=2
+            ),
             num_cpus=self._resources["decode_cpus"],
             scheduling_strategy="SPREAD",  # decoders on every node: each reads its videos
         )

@@ -590,10 +590,12 @@ def _iter_pyav(
 ) -> Iterator[TimedFrame]:
     av = require("av", extra="av", purpose="decoder 'pyav'")
     if reader._sources is not None:  # decord's numbering around hidden frames needs seeks
-        raise VideoDecodeError(
-            f"{reader.path}: {reader.info.hidden_frames} frames are hidden by an edit list and "
-            "PyAV cannot number them as decord does in one pass; use --decoder decord",
-            reason="unsupported_by_pyav",
+        raise reasons.fail(
+            reader.path,
+            "edit_list",
+            f"its container counts {reader.info.hidden_frames} frames that never play (an "
+            "edit list) and only decord numbers frames around them as mmaction2 sees them: "
+            "use --decoder decord or auto",
         )
     clock = _FrameClock(reader.path, reader.info.fps)
     stream = reader._stream

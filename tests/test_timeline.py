@@ -26,7 +26,7 @@ from slowfast_deploy.timeline import (
     wanted_frames,
 )
 from slowfast_deploy.video.decode import TimedFrame, iter_frames, open_video
-from slowfast_deploy.video.preprocess import crop_views
+from slowfast_deploy.video.preprocess import normalize_to_ncthw, preprocess_clips
 from slowfast_deploy.video.sampling import sample_clip_indices
 
 CHANGE_FRAME = 150  # the step video turns from dark to bright here
@@ -194,8 +194,9 @@ def test_frames_are_decoded_once_in_order_with_the_readers_pixels(long_video, de
     assert np.all(np.diff(times) > 0)
 
 
-def test_every_window_gets_exactly_the_crops_of_its_frames(long_video) -> None:
-    """Any window, not only the first: resize + crop of the frames the test pipeline samples."""
+def test_every_window_gets_exactly_the_model_input_of_its_frames(long_video) -> None:
+    """Any window, not only the first: the resized, cropped, normalised frames the test
+    pipeline samples, bit for bit (frames are normalised once, windows stacked from them)."""
     path, frames = long_video
     plan = WindowPlan(64, 16)
     windows = plan_windows(len(frames), plan)
@@ -210,8 +211,8 @@ def test_every_window_gets_exactly_the_crops_of_its_frames(long_video) -> None:
     assert [c.window.index for c in clips] == [w.index for w in windows]
     for clip in clips:
         indices = clip.window.start_frame + sample_clip_indices(64, plan.clip)[0]
-        expected = crop_views(frames[indices], SINGLE_VIEW.preprocess)[0]
-        np.testing.assert_array_equal(clip.crops, expected)
+        expected = preprocess_clips(frames[indices], 1, SINGLE_VIEW.preprocess)[0]
+        np.testing.assert_array_equal(clip.input, expected)
         assert clip.start_s == pytest.approx(clip.window.start_frame / 30, abs=1e-3)
         assert clip.end_s == pytest.approx(clip.window.end_frame / 30, abs=1e-3)
 
@@ -291,7 +292,7 @@ def test_one_window_through_both_commands(tiny_onnx, tmp_path, capsys) -> None:
 
 @pytest.mark.golden
 def test_golden_videos_one_window_each_gives_mmaction2s_model_input(golden) -> None:
-    """Every golden video as one window: the crops are mmaction2's, bit for bit."""
+    """Every golden video as one window: mmaction2's model input, bit for bit."""
     manifest = json.loads((golden / "manifest.json").read_text())
     for entry in manifest:
         name = entry["video"]
@@ -307,7 +308,8 @@ def test_golden_videos_one_window_each_gives_mmaction2s_model_input(golden) -> N
             )
         (clip,) = clips
         np.testing.assert_array_equal(clip.window.frame_indices, ref["frame_inds"])
-        np.testing.assert_array_equal(clip.crops, ref["cropped"], err_msg=name)
+        expected = normalize_to_ncthw(ref["cropped"][None], SINGLE_VIEW.preprocess)[0]
+        np.testing.assert_array_equal(clip.input, expected, err_msg=name)
 
 
 @pytest.mark.golden

@@ -10,11 +10,15 @@ short video does), then resized, cropped and normalised by ``video.preprocess``,
 
 One pass over the video, in order::
 
-    frames ──(needed by a window? resize + crop)──> crop cache  (frames no future window needs
-       │                                               │          are dropped: memory is flat)
-    decoded once                               window complete
+    frames ──(needed by a window? resize, crop, normalize_to_ncthw)──> frame cache
+       │                                        (frames no future window needs are dropped:
+    decoded once                                 memory is flat)
+                                                       │ window complete: stack its frames
                                                        ▼
-               WindowRecord <── score_views <── normalize_to_ncthw <── batch of windows
+                          WindowRecord <── score_views <── batch of windows
+
+Each frame is normalised once however many windows share it; normalisation is per element,
+so a window's input is bit-identical to ``normalize_to_ncthw`` of its crops (tested).
 
 ``plan_windows`` / ``assemble_windows`` / ``score_windows`` are the pieces (windows in, records
 out) for other engines; ``TimelineRun`` puts them together for one video file.
@@ -84,12 +88,12 @@ class Window:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class WindowClip:
-    """A window's frames, resized and cropped: the uint8 form of its model input."""
+    """A window's frames resized, cropped and normalised: its model input (one view)."""
 
     window: Window
     start_s: float  # presentation time of the first frame
     end_s: float  # presentation time of the last frame + one frame
-    crops: NDArray[np.uint8]  # [T, S, S, 3]
+    input: NDArray[np.float32]  # [3, T, S, S], as normalize_to_ncthw makes it
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -135,7 +139,7 @@ class TimelineStats:
     decode_s: float = 0.0
     preprocess_s: float = 0.0  # resize + crop + normalise
     model_s: float = 0.0
-    peak_cached_frames: int = 0  # most resized crops held at once (flat for any video length)
+    peak_cached_frames: int = 0  # most frames held at once (flat for any video length)
 
 
 def plan_windows(
@@ -170,15 +174,15 @@ def assemble_windows(
     preprocess: PreprocessSpec = SINGLE_VIEW.preprocess,
     stats: TimelineStats | None = None,
 ) -> Iterator[WindowClip]:
-    """Frames in increasing index order -> each window's crops, as soon as it is complete.
+    """Frames in increasing index order -> each window's model input, as soon as it is complete.
 
-    Each needed frame is resized and cropped once, on arrival, and kept only while a window
-    not yet emitted starts at or before it. ``frames`` must carry ``rgb`` for every frame a
+    Each needed frame is resized, cropped and normalised once, on arrival, and kept only while
+    a window not yet emitted starts at or before it. ``frames`` must carry ``rgb`` for every frame a
     window samples (``wanted_frames``).
     """
     stats = stats if stats is not None else TimelineStats()
     frame_s = 1.0 / fps if fps > 0 else 0.0
-    cache: dict[int, NDArray[np.uint8]] = {}  # frame index -> [S, S, 3], insertion ordered
+    cache: dict[int, NDArray[np.float32]] = {}  # frame index -> [3, S, S], insertion ordered
     start_times: dict[int, float] = {}
     next_window = 0
     stop = windows[-1].end_frame
@@ -194,16 +198,18 @@ def assemble_windows(
                 f"frames ended before window {window.index} (frame {window.end_frame - 1})"
             )
         if frame.rgb is not None:
-            crop = crop_views(frame.rgb[None], preprocess)[0, 0]
-            cache[frame.index] = np.ascontiguousarray(crop)  # not a view of the full frame
+            crop = crop_views(frame.rgb[None], preprocess)  # [1 crop, 1 frame, S, S, 3]
+            cache[frame.index] = normalize_to_ncthw(crop, preprocess)[0, :, 0]  # [3, S, S]
             stats.peak_cached_frames = max(stats.peak_cached_frames, len(cache))
         stats.preprocess_s += time.perf_counter() - t1
         start_times[frame.index] = frame.time_s
         while next_window < len(windows) and frame.index >= windows[next_window].end_frame - 1:
             window = windows[next_window]
-            crops = np.stack([cache[i] for i in window.frame_indices.tolist()])
+            t2 = time.perf_counter()
+            clip_input = np.stack([cache[i] for i in window.frame_indices.tolist()], axis=1)
+            stats.preprocess_s += time.perf_counter() - t2
             start_s = start_times.get(window.start_frame, window.start_frame * frame_s)
-            yield WindowClip(window, start_s, frame.time_s + frame_s, crops)
+            yield WindowClip(window, start_s, frame.time_s + frame_s, clip_input)
             next_window += 1
             # frames before the next window's start are needed by no window to come
             keep_from = windows[next_window].start_frame if next_window < len(windows) else stop
@@ -218,21 +224,20 @@ def score_windows(
     backend: Backend,
     *,
     batchsize: int = 1,
-    preprocess: PreprocessSpec = SINGLE_VIEW.preprocess,
     stats: TimelineStats | None = None,
     prefetch: int = 0,
 ) -> Iterator[WindowRecord]:
     """Windows in, records out: ``batchsize`` windows per model call, one view each.
 
-    The model input is ``normalize_to_ncthw`` of the crops and the scores come from
-    ``pipeline.score_views``: the same code as ``predict``. With ``prefetch`` > 0, ``clips``
-    is consumed and normalised in a background thread, up to ``prefetch`` batches ahead of
-    the model (decoders and OpenCV release the GIL, so decoding overlaps inference).
+    The scores come from ``pipeline.score_views``, as ``predict``'s do. With ``prefetch`` > 0,
+    ``clips`` (decoding, resizing, normalising) is consumed in a background thread, up to
+    ``prefetch`` batches ahead of the model (decoders, OpenCV and numpy release the GIL, so
+    this work overlaps inference).
     """
     if batchsize < 1:
         raise ValueError(f"batchsize must be >= 1, got {batchsize}")
     stats = stats if stats is not None else TimelineStats()
-    batches = _model_inputs(clips, batchsize, preprocess, stats)
+    batches = _model_inputs(clips, batchsize, stats)
     if prefetch > 0:
         batches = _in_background(batches, prefetch)
     for pending, batch in batches:
@@ -245,24 +250,24 @@ def score_windows(
 
 
 def _model_inputs(
-    clips: Iterable[WindowClip], batchsize: int, preprocess: PreprocessSpec, stats: TimelineStats
+    clips: Iterable[WindowClip], batchsize: int, stats: TimelineStats
 ) -> Iterator[tuple[list[WindowClip], NDArray[np.float32]]]:
     """Batches of ``batchsize`` windows and their model input ``[N, 3, T, S, S]``."""
     pending: list[WindowClip] = []
     for clip in clips:
         pending.append(clip)
         if len(pending) == batchsize:
-            yield pending, _normalize(pending, preprocess, stats)
+            yield pending, _batch(pending, stats)
             pending = []
     if pending:
-        yield pending, _normalize(pending, preprocess, stats)
+        yield pending, _batch(pending, stats)
 
 
-def _normalize(
-    clips: list[WindowClip], preprocess: PreprocessSpec, stats: TimelineStats
-) -> NDArray[np.float32]:
+def _batch(clips: list[WindowClip], stats: TimelineStats) -> NDArray[np.float32]:
+    if len(clips) == 1:
+        return clips[0].input[None]
     t0 = time.perf_counter()
-    batch = normalize_to_ncthw(np.stack([c.crops for c in clips]), preprocess)
+    batch = np.stack([c.input for c in clips])
     stats.preprocess_s += time.perf_counter() - t0
     return batch
 
@@ -398,7 +403,6 @@ class TimelineRun:
             clips,
             self.backend,
             batchsize=self.batchsize,
-            preprocess=self.plan.preprocess,
             stats=self.stats,
             prefetch=self.prefetch,
         )

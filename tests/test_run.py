@@ -127,3 +127,35 @@ def test_decode_timeout_flag_reaches_the_pool(video_dir, tiny_onnx, tmp_path, ca
     assert "--decode-timeout" in capsys.readouterr().err
     assert main([*args, "--decode-timeout", "30", "--format", "json"]) == 0
     assert time.monotonic() - t0 < 120
+
+
+@pytest.mark.parametrize(
+    ("used", "flag", "file_flag", "reusable"),
+    [
+        ("decord", "decord", "decord", True),
+        ("decord", "auto", "decord", True),  # a file made before auto resumes under auto
+        ("pyav", "auto", "auto", True),  # auto's own per-video fallback
+        ("pyav", "auto", "pyav", False),  # --decoder pyav frames are not what auto makes
+        ("decord", "pyav", "decord", False),
+        ("pyav", "decord", "auto", False),
+    ],
+)
+def test_resume_compares_the_decoder_used_per_video(used, flag, file_flag, reusable):
+    from slowfast_deploy.results import decoder_reusable
+
+    assert decoder_reusable(used, flag, file_flag) is reusable
+
+
+def test_a_decord_results_file_resumes_under_auto(tmp_path):
+    from slowfast_deploy.results import ResultsFile
+
+    path = tmp_path / "r.jsonl"
+    old = ResultsFile.open(path, {"model_sha256": "x", "views": 1, "decoder": "decord"})
+    old.append({"key": "0:a", "status": "ok"})  # written before records named their decoder
+    old.close()
+    now = ResultsFile.open(path, {"model_sha256": "x", "views": 1, "decoder": "auto"})
+    assert now.done_keys() == {"0:a"}
+    pyav = ResultsFile.open(path, {"model_sha256": "x", "views": 1, "decoder": "pyav"})
+    assert pyav.done_keys() == set()
+    with pytest.raises(Exception, match="another run"):
+        ResultsFile.open(path, {"model_sha256": "y", "views": 1, "decoder": "auto"})

@@ -90,7 +90,12 @@ def _role(proc: psutil.Process) -> str:
 
 
 def measure(
-    engine: str, jobs: list[VideoJob], model: ModelConfig, args: argparse.Namespace
+    engine: str,
+    jobs: list[VideoJob],
+    model: ModelConfig,
+    args: argparse.Namespace,
+    *,
+    model_actors: int = 1,
 ) -> dict[str, Any]:
     sampler = TreeSampler()
     sampler.start()
@@ -103,7 +108,7 @@ def measure(
                 engine=engine,  # type: ignore[arg-type]
                 batchsize=args.batchsize,
                 num_workers=args.num_workers,
-                model_actors=1,
+                model_actors=model_actors,
             ),
         )
         with run:
@@ -121,11 +126,16 @@ def measure(
         "steady_videos_per_s": this["steady_videos_per_s"],
         "videos_per_s_with_startup": this["videos_per_s"],
         "videos_per_node": summary["videos_per_node"],
+        "num_workers": args.num_workers,
+        "model_actors": model_actors,
         **resources,
     }
 
 
 def two_node(jobs: list[VideoJob], model: ModelConfig, args: argparse.Namespace) -> dict[str, Any]:
+    """Two loopback nodes of 2 logical CPUs each; 2 decoders and 2 model actors, so that both
+    nodes can work (on one machine they share its cores: this shows scale-out works, not
+    its speed)."""
     import ray
     from ray.cluster_utils import Cluster
 
@@ -135,7 +145,8 @@ def two_node(jobs: list[VideoJob], model: ModelConfig, args: argparse.Namespace)
     try:
         cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1")
         ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
-        result = measure("ray", jobs, model, args)
+        spread = argparse.Namespace(**{**vars(args), "num_workers": max(2, args.num_workers)})
+        result = measure("ray", jobs, model, spread, model_actors=2)
         result["nodes"] = len([n for n in ray.nodes() if n.get("Alive")])
         return result
     finally:

@@ -87,7 +87,7 @@ class Model:
         topk: int = 5,
         batchsize: int = 1,
         num_workers: int = 1,
-        decoder: str = "decord",
+        decoder: str = "auto",
         engine: str = "local",
         **engine_options: Any,
     ) -> Iterator[Prediction]:
@@ -164,7 +164,7 @@ def evaluate(
     *,
     output: str | os.PathLike[str] | None = None,
     views: int = 1,
-    decoder: str = "decord",
+    decoder: str = "auto",
     labels: list[str] | None = None,
     engine: str = "local",
     **engine_options: Any,

@@ -34,6 +34,7 @@ from slowfast_deploy.formats import (
 )
 from slowfast_deploy.metrics import Accuracy, accuracy
 from slowfast_deploy.pipeline import DecodeOptions, VideoJob
+from slowfast_deploy.results import decoder_reusable
 from slowfast_deploy.runtime.base import Backend, run_batched
 from slowfast_deploy.specs import SINGLE_VIEW
 from slowfast_deploy.video.preprocess import normalize_to_ncthw
@@ -51,14 +52,17 @@ class PreprocessOutcome:
     skipped: bool = False
 
 
-def _read_sources(path: Path) -> dict[int, tuple[str, str]]:
-    """``index -> (video path, decoder)`` of the ``.bin`` files an earlier run completed."""
-    sources: dict[int, tuple[str, str]] = {}
+def _read_sources(path: Path) -> dict[int, tuple[str, str, str]]:
+    """``index -> (video path, decoder used, --decoder asked)`` of the ``.bin`` files an
+    earlier run completed."""
+    sources: dict[int, tuple[str, str, str]] = {}
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 entry = json.loads(line)
-                sources[int(entry["index"])] = (str(entry["path"]), str(entry["decoder"]))
+                used = str(entry["decoder"])
+                asked = str(entry.get("requested", used))
+                sources[int(entry["index"])] = (str(entry["path"]), used, asked)
             except (ValueError, KeyError, TypeError):
                 break  # a half-written last line: the .bin after it is redone
     return sources
@@ -91,7 +95,9 @@ def preprocess_dataset(
     for item in items:
         target = bin_dir / f"{item.index}.bin"
         if (
-            sources.get(item.index) == (item.path, decoder)
+            item.index in sources
+            and sources[item.index][0] == item.path
+            and decoder_reusable(sources[item.index][1], decoder, sources[item.index][2])
             and target.is_file()
             and target.stat().st_size == BIN_SIZE
         ):
@@ -110,7 +116,15 @@ def preprocess_dataset(
             views = normalize_to_ncthw(result.crops, SINGLE_VIEW.preprocess)
             write_atomic(bin_dir / f"{item.index}.bin", bin_bytes(views[None]))
             log.write(
-                json.dumps({"index": item.index, "path": item.path, "decoder": decoder}) + "\n"
+                json.dumps(
+                    {
+                        "index": item.index,
+                        "path": item.path,
+                        "decoder": result.info.get("decoder", decoder),  # the decoder used
+                        "requested": decoder,
+                    }
+                )
+                + "\n"
             )
             log.flush()
             os.fsync(log.fileno())

@@ -37,7 +37,7 @@ FrameCount = Literal["container", "decoded"]
 class DecodeOptions:
     """How videos are decoded; recorded in run headers, the same for every video of a run."""
 
-    decoder: Decoder = "decord"
+    decoder: Decoder = "auto"  # decord (mmaction2-exact) first, PyAV where decord cannot
     # "container": mmaction2's count (decord's len), the exact reference; "decoded": the
     # frames that actually play (edit lists honoured)
     frame_count: FrameCount = "container"

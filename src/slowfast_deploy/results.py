@@ -16,7 +16,7 @@ import os
 import platform
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -114,6 +114,8 @@ class ResultsFile:
     path: Path
     run: dict[str, Any]
     status: dict[str, str]
+    decoder_used: dict[str, str] = field(default_factory=dict)
+    file_decoder: str = ""  # the --decoder of the run that wrote the file before
     _handle: IO[str] | None = None
 
     @classmethod
@@ -131,6 +133,8 @@ class ResultsFile:
             return cls(path, run, {})
         _cut_partial_last_line(path)
         status: dict[str, str] = {}
+        used: dict[str, str] = {}
+        file_decoder = ""
         for line_no, record in enumerate(_iter_lines(path), start=1):
             if not isinstance(record, dict) or "key" not in record:
                 raise DataFormatError(
@@ -142,19 +146,29 @@ class ResultsFile:
                     raise DataFormatError(
                         f"{path}: has no run header; it was not written by `evaluate`"
                     )
-                if record.get("run") != run:
+                if not same_run(record.get("run"), run):
                     raise DataFormatError(
                         f"{path}: holds results of another run ({_describe(record.get('run'))}, "
                         f"now {_describe(run)}); give another --output or delete the file to "
                         "start over"
                     )
+                file_decoder = str(record["run"].get("decoder", ""))
                 continue
-            status[record["key"]] = str(record.get("status"))  # a retried video's later line wins
-        return cls(path, run, status)
+            # a retried video's later line wins; the decoder used decides reuse (see done_keys)
+            status[record["key"]] = str(record.get("status"))
+            used[record["key"]] = str(record.get("decoder") or file_decoder)
+        return cls(path, run, status, used, file_decoder)
 
     def done_keys(self) -> set[str]:
-        """Videos that need no work: those with an ``ok`` record (failures are retried)."""
-        return {k for k, s in self.status.items() if s == "ok"}
+        """Videos that need no work: ``ok`` records whose frames the current ``--decoder``
+        would make too (failures are retried). The decoder *used* per video is compared, not
+        the flag, so a file made with ``decord`` resumes under ``auto``."""
+        flag = str(self.run.get("decoder", ""))
+        return {
+            k
+            for k, s in self.status.items()
+            if s == "ok" and decoder_reusable(self.decoder_used.get(k, ""), flag, self.file_decoder)
+        }
 
     def append(self, record: dict[str, Any]) -> None:
         if self._handle is None:
@@ -163,6 +177,7 @@ class ResultsFile:
         self._handle.flush()
         os.fsync(self._handle.fileno())
         self.status[record["key"]] = str(record.get("status"))
+        self.decoder_used[record["key"]] = str(record.get("decoder") or self.run.get("decoder"))
 
     def finalize(self, order: list[tuple[str, int | None]]) -> None:
         """Rewrite atomically, streaming: the header, then the last record of each key in
@@ -198,6 +213,23 @@ class ResultsFile:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+
+
+def same_run(old: Any, new: dict[str, Any]) -> bool:
+    """Headers describe the same run; the decoder is compared per video (``done_keys``)."""
+    if not isinstance(old, dict):
+        return False
+    return {k: v for k, v in old.items() if k != "decoder"} == {
+        k: v for k, v in new.items() if k != "decoder"
+    }
+
+
+def decoder_reusable(used: str, flag: str, file_flag: str) -> bool:
+    """Would ``--decoder flag`` make the frames that decoder ``used`` made? ``auto`` takes
+    decord's frames, and PyAV's only from an earlier ``auto`` run (its per-video fallback)."""
+    if flag == "auto":
+        return used == "decord" or (used == "pyav" and file_flag == "auto")
+    return used == flag
 
 
 def _cut_partial_last_line(path: Path) -> None:

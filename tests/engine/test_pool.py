@@ -71,7 +71,7 @@ def test_a_video_that_kills_its_decoder_twice_fails_alone(videos):
         assert out[name].crops is not None and out[name].error is None
     crashed = out["crash.mp4"]
     assert crashed.crops is None
-    assert crashed.info["reason"] == "decoder_crashed"
+    assert crashed.info["reason"] == "decoder_died"
     assert "decoder process died (signal 9, SIGKILL) twice" in crashed.error
     assert str(videos / "crash.mp4") in crashed.error
     assert stats["crashes"] == 2 and stats["retried"] == 1 and stats["worker_restarts"] == 2

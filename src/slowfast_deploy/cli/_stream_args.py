@@ -23,9 +23,10 @@ def add_engine_args(g: Any, *, model: bool = True) -> None:
     g.add_argument(
         "--decoder",
         choices=DECODERS,
-        default="decord",
-        help="decord: mmaction2's decoder (default); pyav: FFmpeg through PyAV, bit-exact "
-        "with decord; auto: decord, and PyAV for a video decord cannot read",
+        default="auto",
+        help="auto (default): decord, mmaction2's decoder, and PyAV only for a video decord "
+        "cannot read (recorded per video); decord: decord only, failing where mmaction2 "
+        "fails; pyav: FFmpeg through PyAV, bit-exact with decord",
     )
     g.add_argument(
         "--frame-count",

@@ -3,7 +3,7 @@
 Each worker is a process fed over its own pipe, at most ``depth`` videos at a time, so the
 pool always knows which video each worker holds. A worker that dies (segfault, OOM kill,
 ``kill -9``) is replaced; the video it was decoding is retried once in the fresh worker and
-recorded as failed (``decoder_crashed``) if it kills that one too; the other videos it held
+recorded as failed (``decoder_died``) if it kills that one too; the other videos it held
 are handed out again without penalty. A decode that makes no progress (no heartbeat from the
 decoder) for ``timeout_s`` seconds is killed and recorded as failed (``decode_timeout``): a
 stall limit, so a two-hour video that keeps decoding is never cut off.
@@ -249,7 +249,7 @@ class DecodePool:
             None,
             f"{culprit.job.path}: decoder process died ({cause}) twice while decoding it; "
             "the file is probably corrupt, or too large for the memory available",
-            info={"reason": "decoder_crashed", "retries": culprit.attempts - 1},
+            info={"reason": "decoder_died", "retries": culprit.attempts - 1},
         )
 
     def _on_stall(self, index: int) -> DecodedVideo:

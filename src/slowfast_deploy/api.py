@@ -73,6 +73,12 @@ class Model:
         self.labels = labels
         self._backend: Backend | None = None
 
+    @classmethod
+    def from_config(cls, config: ModelConfig, *, labels: list[str] | None = None) -> Model:
+        model = cls(config.path, labels=labels)
+        model.config = config
+        return model
+
     @property
     def backend(self) -> Backend:
         if self._backend is None:
@@ -85,26 +91,26 @@ class Model:
         *,
         views: int = 1,
         topk: int = 5,
-        batchsize: int = 1,
-        num_workers: int = 1,
         decoder: str = "auto",
+        frame_count: str = "container",
         engine: str = "local",
+        num_workers: int = 1,
         **engine_options: Any,
     ) -> Iterator[Prediction]:
         """Predictions in the order of ``videos``; a video that fails yields an error, not a
-        raise. ``engine="ray"`` (with ``model_actors``, ``ray_address``) runs on Ray."""
+        raise. ``engine_options`` are ``EngineOptions`` fields (``batchsize``,
+        ``decode_timeout_s``; for ``engine="ray"``: ``model_actors``, ``ray_address``)."""
         if topk < 1:
             raise ValueError(f"topk must be >= 1, got {topk}")
         jobs = [VideoJob(f"{i}:{v}", str(v)) for i, v in enumerate(videos)]
         options = EngineOptions(
             engine=engine,  # type: ignore[arg-type]
-            batchsize=batchsize,
             num_workers=min(num_workers, len(jobs)),
             **engine_options,
         )
-        decode = DecodeOptions(decoder)  # type: ignore[arg-type]
+        decode = DecodeOptions(decoder, frame_count)  # type: ignore[arg-type]
         if engine == "local":  # reuse the model opened in this process
-            runner = LocalEngine(self.backend, VIEWS[views], decode, options)
+            runner: Any = LocalEngine(self.backend, VIEWS[views], decode, options)
         else:
             runner = open_engine(self.config, VIEWS[views], decode, options)
         try:
@@ -112,7 +118,7 @@ class Model:
             for result in in_order(runner.run(jobs), jobs):
                 yield self._prediction(result, topk)
         finally:
-            if runner is not None and engine != "local":
+            if engine != "local":
                 runner.close()
 
     def _prediction(self, result: VideoResult, topk: int) -> Prediction:
@@ -165,6 +171,7 @@ def evaluate(
     output: str | os.PathLike[str] | None = None,
     views: int = 1,
     decoder: str = "auto",
+    frame_count: str = "container",
     labels: list[str] | None = None,
     engine: str = "local",
     **engine_options: Any,
@@ -180,7 +187,7 @@ def evaluate(
         model=config,
         output=Path(output) if output is not None else None,
         views=views,
-        decode=DecodeOptions(decoder),  # type: ignore[arg-type]
+        decode=DecodeOptions(decoder, frame_count),  # type: ignore[arg-type]
         engine=EngineOptions(engine=engine, **engine_options),  # type: ignore[arg-type]
         labels=labels,
     )

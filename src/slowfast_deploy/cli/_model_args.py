@@ -45,16 +45,20 @@ def add_spec_arg(p: Any) -> None:
     )
 
 
-def open_model(args: argparse.Namespace, *, softmax: bool = True) -> Any:
-    from slowfast_deploy.runtime import open_backend
-    from slowfast_deploy.specs import MODEL_SPECS
+def model_config(args: argparse.Namespace, *, softmax: bool = True) -> Any:
+    """The ``ModelConfig`` the model arguments describe (opened here or by an engine)."""
+    from slowfast_deploy.runtime import ModelConfig
 
-    return open_backend(
+    return ModelConfig(
         args.model,
         backend=args.backend,
         precision=args.precision,
         device=args.device,
         threads=args.threads,
         softmax=softmax,
-        spec=MODEL_SPECS[args.spec],
+        spec=args.spec,
     )
+
+
+def open_model(args: argparse.Namespace, *, softmax: bool = True) -> Any:
+    return model_config(args, softmax=softmax).open()

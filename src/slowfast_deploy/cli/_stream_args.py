@@ -111,16 +111,3 @@ def decode_options(args: argparse.Namespace) -> Any:
     from slowfast_deploy.pipeline import DecodeOptions
 
     return DecodeOptions(args.decoder, getattr(args, "frame_count", "container"))
-
-
-def model_config(args: argparse.Namespace) -> Any:
-    from slowfast_deploy.runtime import ModelConfig
-
-    return ModelConfig(
-        args.model,
-        backend=args.backend,
-        precision=args.precision,
-        device=args.device,
-        threads=args.threads,
-        spec=args.spec,
-    )

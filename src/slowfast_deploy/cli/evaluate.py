@@ -66,8 +66,9 @@ def run_offline(args: argparse.Namespace) -> int:
 
 def run_streaming(args: argparse.Namespace) -> int:
     from slowfast_deploy.cli import ExitStatus, note
+    from slowfast_deploy.cli._model_args import model_config
     from slowfast_deploy.cli._progress import progress
-    from slowfast_deploy.cli._stream_args import decode_options, engine_options, model_config
+    from slowfast_deploy.cli._stream_args import decode_options, engine_options
     from slowfast_deploy.labels import load_labels
     from slowfast_deploy.metrics import Accuracy
     from slowfast_deploy.run import EvaluationRun, jobs_from_list

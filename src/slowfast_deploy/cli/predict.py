@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -37,19 +38,12 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from slowfast_deploy.api import Model
     from slowfast_deploy.cli import ExitStatus
+    from slowfast_deploy.cli._model_args import model_config
     from slowfast_deploy.cli._stream_args import engine_options
     from slowfast_deploy.labels import load_labels
 
     labels = load_labels(args.label_map) if args.label_map else None
-    model = Model(
-        args.model,
-        backend=args.backend,
-        precision=args.precision,
-        device=args.device,
-        threads=args.threads,
-        spec=args.spec,
-        labels=labels,
-    )
+    model = Model.from_config(model_config(args), labels=labels)
     options = engine_options(args)
     fmt = args.format or ("table" if sys.stdout.isatty() else "jsonl")
     records = []
@@ -58,16 +52,9 @@ def run(args: argparse.Namespace) -> int:
             args.videos,
             views=args.views,
             topk=args.topk,
-            batchsize=args.batchsize,
-            num_workers=options.num_workers,
             decoder=args.decoder,
-            engine=options.engine,
-            **(
-                {"model_actors": options.model_actors, "ray_address": options.ray_address}
-                if options.engine == "ray"
-                else {}
-            ),
-            decode_timeout_s=options.decode_timeout_s,
+            frame_count=args.frame_count,
+            **dataclasses.asdict(options),
         )
         for p in predictions:
             record = prediction_record(p, with_scores=fmt == "json")

@@ -146,3 +146,26 @@ def many_videos(video_dir, tmp_path_factory):
         lines.append(f"v{i:02d}.mp4 {i % 10}\n")
     (root / "list.txt").write_text("".join(lines))
     return root
+
+
+def evaluate_cmd(videos: Path, model: Path, output: Path, *extra: str) -> list[str]:
+    """``slowfast-deploy evaluate`` over ``videos/list.txt`` as a subprocess command line."""
+    import sys
+
+    return [
+        sys.executable, "-m", "slowfast_deploy", "-q", "evaluate", "--video-dir", str(videos),
+        "--ann-file", str(videos / "list.txt"), "--model", str(model), "--output", str(output),
+        *extra,
+    ]  # fmt: skip
+
+
+def wait_for_records(proc, output: Path, count: int, timeout_s: float = 240) -> None:  # type: ignore[no-untyped-def]
+    """Wait while ``proc`` runs until ``output`` holds ``count`` records (after its header)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if output.exists() and output.read_text().count("\n") >= count + 1:
+            return
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the run ended before {count} records were written"

@@ -7,12 +7,11 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 
+from conftest import evaluate_cmd, wait_for_records
 from slowfast_deploy.cli import ExitStatus, main
 
 
@@ -155,19 +154,9 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_results(many_videos, tiny_onn
     full = tmp_path / "full.jsonl"
     assert main(evaluate_args(many_videos, tiny_onnx, full, "--num-workers", "0")) == 0
     out = tmp_path / "killed.jsonl"
-    cmd = [
-        sys.executable,
-        "-m",
-        "slowfast_deploy",
-        *evaluate_args(many_videos, tiny_onnx, out, "--num-workers", "0"),
-    ]
+    cmd = evaluate_cmd(many_videos, tiny_onnx, out, "--num-workers", "0")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if out.exists() and out.read_text().count("\n") >= 2:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run ended before it could be killed"
+    wait_for_records(proc, out, 1)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     interrupted = out.read_text().count("\n") - 1  # complete records at the kill, no header

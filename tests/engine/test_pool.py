@@ -10,6 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from conftest import evaluate_cmd
 from slowfast_deploy.engine.pool import DecodePool
 from slowfast_deploy.pipeline import DecodeOptions, VideoJob, decode_job
 from slowfast_deploy.specs import SINGLE_VIEW
@@ -111,33 +112,10 @@ def test_same_frames_as_inline_decoding(videos):
 def test_evaluate_survives_a_decoder_killed_mid_run(many_videos, tiny_onnx, tmp_path):
     """A real ``kill -9`` of the CLI's decode worker: the run goes on, nothing is lost."""
     import subprocess
-    import sys
 
     out = tmp_path / "r.jsonl"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "slowfast_deploy",
-            "-q",
-            "evaluate",
-            "--video-dir",
-            str(many_videos),
-            "--ann-file",
-            str(many_videos / "list.txt"),
-            "--model",
-            str(tiny_onnx),
-            "--output",
-            str(out),
-            "--num-workers",
-            "1",
-            "--format",
-            "json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    cmd = evaluate_cmd(many_videos, tiny_onnx, out, "--num-workers", "1", "--format", "json")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     killed = None
     deadline = time.monotonic() + 120
     while killed is None and time.monotonic() < deadline and proc.poll() is None:

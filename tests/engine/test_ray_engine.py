@@ -16,6 +16,7 @@ import time
 import numpy as np
 import pytest
 
+from conftest import evaluate_cmd, wait_for_records
 from slowfast_deploy.cli import main
 
 assert os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0"  # set by conftest, before ray
@@ -125,32 +126,9 @@ def test_driver_killed_then_resumed_leaves_no_ray_process(
     many_videos, tiny_onnx, local_reference, tmp_path
 ):
     out = tmp_path / "killed.jsonl"
-    cmd = [
-        sys.executable,
-        "-m",
-        "slowfast_deploy",
-        "-q",
-        "evaluate",
-        "--video-dir",
-        str(many_videos),
-        "--ann-file",
-        str(many_videos / "list.txt"),
-        "--model",
-        str(tiny_onnx),
-        "--output",
-        str(out),
-        "--batchsize",
-        "2",
-        "--engine",
-        "ray",
-    ]
+    cmd = evaluate_cmd(many_videos, tiny_onnx, out, "--batchsize", "2", "--engine", "ray")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:
-        if out.exists() and out.read_text().count("\n") >= 3:
-            break
-        time.sleep(0.1)
-    assert proc.poll() is None, "the run ended before it could be killed"
+    wait_for_records(proc, out, 2)
     children = ray_descendants(proc.pid)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -203,30 +181,9 @@ def test_ray_address_in_the_environment_leaves_local_alone(
 
 def test_ctrl_c_under_ray_exits_130_and_keeps_results(many_videos, tiny_onnx, tmp_path):
     out = tmp_path / "int.jsonl"
-    cmd = [
-        sys.executable,
-        "-m",
-        "slowfast_deploy",
-        "-q",
-        "evaluate",
-        "--video-dir",
-        str(many_videos),
-        "--ann-file",
-        str(many_videos / "list.txt"),
-        "--model",
-        str(tiny_onnx),
-        "--output",
-        str(out),
-        "--engine",
-        "ray",
-    ]
+    cmd = evaluate_cmd(many_videos, tiny_onnx, out, "--engine", "ray")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:
-        if out.exists() and out.read_text().count("\n") >= 3:
-            break
-        time.sleep(0.1)
-    assert proc.poll() is None, "the run ended before Ctrl-C"
+    wait_for_records(proc, out, 2)
     children = ray_descendants(proc.pid)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)

@@ -291,14 +291,15 @@ def test_one_window_through_both_commands(tiny_onnx, tmp_path, capsys) -> None:
 
 
 @pytest.mark.golden
-def test_golden_videos_one_window_each_gives_mmaction2s_model_input(golden) -> None:
+@pytest.mark.parametrize("decoder", ["decord", "pyav"])
+def test_golden_videos_one_window_each_gives_mmaction2s_model_input(golden, decoder) -> None:
     """Every golden video as one window: mmaction2's model input, bit for bit."""
     manifest = json.loads((golden / "manifest.json").read_text())
     for entry in manifest:
         name = entry["video"]
         path = golden / "videos" / name
         ref = np.load(golden / "reference" / f"{name}.npz")
-        with open_video(path, decoder="decord") as reader:
+        with open_video(path, decoder=decoder) as reader:
             n = reader.info.num_frames
             windows = plan_windows(n, WindowPlan(max(n, 32), 16))
             clips = list(

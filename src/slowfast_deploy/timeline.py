@@ -237,21 +237,27 @@ def score_windows(
     if batchsize < 1:
         raise ValueError(f"batchsize must be >= 1, got {batchsize}")
     stats = stats if stats is not None else TimelineStats()
+    batches: Generator[tuple[list[WindowClip], NDArray[np.float32]], None, None]
     batches = _model_inputs(clips, batchsize, stats)
     if prefetch > 0:
         batches = _in_background(batches, prefetch)
-    for pending, batch in batches:
-        t0 = time.perf_counter()
-        scores = score_views(backend, batch[:, None])  # [N, 1, 3, T, S, S]: one view each
-        stats.model_s += time.perf_counter() - t0
-        for clip, row in zip(pending, scores, strict=True):
-            w = clip.window
-            yield WindowRecord(w.index, w.start_frame, w.end_frame, clip.start_s, clip.end_s, row)
+    try:
+        for pending, batch in batches:
+            t0 = time.perf_counter()
+            scores = score_views(backend, batch[:, None])  # [N, 1, 3, T, S, S]: one view each
+            stats.model_s += time.perf_counter() - t0
+            for clip, row in zip(pending, scores, strict=True):
+                w = clip.window
+                yield WindowRecord(
+                    w.index, w.start_frame, w.end_frame, clip.start_s, clip.end_s, row
+                )
+    finally:  # now, not when a traceback lets go: the decoding thread must stop first
+        batches.close()
 
 
 def _model_inputs(
     clips: Iterable[WindowClip], batchsize: int, stats: TimelineStats
-) -> Iterator[tuple[list[WindowClip], NDArray[np.float32]]]:
+) -> Generator[tuple[list[WindowClip], NDArray[np.float32]], None, None]:
     """Batches of ``batchsize`` windows and their model input ``[N, 3, T, S, S]``."""
     pending: list[WindowClip] = []
     for clip in clips:
@@ -275,7 +281,7 @@ def _batch(clips: list[WindowClip], stats: TimelineStats) -> NDArray[np.float32]
 _DONE = object()
 
 
-def _in_background(items: Iterator[T], depth: int) -> Iterator[T]:
+def _in_background(items: Iterator[T], depth: int) -> Generator[T, None, None]:
     """``items`` produced by a thread, at most ``depth`` ahead; its errors are re-raised here.
 
     Closing the generator (an exception or Ctrl-C in the consumer) stops the thread.
@@ -358,7 +364,7 @@ class TimelineRun:
         backend: Backend,
         plan: WindowPlan,
         *,
-        decoder: Decoder = "decord",
+        decoder: Decoder = "pyav",  # sequential; flat memory beside OpenVINO (see README)
         start_s: float | None = None,
         end_s: float | None = None,
         batchsize: int = 1,

@@ -22,6 +22,15 @@ from slowfast_deploy.video.reasons import REASONS, check_path
 
 pytest.importorskip("decord")
 
+
+@pytest.fixture(scope="session")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The hostile corpus, built once per session (a few seconds)."""
+    pytest.importorskip("av")
+    from hostile_corpus import build_corpus
+
+    return build_corpus(tmp_path_factory.mktemp("hostile"))
+
 OK = "frames"
 # kind -> outcome per decoder: OK (frames equal to decord's, or PyAV's where only PyAV decodes)
 # or the reason code

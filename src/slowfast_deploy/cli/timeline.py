@@ -265,7 +265,7 @@ def _draw(
         quiet=args.quiet,
         unit="frame",
     )
-    ticks = iter(bar)
+    update = getattr(bar, "update", None)  # tqdm on a terminal; nothing otherwise
     try:
         count = annotate_video(
             video,
@@ -273,7 +273,7 @@ def _draw(
             frame_labels(timeline.records, smoothed, segments, labels=labels),
             first=first,
             stop=stop,
-            on_frame=lambda: next(ticks, None),
+            on_frame=(lambda: update(1)) if update is not None else None,
         )
     finally:
         bar.close()

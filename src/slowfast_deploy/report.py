@@ -182,7 +182,7 @@ def curve_png(curve: dict[str, Any], *, judged_on: str = "test") -> bytes:
         )
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for key, points in sorted(series.items()):
-        points.sort()
+        points.sort(key=lambda p: int(p[2]) if p[2].isdigit() else -1)  # by blocks kept
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=key)
         for x, y, tag in points:
             if tag:

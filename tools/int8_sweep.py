@@ -46,13 +46,19 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--onnx", type=Path, required=True)
     p.add_argument("--checkpoint", type=Path, required=True, help="the PyTorch fp32 baseline")
-    p.add_argument("--calibration", action="append", required=True, metavar="NAME=DIR")
+    p.add_argument("--calibration", action="append", required=True, metavar="NAME=DIR[@PRESET,...]")
     p.add_argument("--presets", default="mixed", help="comma list: mixed,performance")
     p.add_argument("--validation", type=Path, required=True, help="clips the search ranks on")
     p.add_argument("--test", type=Path, required=True, help="clips the curve is judged on")
     p.add_argument("--golden", type=Path, default=None, help="golden clips (reported too)")
     p.add_argument("--blocks", default="0,4,8,12,16,22", help="blocks kept in fp32")
     p.add_argument("--max-minutes", type=float, default=10.0, help="ranking budget per setting")
+    p.add_argument(
+        "--ranking",
+        type=Path,
+        default=None,
+        help="reuse the block ranking of an earlier sweep's search_*.json instead of searching",
+    )
     p.add_argument("--loop", type=int, default=5, help="timed calls per model")
     p.add_argument(
         "--bf16-blocks",
@@ -99,9 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     blocks = [int(b) for b in args.blocks.split(",")]
     for spec in args.calibration:
-        cal_name, _, cal_dir = spec.partition("=")
+        cal_name, _, rest = spec.partition("=")
+        cal_dir, _, presets = rest.partition("@")  # NAME=DIR[@PRESET,...] overrides --presets
         calibration = load_clip_set(cal_dir, 10**6)
-        for preset in args.presets.split(","):
+        for preset in (presets or args.presets).split(","):
             recipe = Recipe(preset=preset)
             valid = sets["validation"]
 
@@ -117,16 +124,21 @@ def main(argv: list[str] | None = None) -> int:
                 got = np.concatenate([compiled(valid.clips[i])[0] for i in index])
                 return compare_scores(ref["validation"][index], got), got
 
-            search = search_recipe(
-                fp32,
-                calibration.clips,
-                evaluate,
-                reference=ref["validation"],
-                min_agreement=1.0,
-                max_minutes=args.max_minutes,
-                base=recipe,
-            )
-            order = [key for key, _ in search.ranking]
+            if args.ranking is not None:
+                ranking = json.loads(args.ranking.read_text())["ranking"]
+                search = None
+            else:
+                search = search_recipe(
+                    fp32,
+                    calibration.clips,
+                    evaluate,
+                    reference=ref["validation"],
+                    min_agreement=1.0,
+                    max_minutes=args.max_minutes,
+                    base=recipe,
+                )
+                ranking = search.ranking
+            order = [key for key, _ in ranking]
             groups = dict(layer_groups(conv_names(fp32)))
             order += [key for key in groups if key not in order]
             quantized = quantize_model(fp32, calibration.clips, recipe)
@@ -154,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                     Recipe(preset=preset, keep_fp32=names, calibration=calibration.names).to_json()
                 )
                 print(name, fidelity["test"], flush=True)
+            if search is None:
+                continue
             (args.out / f"search_{preset}_{cal_name}.json").write_text(
                 json.dumps(
                     {

@@ -71,7 +71,9 @@ def test_clips_from_bins_and_from_a_video_list(tmp_path, video_dir):
     from_bins = load_clip_set(bins, 2)
     assert [c[0, 0, 0, 0, 0, 0] for c in from_bins.clips] == [0.0, 2.0]  # first and last
     from_list = load_clip_set(video_dir / "list.txt", 2)
-    assert from_list.names == (str(video_dir / "a/land.mp4"), str(video_dir / "short.mp4"))
+    expected = (video_dir / "a/land.mp4", video_dir / "short.mp4")
+    assert from_list.names == tuple(str(p.resolve()) for p in expected)
+    assert from_bins.names == (str((bins / "0.bin").resolve()), str((bins / "2.bin").resolve()))
     assert from_list.clips[0].shape == BIN_SHAPE
     with pytest.raises(Exception, match="no such clip source"):
         load_clip_set(tmp_path / "nothing", 2)

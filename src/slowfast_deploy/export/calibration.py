@@ -88,7 +88,8 @@ def load_clip_set(
     if source.is_dir():
         bins = list_bins(source)
         picked = [bins[i] for i in spread(len(bins), size)]
-        return ClipSet(str(source), tuple(str(p) for p in picked), [read_bin(p) for p in picked])
+        names = tuple(str(p.resolve()) for p in picked)  # a recipe replays from any directory
+        return ClipSet(str(source), names, [read_bin(p) for p in picked])
     if not source.is_file():
         raise DataFormatError(
             f"{source}: no such clip source; give a directory of .bin files from "
@@ -103,7 +104,8 @@ def load_clip_set(
         load_views(root / it.path, decoder=decoder)[None].astype(np.float32)  # type: ignore[arg-type]
         for it in picked_items
     ]
-    return ClipSet(str(source), tuple(str(root / it.path) for it in picked_items), clips)
+    names = tuple(str((root / it.path).resolve()) for it in picked_items)
+    return ClipSet(str(source), names, clips)
 
 
 def check_clip_sets(calibration: ClipSet, validation: ClipSet | None) -> list[str]:

@@ -170,7 +170,13 @@ def run(args: argparse.Namespace) -> int:
                 f"; speed cost: {outcome.kept_ms:.0f} ms vs {outcome.all_int8_ms:.0f} ms per call "
                 f"all-int8 ({outcome.kept_ms / outcome.all_int8_ms - 1:+.0%}, 3 alternating calls)"
             )
-        note(args, f"kept in fp32: {len(kept)} convolutions{cost}")
+        from slowfast_deploy.export.quantize import layer_groups
+
+        blocks = [key.rsplit("/", 1)[-1] for key, _ in layer_groups(kept)]
+        shown = ", ".join(blocks[:8]) + (f" and {len(blocks) - 8} more" if len(blocks) > 8 else "")
+        note(
+            args, f"kept in fp32: {len(kept)} convolutions in {len(blocks)} blocks ({shown}){cost}"
+        )
     note(args, f"recipe: {outcome.recipe_path} (replay with --recipe)")
     if outcome.met is False:
         why = "the time budget ran out" if outcome.timed_out else "keeping every block did not"

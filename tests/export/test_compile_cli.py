@@ -59,7 +59,8 @@ def test_search_outcome_sets_the_exit_code(
     assert seen["int8"].max_minutes == 2.5
     assert "int8 fidelity vs fp32: top-1 29/30 (0.967)" in err
     assert (
-        "kept in fp32: 2 convolutions; speed cost: 150 ms vs 100 ms per call all-int8 (+50%" in err
+        "kept in fp32: 2 convolutions in 2 blocks (conv_a, conv_b); speed cost: 150 ms vs "
+        "100 ms per call all-int8 (+50%" in err
     )
     assert (line in err) if line else "NOT met" not in err
 

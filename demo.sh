@@ -46,4 +46,5 @@ slowfast-deploy bench --model "$CKPT" --compare "$WORK/slowfast.onnx@onnxruntime
 # beyond the guide: videos -> accuracy without .bin files (resumable), then a report
 slowfast-deploy evaluate --video-dir "$VIDEO_DIR" --ann-file "$ANN" --model "$WORK/slowfast_ov.xml" \
   --output "$WORK/results.jsonl" --num-workers 1 || [ $? -eq 3 ]
-slowfast-deploy report "$WORK/results.jsonl" --bench "$WORK/bench.json" --out "$WORK/report.html"
+slowfast-deploy report "$WORK/results.jsonl" --bench "$WORK/bench.json" --model "$WORK/slowfast_ov.xml" \
+  --out "$WORK/report.html"

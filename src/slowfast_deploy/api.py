@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from slowfast_deploy.engine import EngineOptions, open_engine
 from slowfast_deploy.engine.local import LocalEngine
+from slowfast_deploy.labels import resolve_labels
 from slowfast_deploy.pipeline import DecodeOptions, VideoJob
 from slowfast_deploy.runtime import Backend, ModelConfig
 from slowfast_deploy.specs import VIEWS
@@ -62,6 +63,8 @@ class Model:
         spec: str = "slowfast_r50_8x8x1",
         labels: list[str] | None = None,
     ) -> None:
+        """``labels``: class names (line i = class i); default: the Kinetics-400 names, shown
+        for a 400-class model."""
         self.config = ModelConfig(
             str(path),
             backend=backend,
@@ -70,7 +73,7 @@ class Model:
             threads=threads,
             spec=spec,
         )
-        self.labels = labels
+        self.labels = labels if labels is not None else resolve_labels(None)
         self._backend: Backend | None = None
 
     @classmethod
@@ -125,7 +128,7 @@ class Model:
         if result.scores is None:
             return Prediction(result.job.path, [], None, 0, result.error, result.info)
         order = np.argsort(result.scores)[::-1][:topk]
-        names = self.labels
+        names = self.labels if self.labels and len(self.labels) == len(result.scores) else None
         top = [
             (int(c), names[c] if names and c < len(names) else None, float(result.scores[c]))
             for c in order

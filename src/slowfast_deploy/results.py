@@ -41,6 +41,8 @@ def result_record(
         record.update(status="failed", error=result.error, **result.info)
         return record
     order = np.argsort(result.scores)[::-1][:topk]
+    if labels is not None and len(labels) != len(result.scores):
+        labels = None  # names of another class list (e.g. Kinetics for a 10-class model)
     record["status"] = "ok"
     record["topk"] = [
         {

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from slowfast_deploy.benchmark import cpu_name
 from slowfast_deploy.engine import Engine, EngineOptions, open_engine
 from slowfast_deploy.formats import read_annotations
 from slowfast_deploy.metrics import Accuracy, top_k_hits
@@ -185,6 +186,7 @@ class EvaluationRun:
         steady = self.timing.get("steady_s", 0.0)
         model_s = self._counts["infer_ms"] / 1e3
         summary.update(
+            cpu=cpu_name(),  # the machine that made these results (the report shows it)
             views=self.views,
             **(engine.describe() if self.todo else {}),
             engine=engine.name,

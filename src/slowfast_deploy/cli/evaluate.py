@@ -69,12 +69,12 @@ def run_streaming(args: argparse.Namespace) -> int:
     from slowfast_deploy.cli._model_args import model_config
     from slowfast_deploy.cli._progress import progress
     from slowfast_deploy.cli._stream_args import decode_options, engine_options
-    from slowfast_deploy.labels import load_labels
+    from slowfast_deploy.labels import resolve_labels
     from slowfast_deploy.metrics import Accuracy
     from slowfast_deploy.run import EvaluationRun, jobs_from_list
 
     jobs = jobs_from_list(args.video_dir, args.ann_file)
-    labels = load_labels(args.label_map) if args.label_map else None
+    labels = resolve_labels(args.label_map)  # Kinetics-400 names by default
     run = EvaluationRun(
         jobs,
         model=model_config(args),

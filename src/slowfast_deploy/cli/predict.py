@@ -40,9 +40,9 @@ def run(args: argparse.Namespace) -> int:
     from slowfast_deploy.cli import ExitStatus
     from slowfast_deploy.cli._model_args import model_config
     from slowfast_deploy.cli._stream_args import engine_options
-    from slowfast_deploy.labels import load_labels
+    from slowfast_deploy.labels import resolve_labels
 
-    labels = load_labels(args.label_map) if args.label_map else None
+    labels = resolve_labels(args.label_map)  # Kinetics-400 names by default
     model = Model.from_config(model_config(args), labels=labels)
     options = engine_options(args)
     fmt = args.format or ("table" if sys.stdout.isatty() else "jsonl")

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from slowfast_deploy.cli._model_args import open_model
     from slowfast_deploy.cli._progress import progress
     from slowfast_deploy.errors import VideoDecodeError
-    from slowfast_deploy.labels import load_labels
+    from slowfast_deploy.labels import resolve_labels
     from slowfast_deploy.runtime.base import check_input_shape
     from slowfast_deploy.specs import MODEL_SPECS, SINGLE_VIEW, ClipSpec
     from slowfast_deploy.timeline import TimelineRun, VideoTimeline, WindowPlan
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     if several and len({v.stem for v in args.videos}) < len(args.videos):
         raise UsageError("several videos with the same file name; run them in separate calls")
     targets = _prepare_targets(args, several)  # fails here, before any decoding
-    labels = load_labels(args.label_map) if args.label_map else None
+    labels = resolve_labels(args.label_map)  # Kinetics-400 names by default
     plan = WindowPlan(args.window, args.stride, clip, SINGLE_VIEW.preprocess)
 
     backend = open_model(args)
@@ -149,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
                     )
                     try:
                         for record in bar:
+                            if labels is not None and len(labels) != len(record.scores):
+                                labels = None  # the Kinetics names do not fit this model
                             timeline.records.append(record)
                     finally:
                         bar.close()

@@ -42,6 +42,8 @@ class TreeSampler(threading.Thread):
         self.me = psutil.Process()
         self.peak_driver = self.peak_total = 0
         self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (role, user+system seconds)
+        times = self.me.cpu_times()
+        self.driver_before = times.user + times.system  # the driver outlives each measurement
         self._done = threading.Event()
 
     def run(self) -> None:
@@ -66,8 +68,9 @@ class TreeSampler(threading.Thread):
         self._done.set()
         self.join()
         by_role: dict[str, float] = {}
-        for role, seconds in self.cpu.values():
-            by_role[role] = by_role.get(role, 0.0) + seconds
+        for pid, (role, seconds) in self.cpu.items():
+            spent = seconds - self.driver_before if pid == self.me.pid else seconds
+            by_role[role] = by_role.get(role, 0.0) + spent
         return {
             "peak_rss_driver_mb": round(self.peak_driver / 2**20),
             "peak_rss_total_mb": round(self.peak_total / 2**20),
@@ -79,12 +82,14 @@ def _role(proc: psutil.Process) -> str:
     name = proc.name()
     cmd = " ".join(proc.cmdline())
     if proc.pid == os.getpid():
-        return "driver (model for local)"
+        return "driver (local: the model too)"
     if "DecodeStage" in name or "DecodeStage" in cmd:
         return "ray decode actors"
     if "ModelStage" in name or "ModelStage" in cmd:
         return "ray model actors"
-    if "spawn_main" in cmd and "resource_tracker" not in cmd:
+    if "resource_tracker" in cmd:
+        return "other"
+    if "spawn_main" in cmd or "multiprocessing" in cmd:
         return "decoder processes"
     return "ray itself (gcs, raylet, agents, idle workers)" if "ray" in cmd else "other"
 

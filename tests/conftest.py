@@ -148,15 +148,19 @@ def many_videos(video_dir, tmp_path_factory):
     return root
 
 
+def evaluate_args(videos: Path, model: Path, output: Path, *extra: str) -> list[str]:
+    """``evaluate`` arguments over ``videos/list.txt`` (for ``main``), quiet."""
+    return [
+        "-q", "evaluate", "--video-dir", str(videos), "--ann-file", str(videos / "list.txt"),
+        "--model", str(model), "--output", str(output), *extra,
+    ]  # fmt: skip
+
+
 def evaluate_cmd(videos: Path, model: Path, output: Path, *extra: str) -> list[str]:
-    """``slowfast-deploy evaluate`` over ``videos/list.txt`` as a subprocess command line."""
+    """The same ``evaluate`` as a subprocess command line."""
     import sys
 
-    return [
-        sys.executable, "-m", "slowfast_deploy", "-q", "evaluate", "--video-dir", str(videos),
-        "--ann-file", str(videos / "list.txt"), "--model", str(model), "--output", str(output),
-        *extra,
-    ]  # fmt: skip
+    return [sys.executable, "-m", "slowfast_deploy", *evaluate_args(videos, model, output, *extra)]
 
 
 def wait_for_records(proc, output: Path, count: int, timeout_s: float = 240) -> None:  # type: ignore[no-untyped-def]

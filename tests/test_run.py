@@ -12,23 +12,8 @@ import time
 import numpy as np
 import pytest
 
+from conftest import evaluate_args
 from slowfast_deploy.cli import main
-
-
-def evaluate_args(videos, model, output):
-    return [
-        "-q",
-        "evaluate",
-        "--video-dir",
-        str(videos),
-        "--ann-file",
-        str(videos / "list.txt"),
-        "--model",
-        str(model),
-        "--output",
-        str(output),
-    ]
-
 
 HOLD_LOCK = """
 import sys, time

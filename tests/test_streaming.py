@@ -11,7 +11,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import evaluate_cmd, wait_for_records
+from conftest import evaluate_args, evaluate_cmd, wait_for_records
 from slowfast_deploy.cli import ExitStatus, main
 
 
@@ -19,22 +19,6 @@ def records(path):
     from slowfast_deploy.results import read_records
 
     return [{k: v for k, v in r.items() if k != "timing_ms"} for r in read_records(path)]
-
-
-def evaluate_args(videos, model, output, *extra):
-    return [
-        "-q",
-        "evaluate",
-        "--video-dir",
-        str(videos),
-        "--ann-file",
-        str(videos / "list.txt"),
-        "--model",
-        str(model),
-        "--output",
-        str(output),
-        *extra,
-    ]
 
 
 def test_streaming_equals_bin_route(video_dir, tiny_onnx, tmp_path):

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import evaluate_cmd, wait_for_records
+from conftest import evaluate_args, evaluate_cmd, wait_for_records
 from slowfast_deploy.cli import main
 
 assert os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0"  # set by conftest, before ray
@@ -26,23 +26,7 @@ pytestmark = pytest.mark.slow
 
 
 def evaluate(videos, model, out, *extra):
-    return main(
-        [
-            "-q",
-            "evaluate",
-            "--video-dir",
-            str(videos),
-            "--ann-file",
-            str(videos / "list.txt"),
-            "--model",
-            str(model),
-            "--output",
-            str(out),
-            "--batchsize",
-            "2",
-            *extra,
-        ]
-    )
+    return main(evaluate_args(videos, model, out, "--batchsize", "2", *extra))
 
 
 def comparable(path):

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import evaluate_cmd
 from slowfast_deploy.engine.pool import DecodePool
-from slowfast_deploy.pipeline import DecodeOptions, VideoJob, decode_job
+from slowfast_deploy.pipeline import DecodedVideo, DecodeOptions, VideoJob, decode_job
 from slowfast_deploy.specs import SINGLE_VIEW
 
 
@@ -37,6 +37,16 @@ def slow_decode(job, views, options, *, on_frame=None):
         if on_frame:
             on_frame()
     return decode_job(job, views, options, on_frame=on_frame)
+
+
+def big_then_crash_decode(job, views, options, *, on_frame=None):
+    """``big*``: a 100 MB result (still being sent when the next video starts); ``crash*``:
+    kills its process."""
+    import numpy as np
+
+    if Path(job.path).name.startswith("crash"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return DecodedVideo(job, np.zeros((100, 1024, 1024), np.uint8), None)
 
 
 def jobs_for(video_dir: Path, names: list[str]) -> list[VideoJob]:
@@ -137,3 +147,16 @@ def test_evaluate_survives_a_decoder_killed_mid_run(many_videos, tiny_onnx, tmp_
     summary = json.loads(stdout)
     assert summary["num_ok"] == 12 and summary["num_failed"] == 0
     assert summary["this_run"]["engine_stats"]["worker_restarts"] >= 1
+
+
+def test_the_video_being_decoded_is_blamed_not_one_whose_result_is_in_flight(videos):
+    jobs = [VideoJob(n, str(videos / n)) for n in ("big.mp4", "crash.mp4")]
+    with DecodePool(
+        SINGLE_VIEW, DecodeOptions(), num_workers=1, decode_fn=big_then_crash_decode
+    ) as pool:
+        out = {}
+        for decoded in pool.imap(jobs):
+            out[decoded.job.key] = decoded
+            time.sleep(0.5)  # a slow consumer: the worker runs ahead
+    assert out["big.mp4"].error is None and out["big.mp4"].crops is not None
+    assert out["crash.mp4"].info["reason"] == "decoder_died"

@@ -38,21 +38,41 @@ MAX_ATTEMPTS = 2  # a video that kills its decoder twice is recorded as failed
 DEFAULT_DECODE_TIMEOUT_S = 300.0
 
 
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this worker when its parent dies, even by ``kill -9``."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the pipe's EOF still ends an idle worker
+
+
 def _worker_main(
     conn: Connection,
     heartbeat: Any,
+    current: Any,
     views: ViewSpec,
     options: DecodeOptions,
     decode_fn: Callable[..., DecodedVideo],
 ) -> None:
-    """Decode jobs from ``conn``; a sender thread returns results so decoding goes on."""
+    """Decode jobs from ``conn``; a sender thread returns results so decoding goes on.
+
+    ``current`` holds the seq of the video being decoded (-1 when idle), so a crash or a stall
+    is blamed on that video, not on one whose result is still being sent.
+    """
+    _die_with_parent()
     os.nice(DECODER_NICE)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled once, by the main process
     outbox: queue.Queue[Any] = queue.Queue()
 
     def send() -> None:
-        while (item := outbox.get()) is not None:
-            conn.send(item)
+        try:
+            while (item := outbox.get()) is not None:
+                conn.send(item)
+        except Exception:  # a result that cannot be sent: die, so the pool sees a crash
+            os._exit(70)
 
     sender = threading.Thread(target=send, daemon=True)
     sender.start()
@@ -68,9 +88,11 @@ def _worker_main(
         if message is None:
             break
         seq, job = message
+        current.value = seq
         heartbeat.value = time.monotonic()
         result = decode_fn(job, views, options, on_frame=beat)
         heartbeat.value = 0.0  # idle: no stall clock running
+        current.value = -1
         outbox.put((seq, result))
     outbox.put(None)
     sender.join()
@@ -88,7 +110,15 @@ class _Worker:
     process: Any
     conn: Connection
     heartbeat: Any  # shared double: time.monotonic() of the last progress, 0 when idle
+    current: Any  # shared int: seq of the video being decoded, -1 when idle
     held: deque[_Task] = field(default_factory=deque)  # sent, result not received yet
+
+
+def _split_culprit(worker: _Worker) -> tuple[_Task | None, list[_Task]]:
+    """The video the worker was decoding (by its shared ``current``), and the others."""
+    seq = worker.current.value
+    culprit = next((t for t in worker.held if t.seq == seq), None)
+    return culprit, [t for t in worker.held if t is not culprit]
 
 
 def _signal_name(exitcode: int | None) -> str:
@@ -128,6 +158,7 @@ class DecodePool:
         self._ctx = get_context("spawn")
         self._workers: list[_Worker] = []
         self._retry: deque[_Task] = deque()
+        self._seq = 0  # pool-wide, so a result is never matched to another imap's video
         self.stats = {"worker_restarts": 0, "retried": 0, "timeouts": 0, "crashes": 0}
 
     def __enter__(self) -> DecodePool:
@@ -140,15 +171,16 @@ class DecodePool:
     def _start(self) -> _Worker:
         parent, child = self._ctx.Pipe()
         heartbeat = self._ctx.Value("d", 0.0, lock=False)
+        current = self._ctx.Value("q", -1, lock=False)
         process = self._ctx.Process(
             target=_worker_main,
-            args=(child, heartbeat, self.views, self.options, self.decode_fn),
+            args=(child, heartbeat, current, self.views, self.options, self.decode_fn),
             daemon=True,
             name="slowfast-decoder",
         )
         process.start()
         child.close()
-        return _Worker(process, parent, heartbeat)
+        return _Worker(process, parent, heartbeat, current)
 
     def close(self) -> None:
         for worker in self._workers:
@@ -181,8 +213,10 @@ class DecodePool:
             raise RuntimeError("DecodePool.imap outside its `with` block")
         limit = max(1, prefetch or self.depth * self.num_workers)
         source = iter(jobs)
-        self._retry: deque[_Task] = deque()
-        seq = 0
+        self._retry = deque()
+        for index, worker in enumerate(self._workers):
+            if worker.held:  # an earlier imap was abandoned mid-way: start clean
+                self._replace(index)
         while True:
             # hand out work: retries first, then new jobs, to the least loaded worker
             while True:
@@ -197,7 +231,7 @@ class DecodePool:
                     job = next(source, None)
                     if job is None:
                         break
-                    task, seq = _Task(seq, job), seq + 1
+                    task, self._seq = _Task(self._seq, job), self._seq + 1
                 worker = min(free, key=lambda w: len(w.held))
                 worker.held.append(task)
                 with contextlib.suppress(OSError):  # a dead worker: its sentinel reports it
@@ -212,7 +246,9 @@ class DecodePool:
                         got_seq, result = worker.conn.recv()
                     except (EOFError, OSError):
                         break  # it died: handled below
-                    task = next(t for t in worker.held if t.seq == got_seq)
+                    task = next((t for t in worker.held if t.seq == got_seq), None)
+                    if task is None:  # not one of this imap's videos
+                        continue
                     worker.held.remove(task)
                     if task.attempts:
                         result = replace(result, info={**result.info, "retries": task.attempts})
@@ -229,14 +265,21 @@ class DecodePool:
 
     def _stalled(self, worker: _Worker) -> bool:
         beat = worker.heartbeat.value
-        return bool(self.timeout_s and beat and time.monotonic() - beat > self.timeout_s)
+        decoding = any(t.seq == worker.current.value for t in worker.held)
+        return bool(
+            self.timeout_s and beat and decoding and time.monotonic() - beat > self.timeout_s
+        )
 
     def _on_death(self, index: int) -> DecodedVideo | None:
         """A worker died: its current video is retried once (then failed), the rest requeued."""
         old = self._replace(index)
         cause = _signal_name(old.process.exitcode)
-        culprit, *others = old.held
+        culprit, others = _split_culprit(old)
         self._retry.extend(others)
+        if culprit is None:  # died between videos (e.g. killed from outside): nobody to blame
+            logger.warning("decoder process died (%s) between videos", cause)
+            self.stats["crashes"] += 1
+            return None
         culprit.attempts += 1
         self.stats["crashes"] += 1
         logger.warning("decoder process died (%s) while decoding %s", cause, culprit.job.path)
@@ -255,7 +298,8 @@ class DecodePool:
     def _on_stall(self, index: int) -> DecodedVideo:
         """A decode stopped making progress: kill its worker, fail it, requeue the rest."""
         old = self._replace(index)
-        culprit, *others = old.held
+        culprit, others = _split_culprit(old)
+        assert culprit is not None, "_stalled() requires a video being decoded"
         self._retry.extend(others)
         self.stats["timeouts"] += 1
         logger.warning(

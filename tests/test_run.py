@@ -43,7 +43,18 @@ def test_second_run_on_the_same_output_refuses_and_a_killed_holder_leaves_no_loc
         os.kill(holder.pid, signal.SIGKILL)  # as the OOM killer would
         holder.wait()
     assert main(evaluate_args(video_dir, tiny_onnx, out)) == 0  # no stale lock
-    assert not (tmp_path / "r.jsonl.lock").exists()
+    from slowfast_deploy.results import RunLock
+
+    lock = RunLock(out)  # released at the end of the run: free for the next one
+    lock.acquire()
+    lock.release()
+
+
+def test_a_foreign_output_file_is_refused_and_left_untouched(video_dir, tiny_onnx, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"my notes, no newline at the end")
+    assert main(evaluate_args(video_dir, tiny_onnx, notes)) == 1
+    assert notes.read_bytes() == b"my notes, no newline at the end"
 
 
 def test_finalize_streams_records_in_list_order_last_line_wins(tmp_path):

@@ -260,7 +260,7 @@ def test_resume_refuses_results_of_another_run_or_a_foreign_file(
     foreign = tmp_path / "notes.jsonl"
     foreign.write_text('{"a": 1}\n{"b": 2}\n')
     assert main([*base[:-1], str(foreign)]) == ExitStatus.ERROR
-    assert "notes.jsonl:1: not a slowfast-deploy result line" in capsys.readouterr().err
+    assert "notes.jsonl: has no run header" in capsys.readouterr().err
     assert foreign.read_text() == '{"a": 1}\n{"b": 2}\n'
 
 

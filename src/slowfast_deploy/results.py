@@ -8,7 +8,6 @@ order, so a resumed run ends with the same lines as an uninterrupted one.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import json
@@ -96,9 +95,10 @@ class RunLock:
         self._fd = fd
 
     def release(self) -> None:
+        """Drop the lock. The file stays: deleting it would let a run that opened the old
+        file and one that creates a new one both hold "the" lock."""
         if self._fd is not None:
-            with contextlib.suppress(OSError):
-                self.path.unlink()
+            os.ftruncate(self._fd, 0)
             os.close(self._fd)  # closing drops the flock
             self._fd = None
 
@@ -133,6 +133,7 @@ class ResultsFile:
         if not path.exists() or path.stat().st_size == 0:
             write_atomic(path, (_dumps({"key": HEADER_KEY, "run": run}) + "\n").encode())
             return cls(path, run, {})
+        _check_header(path, run)  # before anything is cut: a foreign file is left untouched
         _cut_partial_last_line(path)
         status: dict[str, str] = {}
         used: dict[str, str] = {}
@@ -144,16 +145,6 @@ class ResultsFile:
                     "file or one written by `evaluate --output`"
                 )
             if line_no == 1:
-                if record["key"] != HEADER_KEY:
-                    raise DataFormatError(
-                        f"{path}: has no run header; it was not written by `evaluate`"
-                    )
-                if not same_run(record.get("run"), run):
-                    raise DataFormatError(
-                        f"{path}: holds results of another run ({_describe(record.get('run'))}, "
-                        f"now {_describe(run)}); give another --output or delete the file to "
-                        "start over"
-                    )
                 file_decoder = str(record["run"].get("decoder", ""))
                 continue
             # a retried video's later line wins; the decoder used decides reuse (see done_keys)
@@ -232,6 +223,26 @@ def decoder_reusable(used: str, flag: str, file_flag: str) -> bool:
     if flag == "auto":
         return used == "decord" or (used == "pyav" and file_flag == "auto")
     return used == flag
+
+
+def _check_header(path: Path, run: dict[str, Any]) -> None:
+    """Raise ``DataFormatError`` unless ``path`` starts with a complete header of ``run``."""
+    with open(path, "rb") as f:
+        first = f.readline()
+    try:
+        header = json.loads(first) if first.endswith(b"\n") else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        header = None
+    if not isinstance(header, dict) or header.get("key") != HEADER_KEY:
+        raise DataFormatError(
+            f"{path}: has no run header, so it was not written by `evaluate --output`; give "
+            "--output a new file (this one is left untouched)"
+        )
+    if not same_run(header.get("run"), run):
+        raise DataFormatError(
+            f"{path}: holds results of another run ({_describe(header.get('run'))}, now "
+            f"{_describe(run)}); give another --output or delete the file to start over"
+        )
 
 
 def _cut_partial_last_line(path: Path) -> None:

@@ -155,3 +155,29 @@ def test_a_decord_results_file_resumes_under_auto(tmp_path):
     assert pyav.done_keys() == set()
     with pytest.raises(Exception, match="another run"):
         ResultsFile.open(path, {"model_sha256": "y", "views": 1, "decoder": "auto"})
+
+
+def test_preprocess_resume_survives_a_half_written_sources_line(video_dir, tmp_path):
+    from slowfast_deploy.offline import SOURCES_NAME, _read_sources
+
+    args = [
+        "-q",
+        "preprocess",
+        "--video-dir",
+        str(video_dir),
+        "--ann-file",
+        str(video_dir / "list.txt"),
+        "--save-dir",
+        str(tmp_path),
+        "--num-workers",
+        "1",
+    ]
+    assert main(args) == 0
+    sources = tmp_path / SOURCES_NAME
+    lines = sources.read_text().splitlines(keepends=True)
+    sources.write_text(lines[0] + lines[1][:10])  # killed while writing the second line
+    (tmp_path / "bin" / "2.bin").unlink()
+    assert main(args) == 0
+    assert sorted(_read_sources(sources)) == [0, 1, 2]  # later lines are not lost
+    assert main(args) == 0
+    assert sorted(_read_sources(sources)) == [0, 1, 2]

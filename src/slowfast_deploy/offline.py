@@ -64,8 +64,16 @@ def _read_sources(path: Path) -> dict[int, tuple[str, str, str]]:
                 asked = str(entry.get("requested", used))
                 sources[int(entry["index"])] = (str(entry["path"]), used, asked)
             except (ValueError, KeyError, TypeError):
-                break  # a half-written last line: the .bin after it is redone
+                continue  # a line half-written by a kill: its .bin is redone
     return sources
+
+
+def _ends_mid_line(path: Path) -> bool:
+    if not path.is_file() or not path.stat().st_size:
+        return False
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) != b"\n"
 
 
 def preprocess_dataset(
@@ -108,9 +116,13 @@ def preprocess_dataset(
     jobs = [VideoJob(str(item.index), str(video_dir / item.path), item.label) for item in todo]
     decoders = open_engine(None, SINGLE_VIEW, decode, engine or EngineOptions())
     with open(sources_path, "a", encoding="utf-8") as log, contextlib.closing(decoders):
+        if _ends_mid_line(sources_path):
+            log.write("\n")  # after a line cut short by a kill, start a fresh one
         for result in decoders.decode(jobs) if jobs else ():
             item = by_key[result.job.key]
             if result.crops is None:
+                stale = bin_dir / f"{item.index}.bin"  # from another video or decoder
+                stale.unlink(missing_ok=True)
                 yield PreprocessOutcome(item, f"{result.error} (line {item.line})")
                 continue
             views = normalize_to_ncthw(result.crops, SINGLE_VIEW.preprocess)

@@ -2,8 +2,9 @@
 
 Ray's raylet and workers die with their driver, but its agents (dashboard, runtime-env) can
 outlive it for minutes. ``start_reaper`` launches this module in its own session: while the
-driver lives it records the driver's descendants every second; once the driver is gone it
-kills those still running (matched by start time, so a reused pid is never touched).
+driver lives it records the driver's descendants that run Ray's code, every second; once the
+driver is gone it kills those still running (matched by start time, so a reused pid is never
+touched; the caller's own other child processes are left alone).
 Linux only (``/proc``); elsewhere it does nothing.
 
     python -m slowfast_deploy.engine._reaper DRIVER_PID
@@ -30,8 +31,17 @@ def _stat(pid: int) -> tuple[int, int] | None:
     return int(fields[1]), int(fields[19])
 
 
+def _is_ray(pid: int) -> bool:
+    """Ray's own processes (GCS, raylet, agents, workers) run code from the ``ray`` package."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return False
+    return b"ray" in cmdline
+
+
 def _descendants(root: int) -> dict[int, int]:
-    """``pid -> start time`` of every living descendant of ``root``."""
+    """``pid -> start time`` of every living descendant of ``root`` that belongs to Ray."""
     children: dict[int, list[int]] = {}
     starts: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
@@ -47,7 +57,7 @@ def _descendants(root: int) -> dict[int, int]:
             if child not in found and child != os.getpid():
                 found[child] = starts[child]
                 stack.append(child)
-    return found
+    return {pid: start for pid, start in found.items() if _is_ray(pid)}
 
 
 def watch(driver: int, poll_s: float = 1.0) -> None:

@@ -142,3 +142,28 @@ def test_generated_samples_are_labelled_demo_only():
     assert clips.describe() == "2 generated sample clips (demo only) from generated-samples"
     assert all(n.startswith("generated-samples/") for n in clips.names)
     assert any("demo" in w for w in check_clip_sets(clips, None))
+
+
+def test_kept_layers_in_bf16_are_recorded_judged_and_run_that_way(tiny_onnx, video_dir, tmp_path):
+    ov = pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    if "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        pytest.skip("this CPU has no bf16")
+    from slowfast_deploy.cli import main
+    from slowfast_deploy.export.calibration import load_clip_set
+    from slowfast_deploy.export.fidelity import check_fidelity, read_fidelity
+    from slowfast_deploy.runtime import open_backend
+
+    listed = str(video_dir / "list.txt")
+    out = tmp_path / "int8_bf16"
+    args = ["-q", "compile", str(tiny_onnx), "--backend", "openvino", "--precision", "int8"]
+    args += ["--calibration", listed, "--kept-precision", "bf16", "--output", str(out)]
+    assert main(args) == 0
+    backend = open_backend(out.with_suffix(".xml"))
+    assert backend.info.precision == "int8" and "bfloat16" in backend.info.provider
+    stored = read_fidelity(out.with_suffix(".xml"))
+    clips = load_clip_set(listed, 3)
+    again = check_fidelity(out.with_suffix(".xml"), tiny_onnx, clips.clips)
+    assert again.max_score_diff == pytest.approx(stored.max_score_diff, abs=1e-4)  # as it runs
+    fp32_args = ["compile", str(tiny_onnx), "--backend", "openvino", "--output", str(out)]
+    assert main([*fp32_args, "--kept-precision", "bf16"]) == 2  # an int8 option

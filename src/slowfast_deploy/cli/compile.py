@@ -98,6 +98,14 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="NNCF's full bias correction instead of the fast one (slower to compile)",
     )
+    g.add_argument(
+        "--kept-precision",
+        "--kept_precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="how the layers left unquantized run: fp32 (default), or bf16 on a CPU with bf16 "
+        "(faster); the search and the fidelity figures use it, and the IR records it",
+    )
     p.set_defaults(run=run)
 
 
@@ -120,10 +128,12 @@ def run(args: argparse.Namespace) -> int:
     from slowfast_deploy.export.compile import Int8Options, compile_model
 
     int8_only = (args.validation, args.min_agreement, args.recipe, args.full_bias_correction)
-    if args.precision != "int8" and any(v not in (None, False) for v in int8_only):
+    if args.precision != "int8" and (
+        any(v not in (None, False) for v in int8_only) or args.kept_precision != "fp32"
+    ):
         raise UsageError(
-            "--validation, --min-agreement, --recipe and --full-bias-correction need "
-            "--precision int8"
+            "--validation, --min-agreement, --recipe, --full-bias-correction and "
+            "--kept-precision need --precision int8"
         )
     if args.recipe is not None and args.min_agreement is not None:
         raise UsageError(
@@ -150,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
             recipe=args.recipe,
             preset=args.preset,
             fast_bias_correction=not args.full_bias_correction,
+            kept_precision=args.kept_precision,
         ),
     )
     note(

@@ -46,6 +46,9 @@ class Int8Options:
     recipe: str | os.PathLike[str] | Recipe | None = None  # replay this recipe
     preset: str = "mixed"
     fast_bias_correction: bool = True
+    # how the layers left unquantized run: "fp32", or "bf16" on CPUs with bf16 (faster);
+    # searched and judged that way, stored in the IR, and used by the backend
+    kept_precision: str = "fp32"
 
 
 @dataclass
@@ -87,8 +90,12 @@ def _as_clip_set(value: str | os.PathLike[str] | ClipSet, size: int, video_dir: 
     return value if isinstance(value, ClipSet) else load_clip_set(value, size, video_dir=video_dir)
 
 
-def _compile(ov: Any, model: Any, threads: int | None) -> Any:
-    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+KEPT_PRECISION_KEY = "int8_kept_precision"
+KEPT_HINTS = {"fp32": "f32", "bf16": "bf16"}
+
+
+def _compile(ov: Any, model: Any, threads: int | None, hint: str = "f32") -> Any:
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     return ov.Core().compile_model(model, "CPU", config)
@@ -123,6 +130,13 @@ def quantize_to_ir(
     from slowfast_deploy.runtime.openvino_backend import check_precision
 
     check_precision(ov.Core(), "CPU", "int8")
+    if options.kept_precision not in KEPT_HINTS:
+        raise ValueError(
+            f"kept precision must be one of {', '.join(KEPT_HINTS)}, got {options.kept_precision!r}"
+        )
+    if options.kept_precision != "fp32":
+        check_precision(ov.Core(), "CPU", options.kept_precision)
+    hint = KEPT_HINTS[options.kept_precision]
     recipe = options.recipe
     if recipe is not None and not isinstance(recipe, Recipe):
         recipe = Recipe.read(recipe)
@@ -160,7 +174,7 @@ def quantize_to_ir(
 
     def evaluate(model: Any, subset: Sequence[int] | None) -> tuple[Fidelity, NDArray[np.float32]]:
         index = list(range(len(judged))) if subset is None else list(subset)
-        scores = _scores(_compile(ov, model, threads), [judged.clips[i] for i in index], kind)
+        scores = _scores(_compile(ov, model, threads, hint), [judged.clips[i] for i in index], kind)
         return compare_scores(reference[index], scores, clips=description), scores
 
     base = Recipe(
@@ -196,7 +210,7 @@ def quantize_to_ir(
     if recipe.keep_fp32:
         if all_int8 is None:
             all_int8 = quantize_model(fp32, clip_set.clips, replace(recipe, keep_fp32=()))
-        timing = _speed_cost(ov, all_int8, clip_set.clips, model, threads)
+        timing = _speed_cost(ov, all_int8, clip_set.clips, model, threads, hint)
     recipe_json = recipe.to_json()
     path = save_ir(
         model,
@@ -207,6 +221,7 @@ def quantize_to_ir(
             FIDELITY_KEY: fidelity.to_json(),
             RECIPE_KEY: recipe_json,
             "int8_calibration": clip_set.describe(),
+            KEPT_PRECISION_KEY: options.kept_precision,
         },
     )
     recipe_path = path.with_suffix(".recipe.json")
@@ -223,6 +238,7 @@ def _speed_cost(
     clips: Sequence[NDArray[np.float32]],
     model: Any,
     threads: int | None,
+    hint: str = "f32",
     loop: int = 3,
 ) -> dict[str, float]:
     """Latency of the fully int8 model and of ``model``, timed alternately on one clip."""
@@ -230,7 +246,7 @@ def _speed_cost(
 
     runners = []
     for label, m in (("all int8", all_int8), ("kept", model)):
-        request = _compile(ov, m, threads).create_infer_request()
+        request = _compile(ov, m, threads, hint).create_infer_request()
         runners.append((label, "openvino", "int8", "CPU", lambda v, r=request: r.infer({0: v})))
     clip = clips[0]
     rows = bench_alternating(

@@ -79,8 +79,17 @@ class OpenVinoBackend:
             )
         precision = precision or stored or "fp32"
         check_precision(core, device, precision)
+        hint = OV_PRECISION[precision]
+        if precision == "int8" and rt_value(model, "int8_kept_precision") == "bf16":
+            # compiled with --kept-precision bf16: judged (fidelity) with its other layers in bf16
+            if "BF16" not in core.get_property(device, "OPTIMIZATION_CAPABILITIES"):
+                raise BackendUnavailableError(
+                    f"{model_path}: this int8 model runs its unquantized layers in bf16, which "
+                    f"this {device} cannot; recompile it with --kept-precision fp32"
+                )
+            hint = "bf16"
         config: dict[str, Any] = {
-            "INFERENCE_PRECISION_HINT": OV_PRECISION[precision],
+            "INFERENCE_PRECISION_HINT": hint,
             "PERFORMANCE_HINT": "LATENCY",
         }
         if threads:

@@ -180,7 +180,7 @@ class EvaluationRun:
         assert self._results is not None and self._engine is not None
         self._results.finalize([(job.key, job.label) for job in self.jobs])
         engine = self._engine
-        summary = summarize(self._results.path, labels_present=True)
+        summary = summarize(self._results.path)
         done_now = self._counts["ok"] + self._counts["failed"]
         wall = self.timing.get("wall_s", 0.0)
         steady = self.timing.get("steady_s", 0.0)
@@ -218,7 +218,7 @@ def _list_index(key: str, index_of: dict[str, int]) -> int:
     return int(head) if head.isdigit() else index_of[key]
 
 
-def summarize(results_path: Path, *, labels_present: bool = True) -> dict[str, Any]:
+def summarize(results_path: Path) -> dict[str, Any]:
     """Counts, failures, decoders, nodes and accuracy of a results file, in one pass."""
     num = ok = 0
     failed: list[dict[str, Any]] = []
@@ -251,7 +251,7 @@ def summarize(results_path: Path, *, labels_present: bool = True) -> dict[str, A
         if record.get("hidden_frames"):
             hidden += 1
         label = record.get("label")
-        if labels_present and label is not None:
+        if label is not None:
             scores = np.asarray(record["scores"], dtype=np.float32)[None]
             k5 = min(5, scores.shape[1])
             hit1.append(bool(top_k_hits(scores, np.array([label]), 1)[0]))

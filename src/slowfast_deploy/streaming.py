@@ -12,7 +12,6 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -127,7 +126,3 @@ def check_model_views(backend: Backend, views: ViewSpec) -> None:
 def prefetch_for(batchsize: int, views: ViewSpec, num_workers: int) -> int:
     """Decoded videos to hold ahead: one full batch, plus one in flight per worker."""
     return max(2, num_workers * 2, -(-batchsize // views.num_views) + num_workers)
-
-
-def job_from_path(path: str | Path) -> VideoJob:
-    return VideoJob(str(path), str(path))

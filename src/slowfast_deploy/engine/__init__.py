@@ -15,7 +15,7 @@ A fault is data: a crashed or hung decode becomes a ``VideoResult`` with a reaso
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from slowfast_deploy.pipeline import DecodedVideo, DecodeOptions, VideoJob
@@ -37,7 +37,6 @@ class EngineOptions:
     decode_timeout_s: float | None = 300.0  # a decode making no progress this long is killed
     model_actors: int = 1  # ray: model replicas, each loading the model once
     ray_address: str | None = None  # ray: join this cluster (None: start one in-process)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:

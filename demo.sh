@@ -16,7 +16,7 @@ if [ $# -ge 2 ]; then
   VIDEO_DIR=$1; ANN=$2
 else
   VIDEO_DIR=$WORK/videos
-  ANN=$(python -c "from slowfast_deploy.samples import write_samples; print(write_samples('$VIDEO_DIR'))")
+  ANN=$(python -c "from slowfast_deploy.video.samples import write_samples; print(write_samples('$VIDEO_DIR'))")
 fi
 CKPT=${3:-}
 if [ -z "$CKPT" ]; then

@@ -173,8 +173,8 @@ def test_thirty_view_indices(golden, video):
 def test_thirty_view_view_logits_in_mmaction2_order(golden):
     """One clip of each crop (left/top, right/bottom, center) against mmaction2's view logits."""
     torch = pytest.importorskip("torch")
+    from slowfast_deploy.engine.decode import load_views
     from slowfast_deploy.model.checkpoint import load_checkpoint
-    from slowfast_deploy.pipeline import load_views
     from slowfast_deploy.specs import THIRTY_VIEW
 
     ref = np.load(golden / "reference" / "demo.mp4.30view.npz")

@@ -28,9 +28,10 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 import psutil
 
-from slowfast_deploy.engine import EngineOptions
-from slowfast_deploy.pipeline import VideoJob
-from slowfast_deploy.run import EvaluationRun, jobs_from_list
+from slowfast_deploy.engine.base import EngineOptions
+from slowfast_deploy.engine.decode import VideoJob
+from slowfast_deploy.engine.jobs import jobs_from_list
+from slowfast_deploy.evaluation.run import EvaluationRun
 from slowfast_deploy.runtime import ModelConfig
 
 

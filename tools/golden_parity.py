@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from slowfast_deploy.cli.bench import parse_model
-from slowfast_deploy.pipeline import load_views, score_views
+from slowfast_deploy.engine.decode import load_views, score_views
 from slowfast_deploy.runtime import open_backend
 from slowfast_deploy.specs import SINGLE_VIEW
 from slowfast_deploy.video.decode import open_video
@@ -41,14 +41,17 @@ def main() -> None:
             idx = sample_clip_indices(reader.info.num_frames, SINGLE_VIEW.clip)[0]
             crops = crop_views(reader.read(idx), SINGLE_VIEW.preprocess)[0]
         top2 = np.sort(ref["scores"])[-2:]
-        print(f"| {e['video']} | {'equal' if (idx == ref['frame_inds']).all() else 'DIFFER'} | "
-              f"{'equal' if (crops == ref['cropped']).all() else 'DIFFER'} | "
-              f"{top2[1] - top2[0]:.3f} |")
+        print(
+            f"| {e['video']} | {'equal' if (idx == ref['frame_inds']).all() else 'DIFFER'} | "
+            f"{'equal' if (crops == ref['cropped']).all() else 'DIFFER'} | "
+            f"{top2[1] - top2[0]:.3f} |"
+        )
         inputs[e["video"]] = (load_views(path, decoder=args.decoder), ref["scores"], e)
     for text in args.models:
         path, backend_name, precision = parse_model(text)
-        backend = open_backend(path, backend=backend_name, precision=precision,
-                               threads=args.threads)
+        backend = open_backend(
+            path, backend=backend_name, precision=precision, threads=args.threads
+        )
         print(f"\n{text} ({backend.info.name} {backend.info.precision}, {backend.info.provider})")
         print("| video | max abs score diff | top-1 | top-5 set |")
         print("| --- | --- | --- | --- |")
@@ -62,10 +65,14 @@ def main() -> None:
             agree1 += same1
             agree5 += same5
             worst = max(worst, diff)
-            print(f"| {name} | {diff:.2e} | {'same' if same1 else 'DIFFERS'} | "
-                  f"{'same' if same5 else 'differs'} |")
-        print(f"total: top-1 {agree1}/{len(inputs)}, top-5 set {agree5}/{len(inputs)}, "
-              f"max |diff| {worst:.2e}")
+            print(
+                f"| {name} | {diff:.2e} | {'same' if same1 else 'DIFFERS'} | "
+                f"{'same' if same5 else 'differs'} |"
+            )
+        print(
+            f"total: top-1 {agree1}/{len(inputs)}, top-5 set {agree5}/{len(inputs)}, "
+            f"max |diff| {worst:.2e}"
+        )
 
 
 if __name__ == "__main__":

@@ -26,11 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from slowfast_deploy.benchmark import bench_alternating, cpu_name
-from slowfast_deploy.export._openvino_ir import load_onnx, onnx_metadata, save_ir, to_openvino
-from slowfast_deploy.export.calibration import ClipSet, load_clip_set
-from slowfast_deploy.export.fidelity import Fidelity, compare_scores, write_fidelity
-from slowfast_deploy.export.quantize import (
+from slowfast_deploy.quantize.calibration import ClipSet, load_clip_set
+from slowfast_deploy.quantize.fidelity import Fidelity, compare_scores, write_fidelity
+from slowfast_deploy.quantize.search import (
     Recipe,
     conv_names,
     keep_fp32,
@@ -38,8 +36,10 @@ from slowfast_deploy.export.quantize import (
     quantize_model,
     search_recipe,
 )
-from slowfast_deploy.formats import BIN_SHAPE
+from slowfast_deploy.reference.formats import BIN_SHAPE
 from slowfast_deploy.runtime import open_backend, run_batched
+from slowfast_deploy.runtime.benchmark import bench_alternating, cpu_name
+from slowfast_deploy.runtime.openvino_ir import load_onnx, onnx_metadata, save_ir, to_openvino
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,20 +13,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from slowfast_deploy.engine import EngineOptions, open_engine
-from slowfast_deploy.engine.local import LocalEngine
-from slowfast_deploy.labels import resolve_labels
-from slowfast_deploy.pipeline import DecodeOptions, VideoJob
+from slowfast_deploy.engine import open_engine
+from slowfast_deploy.engine.base import DecodeOptions, EngineOptions, VideoResult, in_order
+from slowfast_deploy.engine.jobs import jobs_from_list, jobs_from_paths
+from slowfast_deploy.engine.scoring import top_k
+from slowfast_deploy.evaluation.run import EvaluationRun, RunSummary
+from slowfast_deploy.labels import names_for, resolve_labels
 from slowfast_deploy.runtime import Backend, ModelConfig
-from slowfast_deploy.specs import VIEWS
-from slowfast_deploy.streaming import VideoResult
+from slowfast_deploy.specs import view_spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,41 +98,39 @@ class Model:
         decoder: str = "auto",
         frame_count: str = "container",
         engine: str = "local",
-        num_workers: int = 1,
         **engine_options: Any,
     ) -> Iterator[Prediction]:
         """Predictions in the order of ``videos``; a video that fails yields an error, not a
-        raise. ``engine_options`` are ``EngineOptions`` fields (``batchsize``,
-        ``decode_timeout_s``; for ``engine="ray"``: ``model_actors``, ``ray_address``)."""
+        raise. ``engine_options`` are ``EngineOptions`` fields (``batchsize``, ``num_workers``,
+        ``decode_timeout_s``; for ``engine="ray"``: ``model_actors``, ``ray_address``).
+
+        The local engine reuses the model already open in this process; Ray opens it on its
+        actors. Bad values raise ``ValueError`` naming what is allowed, before any decoding.
+        """
         if topk < 1:
             raise ValueError(f"topk must be >= 1, got {topk}")
-        jobs = [VideoJob(f"{i}:{v}", str(v)) for i, v in enumerate(videos)]
-        options = EngineOptions(
-            engine=engine,  # type: ignore[arg-type]
-            num_workers=min(num_workers, len(jobs)),
-            **engine_options,
-        )
+        spec = view_spec(views)
+        jobs = jobs_from_paths(list(videos))
+        options = EngineOptions(engine=engine, **engine_options)  # type: ignore[arg-type]
         decode = DecodeOptions(decoder, frame_count)  # type: ignore[arg-type]
-        if engine == "local":  # reuse the model opened in this process
-            runner: Any = LocalEngine(self.backend, VIEWS[views], decode, options)
-        else:
-            runner = open_engine(self.config, VIEWS[views], decode, options)
+        if options.workers > len(jobs):  # no idle decoder processes for a short list
+            options = replace(options, num_workers=max(1, len(jobs)) if options.workers else 0)
+        model = self.backend if options.engine == "local" else self.config
+        runner = open_engine(model, spec, decode, options)
         try:
             runner.start()
             for result in in_order(runner.run(jobs), jobs):
                 yield self._prediction(result, topk)
         finally:
-            if engine != "local":
-                runner.close()
+            runner.close()  # the local engine leaves a backend it was given open
 
     def _prediction(self, result: VideoResult, topk: int) -> Prediction:
         if result.scores is None:
             return Prediction(result.job.path, [], None, 0, result.error, result.info)
-        order = np.argsort(result.scores)[::-1][:topk]
-        names = self.labels if self.labels and len(self.labels) == len(result.scores) else None
+        names = names_for(self.labels, len(result.scores))
         top = [
-            (int(c), names[c] if names and c < len(names) else None, float(result.scores[c]))
-            for c in order
+            (int(c), names[c] if names else None, float(result.scores[c]))
+            for c in top_k(result.scores, topk)
         ]
         return Prediction(result.job.path, top, result.scores, result.num_views, None, result.info)
 
@@ -145,19 +144,6 @@ class Model:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def in_order(results: Iterable[VideoResult], jobs: list[VideoJob]) -> Iterator[VideoResult]:
-    """Re-order results (which engines yield in any order) into the order of ``jobs``."""
-    position = {job.key: i for i, job in enumerate(jobs)}
-    waiting: dict[int, VideoResult] = {}
-    next_index = 0
-    for result in results:
-        waiting[position[result.job.key]] = result
-        while next_index in waiting:
-            yield waiting.pop(next_index)
-            next_index += 1
-    yield from (waiting[i] for i in sorted(waiting))
 
 
 def open_model(path: str | os.PathLike[str], **options: Any) -> Model:
@@ -180,10 +166,38 @@ def evaluate(
     **engine_options: Any,
 ) -> dict[str, Any]:
     """Evaluate the videos of ``ann_file`` (``relative/path.mp4 <label>`` lines) and return the
-    summary (accuracy, failures, throughput). With ``output`` the per-video results are kept
-    in a JSONL file and a rerun resumes it, exactly as ``slowfast-deploy evaluate --output``."""
-    from slowfast_deploy.run import EvaluationRun, jobs_from_list
+    summary (accuracy, failures, throughput) as JSON-able data. With ``output`` the per-video
+    results are kept in a JSONL file and a rerun resumes it, exactly as
+    ``slowfast-deploy evaluate --output``: the same defaults (``EngineOptions``), the same
+    ``RAY_ADDRESS``. ``evaluate_run`` returns the typed ``RunSummary``."""
+    return evaluate_run(
+        video_dir,
+        ann_file,
+        model,
+        output=output,
+        views=views,
+        decoder=decoder,
+        frame_count=frame_count,
+        labels=labels,
+        engine=engine,
+        **engine_options,
+    ).to_dict()
 
+
+def evaluate_run(
+    video_dir: str | os.PathLike[str],
+    ann_file: str | os.PathLike[str],
+    model: str | os.PathLike[str] | ModelConfig,
+    *,
+    output: str | os.PathLike[str] | None = None,
+    views: int = 1,
+    decoder: str = "auto",
+    frame_count: str = "container",
+    labels: list[str] | None = None,
+    engine: str = "local",
+    **engine_options: Any,
+) -> RunSummary:
+    """``evaluate``, returning the ``RunSummary`` dataclass."""
     config = model if isinstance(model, ModelConfig) else ModelConfig(str(model))
     run = EvaluationRun(
         jobs_from_list(video_dir, ann_file),
@@ -192,7 +206,7 @@ def evaluate(
         views=views,
         decode=DecodeOptions(decoder, frame_count),  # type: ignore[arg-type]
         engine=EngineOptions(engine=engine, **engine_options),  # type: ignore[arg-type]
-        labels=labels,
+        labels=labels if labels is not None else resolve_labels(None),
     )
     with run:
         for _ in run.records():

@@ -8,6 +8,7 @@ names without a label map beside the project.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -56,3 +57,14 @@ def resolve_labels(
     if num_classes in (None, NUM_KINETICS400_CLASSES):
         return kinetics400_labels()
     return None
+
+
+def names_for(labels: Sequence[str] | None, num_classes: int) -> Sequence[str] | None:
+    """``labels`` if they name exactly ``num_classes`` classes, else ``None``: the Kinetics
+    names are never put on another model's classes (a 10-class model shows indices)."""
+    return labels if labels is not None and len(labels) == num_classes else None
+
+
+def class_name(index: int, labels: Sequence[str] | None) -> str:
+    """The name of class ``index``, or ``class {index}`` where there is none."""
+    return labels[index] if labels is not None and index < len(labels) else f"class {index}"

@@ -67,6 +67,17 @@ THIRTY_VIEW = ViewSpec(ClipSpec(num_clips=10), PreprocessSpec(crop_size=256, num
 VIEWS = {1: SINGLE_VIEW, 30: THIRTY_VIEW}
 
 
+def view_spec(views: int) -> ViewSpec:
+    """The test protocol of ``views`` views per video (1 or 30).
+
+    >>> view_spec(30).num_views
+    30
+    """
+    if views not in VIEWS:
+        raise ValueError(f"views must be one of {sorted(VIEWS)}, got {views!r}")
+    return VIEWS[views]
+
+
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
     """SlowFast hyper-parameters, named as in mmaction2 ``ResNet3dSlowFast``."""

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from slowfast_deploy.cli import ExitStatus, main
-from slowfast_deploy.formats import BIN_SHAPE
+from slowfast_deploy.reference.formats import BIN_SHAPE
 
 torch = pytest.importorskip("torch")
 
@@ -129,7 +129,7 @@ def test_preprocess_malformed_list_stops_before_work(video_dir, tmp_path, capsys
 
 @pytest.fixture(scope="module")
 def expected_scores(prepared, checkpoint):
-    from slowfast_deploy.formats import read_bin
+    from slowfast_deploy.reference.formats import read_bin
     from slowfast_deploy.runtime import open_backend
 
     backend = open_backend(checkpoint)
@@ -140,7 +140,7 @@ def expected_scores(prepared, checkpoint):
 def test_infer_writes_one_file_per_input_byte_exact(
     prepared, checkpoint, expected_scores, tmp_path, batchsize, outfmt, capsys
 ):
-    from slowfast_deploy.formats import result_bytes
+    from slowfast_deploy.reference.formats import result_bytes
 
     code = main(
         [

@@ -11,8 +11,8 @@ import psutil
 import pytest
 
 from conftest import evaluate_cmd
+from slowfast_deploy.engine.decode import DecodedVideo, DecodeOptions, VideoJob, decode_job
 from slowfast_deploy.engine.pool import DecodePool
-from slowfast_deploy.pipeline import DecodedVideo, DecodeOptions, VideoJob, decode_job
 from slowfast_deploy.specs import SINGLE_VIEW
 
 

@@ -31,7 +31,7 @@ def evaluate(videos, model, out, *extra):
 
 def comparable(path):
     """Records without timings and node fields, as the engines must agree on them."""
-    from slowfast_deploy.results import read_records
+    from slowfast_deploy.evaluation.results import read_records
 
     drop = {"timing_ms", "node", "model_node"}
     return [{k: v for k, v in r.items() if k not in drop} for r in read_records(path)]
@@ -69,8 +69,9 @@ def test_two_node_cluster_losing_its_worker_node(many_videos, tiny_onnx, local_r
     import ray
     from ray.cluster_utils import Cluster
 
-    from slowfast_deploy.engine import EngineOptions
-    from slowfast_deploy.run import EvaluationRun, jobs_from_list
+    from slowfast_deploy.engine.base import EngineOptions
+    from slowfast_deploy.engine.jobs import jobs_from_list
+    from slowfast_deploy.evaluation.run import EvaluationRun
     from slowfast_deploy.runtime import ModelConfig
 
     cluster = Cluster(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from slowfast_deploy.export.calibration import (
+from slowfast_deploy.quantize.calibration import (
     MIN_CALIBRATION_CLIPS,
     MIN_VALIDATION_CLIPS,
     ClipSet,
@@ -62,7 +62,7 @@ def test_missing_validation_and_generated_clips_are_flagged():
 
 
 def test_clips_from_bins_and_from_a_video_list(tmp_path, video_dir):
-    from slowfast_deploy.formats import BIN_SHAPE
+    from slowfast_deploy.reference.formats import BIN_SHAPE
 
     bins = tmp_path / "bins"
     bins.mkdir()
@@ -83,7 +83,7 @@ def test_compile_int8_cli_warns_and_stores_fidelity(tiny_onnx, video_dir, tmp_pa
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
     from slowfast_deploy.cli import main
-    from slowfast_deploy.export.fidelity import read_fidelity
+    from slowfast_deploy.quantize.fidelity import read_fidelity
 
     listed = str(video_dir / "list.txt")
     out = tmp_path / "int8"
@@ -135,7 +135,7 @@ def test_compile_int8_cli_warns_and_stores_fidelity(tiny_onnx, video_dir, tmp_pa
 
 def test_generated_samples_are_labelled_demo_only():
     pytest.importorskip("av")
-    from slowfast_deploy.export.calibration import GENERATED_SOURCE
+    from slowfast_deploy.quantize.calibration import GENERATED_SOURCE
 
     clips = load_clip_set(GENERATED_SOURCE, 2)
     assert clips.generated and len(clips) == 2
@@ -150,8 +150,8 @@ def test_kept_layers_in_bf16_are_recorded_judged_and_run_that_way(tiny_onnx, vid
     if "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
         pytest.skip("this CPU has no bf16")
     from slowfast_deploy.cli import main
-    from slowfast_deploy.export.calibration import load_clip_set
-    from slowfast_deploy.export.fidelity import check_fidelity, read_fidelity
+    from slowfast_deploy.quantize.calibration import load_clip_set
+    from slowfast_deploy.quantize.fidelity import check_fidelity, read_fidelity
     from slowfast_deploy.runtime import open_backend
 
     listed = str(video_dir / "list.txt")

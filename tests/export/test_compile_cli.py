@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from slowfast_deploy.cli import main
-from slowfast_deploy.export.fidelity import Fidelity
-from slowfast_deploy.export.int8 import Int8Outcome
-from slowfast_deploy.export.quantize import Recipe
 from slowfast_deploy.export.validate import OutputCheck, ParityReport
+from slowfast_deploy.quantize.fidelity import Fidelity
+from slowfast_deploy.quantize.int8 import Int8Outcome
+from slowfast_deploy.quantize.search import Recipe
 
 
 def _result(tmp_path: Path, *, met: bool | None, timed_out: bool = False):

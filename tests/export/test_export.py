@@ -24,7 +24,7 @@ def test_export_validates_and_simplifies(tiny_checkpoint, tmp_path):
 
 
 def test_contract_names_dynamic_batch_and_metadata(tiny_checkpoint, tmp_path):
-    from slowfast_deploy.formats import sha256_file
+    from slowfast_deploy._files import sha256_file
 
     path = tmp_path / "default.onnx"
     export_onnx(tiny_checkpoint, path, softmax=True, spec=tiny_spec())

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from slowfast_deploy.export.fidelity import Fidelity, compare_scores
+from slowfast_deploy.quantize.fidelity import Fidelity, compare_scores
 
 
 def _scores(*rows):
@@ -62,7 +62,7 @@ def test_fidelity_check_of_an_existing_model_is_stored_in_the_ir(tiny_onnx, tmp_
     pytest.importorskip("openvino")
     from slowfast_deploy.cli import main
     from slowfast_deploy.export.compile import compile_model
-    from slowfast_deploy.export.fidelity import check_fidelity, read_fidelity
+    from slowfast_deploy.quantize.fidelity import check_fidelity, read_fidelity
 
     xml = compile_model(tiny_onnx, backend="openvino", output=tmp_path / "m").path
     assert read_fidelity(xml) is None
@@ -70,7 +70,7 @@ def test_fidelity_check_of_an_existing_model_is_stored_in_the_ir(tiny_onnx, tmp_
     clips = [rng.standard_normal((1, 1, 3, 32, 32, 32), dtype=np.float32) for _ in range(3)]
     f = check_fidelity(xml, tiny_onnx, clips, description="3 random clips")
     assert f.top1_agree == 3 and f.max_score_diff < 1e-4  # fp32 IR vs its own source
-    from slowfast_deploy.export.fidelity import write_fidelity
+    from slowfast_deploy.quantize.fidelity import write_fidelity
 
     write_fidelity(xml, f)
     assert read_fidelity(xml) == f
@@ -81,7 +81,7 @@ def test_bench_names_the_cpu_and_shows_stored_fidelity(tiny_onnx, tmp_path, caps
     pytest.importorskip("openvino")
     from slowfast_deploy.cli import main
     from slowfast_deploy.export.compile import compile_model
-    from slowfast_deploy.export.fidelity import write_fidelity
+    from slowfast_deploy.quantize.fidelity import write_fidelity
 
     xml = compile_model(tiny_onnx, backend="openvino", output=tmp_path / "m").path
     write_fidelity(xml, Fidelity(8, 8, 7, 0.05, 0.01, 6, 0, clips="8 clips from val"))

@@ -43,7 +43,7 @@ def sensitive_onnx(tiny_model, tmp_path_factory):
 def clip_sets():
     """A deliberately poor calibration (one faint clip) and 12 strong validation clips: plain
     int8 then flips most top-1s, so agreement has to be bought back with fp32 layers."""
-    from slowfast_deploy.export.calibration import ClipSet
+    from slowfast_deploy.quantize.calibration import ClipSet
 
     calibration = ClipSet("faint", ("c0",), [_clip(100, scale=0.002)])
     validation = ClipSet("strong", tuple(f"v{i}" for i in range(12)), [_clip(i) for i in range(12)])
@@ -51,8 +51,8 @@ def clip_sets():
 
 
 def test_int8_ir_runs_close_to_fp32(tiny_onnx, tmp_path):
-    from slowfast_deploy.export.calibration import ClipSet
     from slowfast_deploy.export.compile import compile_model
+    from slowfast_deploy.quantize.calibration import ClipSet
     from slowfast_deploy.runtime import open_backend
     from slowfast_deploy.runtime.openvino_backend import rt_value
 
@@ -89,8 +89,8 @@ def test_search_keeps_blocks_in_fp32_until_the_target_then_replays(
     sensitive_onnx, clip_sets, tmp_path
 ):
     from slowfast_deploy.export.compile import Int8Options, compile_model
-    from slowfast_deploy.export.fidelity import read_fidelity
-    from slowfast_deploy.export.quantize import Recipe
+    from slowfast_deploy.quantize.fidelity import read_fidelity
+    from slowfast_deploy.quantize.search import Recipe
     from slowfast_deploy.runtime import open_backend
 
     calibration, validation = clip_sets
@@ -130,8 +130,8 @@ def test_search_keeps_blocks_in_fp32_until_the_target_then_replays(
 @pytest.fixture(scope="module")
 def search_parts(sensitive_onnx, clip_sets):
     """``search_recipe``'s arguments for the sensitive model and clip sets."""
-    from slowfast_deploy.export._openvino_ir import load_onnx, to_openvino
-    from slowfast_deploy.export.fidelity import compare_scores
+    from slowfast_deploy.quantize.fidelity import compare_scores
+    from slowfast_deploy.runtime.openvino_ir import load_onnx, to_openvino
 
     calibration, validation = clip_sets
     fp32 = to_openvino(load_onnx(sensitive_onnx))
@@ -152,7 +152,7 @@ def search_parts(sensitive_onnx, clip_sets):
 
 
 def test_search_stops_at_once_when_all_int8_meets_the_target(search_parts):
-    from slowfast_deploy.export.quantize import Recipe, quantize_model, search_recipe
+    from slowfast_deploy.quantize.search import Recipe, quantize_model, search_recipe
 
     fp32, calibration, evaluate, reference = search_parts
     base, _ = evaluate(quantize_model(fp32, calibration, Recipe(preset="performance")), None)
@@ -169,7 +169,7 @@ def test_search_stops_at_once_when_all_int8_meets_the_target(search_parts):
 
 
 def test_search_out_of_time_returns_the_best_model(search_parts):
-    from slowfast_deploy.export.quantize import Recipe, search_recipe
+    from slowfast_deploy.quantize.search import Recipe, search_recipe
 
     fp32, calibration, evaluate, reference = search_parts
     ticks = itertools.count(step=200.0)  # every look at the clock: 200 s later
@@ -190,7 +190,7 @@ def test_search_out_of_time_returns_the_best_model(search_parts):
 
 def test_recipe_json_errors_name_the_file(tmp_path):
     from slowfast_deploy.errors import DataFormatError
-    from slowfast_deploy.export.quantize import Recipe
+    from slowfast_deploy.quantize.search import Recipe
 
     bad = tmp_path / "r.json"
     bad.write_text(json.dumps({"version": 99}))

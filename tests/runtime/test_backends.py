@@ -29,7 +29,8 @@ def golden_onnx(golden, tmp_path_factory):
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_fp32_backends_match_golden_scores(golden, golden_onnx, backend):
     pytest.importorskip(backend)
-    from slowfast_deploy.pipeline import load_views, score_views
+    from slowfast_deploy.engine.decode import load_views
+    from slowfast_deploy.engine.scoring import score_views
     from slowfast_deploy.runtime import open_backend
 
     model = open_backend(golden_onnx, backend=backend, threads=2)
@@ -133,7 +134,7 @@ def test_bench_speedup_is_relative_to_the_pytorch_model():
     """Ratios come from the same alternating run; checked on fake runners with known cost."""
     import time
 
-    from slowfast_deploy.benchmark import bench_alternating
+    from slowfast_deploy.runtime.benchmark import bench_alternating
 
     def sleeper(ms):
         return lambda video: time.sleep(ms / 1000)

@@ -14,8 +14,8 @@ import shutil
 import numpy as np
 import pytest
 
+from slowfast_deploy.engine.decode import DecodeOptions, VideoJob, decode_job
 from slowfast_deploy.errors import VideoDecodeError
-from slowfast_deploy.pipeline import DecodeOptions, VideoJob, decode_job
 from slowfast_deploy.specs import SINGLE_VIEW
 from slowfast_deploy.video.decode import open_video
 from slowfast_deploy.video.reasons import REASONS, check_path
@@ -30,6 +30,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from hostile_corpus import build_corpus
 
     return build_corpus(tmp_path_factory.mktemp("hostile"))
+
 
 OK = "frames"
 # kind -> outcome per decoder: OK (frames equal to decord's, or PyAV's where only PyAV decodes)
@@ -210,7 +211,7 @@ def test_unreadable_file(hostile, tmp_path):
     shutil.copy(hostile["plain"], path)
     path.chmod(0)
     code = (
-        "import sys; from slowfast_deploy.pipeline import *; "
+        "import sys; from slowfast_deploy.engine.decode import *; "
         "r = decode_job(VideoJob('x', sys.argv[1]), __import__('slowfast_deploy.specs')"
         ".specs.SINGLE_VIEW, DecodeOptions('auto')); print(r.info['reason']); print(r.error)"
     )
@@ -280,7 +281,7 @@ def test_reason_survives_a_process_boundary():
 
 
 def test_annotation_list_as_users_save_it(tmp_path):
-    from slowfast_deploy.formats import read_annotations
+    from slowfast_deploy.engine.jobs import read_annotations
 
     text = "\ufeffwith space.mp4 3\r\n\r\nsub dir/vidéo ünïcode.mp4 1\r\n  \n日本語/名前.mkv\t7\n"
     path = tmp_path / "list.txt"
@@ -294,8 +295,8 @@ def test_annotation_list_as_users_save_it(tmp_path):
 
 
 def test_annotation_list_not_utf8(tmp_path):
+    from slowfast_deploy.engine.jobs import read_annotations
     from slowfast_deploy.errors import DataFormatError
-    from slowfast_deploy.formats import read_annotations
 
     path = tmp_path / "latin1.txt"
     path.write_bytes("vidéo.mp4 1\n".encode("latin-1"))
@@ -354,8 +355,8 @@ def test_plain_pyav_differs_on_10bit(kind, hostile):
 def test_frame_count_flag_reaches_preprocess(edit_list, tmp_path):
     """``--frame-count decoded`` samples from the frames that play; the default, mmaction2's."""
     from slowfast_deploy.cli import main
-    from slowfast_deploy.formats import read_bin
-    from slowfast_deploy.pipeline import load_views
+    from slowfast_deploy.engine.decode import load_views
+    from slowfast_deploy.reference.formats import read_bin
 
     ann = tmp_path / "list.txt"
     ann.write_text(f"{edit_list.name} 0\n")

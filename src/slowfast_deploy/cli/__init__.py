@@ -25,6 +25,29 @@ class UsageError(Exception):
     """Arguments that argparse accepted but that do not fit together; exit code 2."""
 
 
+# library parameters -> the flags that set them, so that a ValueError raised by the library's
+# own checks (it names the parameter) reads as a usage error naming the flag
+PARAM_FLAGS = {
+    "decode_timeout_s": "--decode-timeout",
+    "num_workers": "--num-workers",
+    "model_actors": "--model-actors",
+    "batchsize": "--batchsize",
+    "views": "--views",
+    "topk": "--topk",
+    "window": "--window",
+    "stride": "--stride",
+    "smooth": "--smooth",
+    "threshold": "--threshold",
+}
+
+
+def usage_message(err: Exception) -> str:
+    """``err``'s message with a leading library parameter name replaced by its flag."""
+    text = str(err)
+    name, _, rest = text.partition(" ")
+    return f"{PARAM_FLAGS[name]} {rest}" if name in PARAM_FLAGS else text
+
+
 class ExitStatus(IntEnum):
     OK = 0
     ERROR = 1  # bad input, missing extra: one line on stderr, nothing after it was done
@@ -88,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ValueError) as err:  # library ValueErrors name the bad value
         if args.traceback:
             raise
-        print(f"usage error: {err}", file=sys.stderr)
+        print(f"usage error: {usage_message(err)}", file=sys.stderr)
         return ExitStatus.USAGE
     except KeyboardInterrupt:
         if args.traceback:

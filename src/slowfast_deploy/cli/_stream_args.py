@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 from slowfast_deploy.cli._types import non_negative_int, positive_int
@@ -84,30 +83,21 @@ def add_stream_args(p: argparse.ArgumentParser) -> None:
 
 
 def engine_options(args: argparse.Namespace) -> Any:
-    """``EngineOptions`` from the parsed arguments; ``RAY_ADDRESS`` only matters for ray."""
-    from slowfast_deploy.engine import EngineOptions
+    """``EngineOptions`` from the parsed arguments; defaults (workers per engine,
+    ``RAY_ADDRESS``) and checks are the library's."""
+    from slowfast_deploy.engine.base import EngineOptions
 
-    workers = args.num_workers
-    if workers is None:
-        workers = 2 if args.engine == "ray" else 1
-    address = args.ray_address
-    if args.engine == "ray" and address is None:
-        address = os.environ.get("RAY_ADDRESS") or None
-    if args.decode_timeout < 0:
-        from slowfast_deploy.cli import UsageError
-
-        raise UsageError(f"--decode-timeout must be >= 0, got {args.decode_timeout}")
     return EngineOptions(
         engine=args.engine,
         batchsize=getattr(args, "batchsize", 1),
-        num_workers=workers,
-        decode_timeout_s=args.decode_timeout or None,
+        num_workers=args.num_workers,
+        decode_timeout_s=args.decode_timeout,
         model_actors=getattr(args, "model_actors", 1),
-        ray_address=address,
+        ray_address=args.ray_address,
     )
 
 
 def decode_options(args: argparse.Namespace) -> Any:
-    from slowfast_deploy.pipeline import DecodeOptions
+    from slowfast_deploy.engine.base import DecodeOptions
 
     return DecodeOptions(args.decoder, getattr(args, "frame_count", "container"))

@@ -51,16 +51,16 @@ def parse_model(text: str) -> tuple[str, str | None, str | None]:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from slowfast_deploy.benchmark import (
+    from slowfast_deploy.cli import UsageError
+    from slowfast_deploy.quantize.fidelity import read_fidelity
+    from slowfast_deploy.reference.formats import BIN_SHAPE
+    from slowfast_deploy.runtime import open_backend, run_batched
+    from slowfast_deploy.runtime.benchmark import (
         bench_alternating,
         cpu_name,
         format_table,
         reference_lines,
     )
-    from slowfast_deploy.cli import UsageError
-    from slowfast_deploy.export.fidelity import read_fidelity
-    from slowfast_deploy.formats import BIN_SHAPE
-    from slowfast_deploy.runtime import open_backend, run_batched
     from slowfast_deploy.specs import MODEL_SPECS
 
     try:

@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
                 f"; speed cost: {outcome.kept_ms:.0f} ms vs {outcome.all_int8_ms:.0f} ms per call "
                 f"all-int8 ({outcome.kept_ms / outcome.all_int8_ms - 1:+.0%}, 3 alternating calls)"
             )
-        from slowfast_deploy.export.quantize import layer_groups
+        from slowfast_deploy.quantize.search import layer_groups
 
         blocks = [key.rsplit("/", 1)[-1] for key, _ in layer_groups(kept)]
         shown = ", ".join(blocks[:8]) + (f" and {len(blocks) - 8} more" if len(blocks) > 8 else "")

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_offline(args: argparse.Namespace) -> int:
     from slowfast_deploy.cli import note
-    from slowfast_deploy.offline import evaluate_results
+    from slowfast_deploy.evaluation.result_dir import evaluate_results
 
     acc = evaluate_results(args.result_dir, args.label_file)
     if args.format == "json":
@@ -69,9 +69,9 @@ def run_streaming(args: argparse.Namespace) -> int:
     from slowfast_deploy.cli._model_args import model_config
     from slowfast_deploy.cli._progress import progress
     from slowfast_deploy.cli._stream_args import decode_options, engine_options
+    from slowfast_deploy.engine.jobs import jobs_from_list
+    from slowfast_deploy.evaluation.run import EvaluationRun
     from slowfast_deploy.labels import resolve_labels
-    from slowfast_deploy.metrics import Accuracy
-    from slowfast_deploy.run import EvaluationRun, jobs_from_list
 
     jobs = jobs_from_list(args.video_dir, args.ann_file)
     labels = resolve_labels(args.label_map)  # Kinetics-400 names by default
@@ -99,23 +99,21 @@ def run_streaming(args: argparse.Namespace) -> int:
             bar.close()
         summary = run.finish()
     if args.format == "json":
-        print(json.dumps(summary))
-        return ExitStatus.SOME_FAILED if summary["num_failed"] else ExitStatus.OK
-    if "top1_acc" in summary:
-        acc = Accuracy(
-            summary["num_ok"], summary["top1_acc"], summary["top5_acc"], summary["mean_class_acc"]
+        print(json.dumps(summary.to_dict()))
+        return ExitStatus.SOME_FAILED if summary.num_failed else ExitStatus.OK
+    if summary.accuracy is not None:
+        sys.stdout.write(summary.accuracy.lines())
+    print(f"videos\t{summary.num_ok} ok, {summary.num_failed} failed")
+    for failed in summary.failed:
+        print(f"failed\t{failed.video}\t{failed.error}")
+    this = summary.this_run
+    if this is not None:
+        note(
+            args,
+            f"[INFO] this run ({summary.engine}): {this.videos} videos in {this.wall_s} s "
+            f"= {this.videos_per_s} videos/s end-to-end (start-up {this.startup_s} s apart); "
+            f"model-only {this.model_only_videos_per_s} videos/s",
         )
-        sys.stdout.write(acc.lines())
-    print(f"videos\t{summary['num_ok']} ok, {summary['num_failed']} failed")
-    for failed in summary["failed"]:
-        print(f"failed\t{failed['video']}\t{failed['error']}")
-    this = summary["this_run"]
-    note(
-        args,
-        f"[INFO] this run ({summary['engine']}): {this['videos']} videos in {this['wall_s']} s "
-        f"= {this['videos_per_s']} videos/s end-to-end (start-up {this['startup_s']} s apart); "
-        f"model-only {this['model_only_videos_per_s']} videos/s",
-    )
-    if len(summary["videos_per_node"]) > 1:
-        note(args, f"[INFO] videos per node: {summary['videos_per_node']}")
-    return ExitStatus.SOME_FAILED if summary["num_failed"] else ExitStatus.OK
+    if len(summary.videos_per_node) > 1:
+        note(args, f"[INFO] videos per node: {summary.videos_per_node}")
+    return ExitStatus.SOME_FAILED if summary.num_failed else ExitStatus.OK

@@ -43,8 +43,8 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from slowfast_deploy.cli import note
-    from slowfast_deploy.export.calibration import check_clip_sets, load_clip_set
-    from slowfast_deploy.export.fidelity import check_fidelity, write_fidelity
+    from slowfast_deploy.quantize.calibration import check_clip_sets, load_clip_set
+    from slowfast_deploy.quantize.fidelity import check_fidelity, write_fidelity
 
     clips = load_clip_set(args.clips, args.size, video_dir=args.video_dir)
     if args.calibration is not None:

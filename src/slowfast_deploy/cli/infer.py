@@ -42,18 +42,19 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slowfast_deploy.benchmark import LatencyStats, reference_lines, throughput
     from slowfast_deploy.cli import note
     from slowfast_deploy.cli._model_args import open_model
     from slowfast_deploy.cli._progress import progress
-    from slowfast_deploy.offline import infer_bins, list_bins
+    from slowfast_deploy.reference.formats import list_bins
+    from slowfast_deploy.reference.offline import infer_bins, pending_bins
+    from slowfast_deploy.runtime.benchmark import LatencyStats, reference_lines, throughput
 
     bins = list_bins(args.input)
     out_dir = args.output / args.output_dirname
     if args.resume:
-        done = {p for p in bins if (out_dir / f"{p.stem}_0.{args.outfmt.lower()}").is_file()}
-        bins = [p for p in bins if p not in done]
-        note(args, f"resuming: {len(done)} results already in {out_dir}")
+        todo = pending_bins(bins, out_dir, args.outfmt)
+        note(args, f"resuming: {len(bins) - len(todo)} results already in {out_dir}")
+        bins = todo
         if not bins:
             return 0
     backend = open_model(args, softmax=not args.logits)

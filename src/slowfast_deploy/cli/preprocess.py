@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from slowfast_deploy.cli import ExitStatus, note
     from slowfast_deploy.cli._progress import progress
     from slowfast_deploy.cli._stream_args import decode_options, engine_options
-    from slowfast_deploy.formats import read_annotations
-    from slowfast_deploy.offline import default_workers, preprocess_dataset, write_info
+    from slowfast_deploy.engine.jobs import read_annotations
+    from slowfast_deploy.reference.offline import default_workers, preprocess_dataset, write_info
 
     items = read_annotations(args.ann_file)
     if args.num_workers is None and args.engine == "local":

@@ -55,8 +55,8 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from slowfast_deploy.cli import note
+    from slowfast_deploy.evaluation.report import write_report
     from slowfast_deploy.labels import load_labels
-    from slowfast_deploy.report import write_report
 
     names = load_labels(args.label_map) if args.label_map else None
     written = write_report(

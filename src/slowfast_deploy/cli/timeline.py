@@ -4,10 +4,7 @@ annotated video)."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -84,24 +81,16 @@ def run(args: argparse.Namespace) -> int:
     from slowfast_deploy.cli import ExitStatus, UsageError, note
     from slowfast_deploy.cli._model_args import open_model
     from slowfast_deploy.cli._progress import progress
-    from slowfast_deploy.errors import VideoDecodeError
-    from slowfast_deploy.labels import resolve_labels
+    from slowfast_deploy.labels import names_for, resolve_labels
     from slowfast_deploy.runtime.base import check_input_shape
-    from slowfast_deploy.specs import MODEL_SPECS, SINGLE_VIEW, ClipSpec
-    from slowfast_deploy.timeline import TimelineRun, VideoTimeline, WindowPlan
+    from slowfast_deploy.specs import MODEL_SPECS, ClipSpec
+    from slowfast_deploy.timeline.output import SegmentOptions
+    from slowfast_deploy.timeline.run import VideoTimeline
+    from slowfast_deploy.timeline.windows import WindowPlan
 
-    clip = ClipSpec(clip_len=MODEL_SPECS[args.spec].clip_len)
-    if args.stride < 1:
-        raise UsageError(f"--stride must be >= 1 frame, got {args.stride}")
-    if args.window < clip.clip_len:
-        raise UsageError(
-            f"--window must be at least the model's clip length ({clip.clip_len} frames), "
-            f"got {args.window}"
-        )
-    if args.smooth < 1 or args.smooth % 2 == 0:
-        raise UsageError(f"--smooth must be an odd number of windows >= 1, got {args.smooth}")
-    if not 0.0 <= args.threshold <= 1.0:
-        raise UsageError(f"--threshold must be a score in 0..1, got {args.threshold}")
+    # the library checks the values (a ValueError is a usage error, exit 2)
+    plan = WindowPlan(args.window, args.stride, ClipSpec(clip_len=MODEL_SPECS[args.spec].clip_len))
+    SegmentOptions(args.smooth, args.threshold)
     if args.start is not None and args.start < 0:
         raise UsageError(f"--start must be >= 0 seconds, got {args.start}")
     if args.end is not None and args.end <= (args.start or 0.0):
@@ -113,13 +102,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("several videos with the same file name; run them in separate calls")
     targets = _prepare_targets(args, several)  # fails here, before any decoding
     labels = resolve_labels(args.label_map)  # Kinetics-400 names by default
-    plan = WindowPlan(args.window, args.stride, clip, SINGLE_VIEW.preprocess)
 
     backend = open_model(args)
     size = plan.preprocess.crop_size
     check_input_shape(
         backend.input_shape,
-        (args.batchsize, 1, 3, clip.clip_len, size, size),
+        (args.batchsize, 1, 3, plan.clip.clip_len, size, size),
         model_path=backend.info.model_path,
     )
     timelines: list[VideoTimeline] = []
@@ -127,44 +115,32 @@ def run(args: argparse.Namespace) -> int:
         for video in args.videos:
             timeline = VideoTimeline(str(video), plan)
             timelines.append(timeline)
-            t0 = time.perf_counter()
-            try:
-                with TimelineRun(
-                    video,
-                    backend,
-                    plan,
-                    decoder=args.decoder,
-                    start_s=args.start,
-                    end_s=args.end,
-                    batchsize=args.batchsize,
-                ) as run_:
-                    timeline.info, timeline.num_windows = run_.info, len(run_.windows)
-                    timeline.stats = run_.stats
-                    bar = progress(
-                        run_,
-                        total=len(run_.windows),
-                        desc=video.name,
-                        quiet=args.quiet,
-                        unit="window",
-                    )
-                    try:
-                        for record in bar:
-                            if labels is not None and len(labels) != len(record.scores):
-                                labels = None  # the Kinetics names do not fit this model
-                            timeline.records.append(record)
-                    finally:
-                        bar.close()
-                        timeline.wall_s = time.perf_counter() - t0
-                    timeline.status = "ok"
-            except (VideoDecodeError, ValueError) as err:
-                timeline.status, timeline.error = "failed", str(err)
-                print(f"failed: {video}: {err}", file=sys.stderr)
+            opened = timeline.open(
+                backend,
+                decoder=args.decoder,
+                start_s=args.start,
+                end_s=args.end,
+                batchsize=args.batchsize,
+            )
+            if opened:
+                bar = progress(
+                    timeline.run(),
+                    total=timeline.num_windows,
+                    desc=video.name,
+                    quiet=args.quiet,
+                    unit="window",
+                )
+                try:
+                    for record in bar:
+                        labels = names_for(labels, len(record.scores))
+                finally:
+                    bar.close()
+            if timeline.status == "failed":
+                print(f"failed: {video}: {timeline.error}", file=sys.stderr)
                 continue
-            note(args, _speed_line(timeline))
+            note(args, timeline.speed_line())
             _draw(timeline, targets, video, args, labels)
     except KeyboardInterrupt:
-        if timelines and timelines[-1].status == "running":
-            timelines[-1].status = "interrupted"
         _write_text(timelines, args, labels, targets)
         if timelines and timelines[-1].status == "interrupted" and timelines[-1].records:
             _plot(timelines[-1], targets["plot"], Path(timelines[-1].video), args, labels)
@@ -181,7 +157,7 @@ def _prepare_targets(args: argparse.Namespace, several: bool) -> dict[str, Any]:
     """Output paths, checked writable now so that a typo fails before hours of decoding."""
     targets: dict[str, Any] = {"out": args.out, "plot": args.plot, "annotate": args.annotate}
     if args.annotate is not None:
-        from slowfast_deploy.timeline_render import h264_encoder
+        from slowfast_deploy.timeline.render import h264_encoder
 
         h264_encoder()
     if args.plot is not None:
@@ -230,18 +206,6 @@ def _target(path: Path | None, video: Path, suffix: str, is_dir: bool) -> Path |
     return path / f"{video.stem}{suffix}" if is_dir else path
 
 
-def _speed_line(timeline: Any) -> str:
-    info, stats = timeline.info, timeline.stats
-    records = timeline.records
-    video_s = (records[-1].end_frame - records[0].start_frame) / info.fps if records else 0.0
-    wall = max(timeline.wall_s, 1e-9)
-    return (
-        f"{timeline.video}: {len(records)} windows, {video_s:.1f} s of video in {wall:.1f} s "
-        f"({video_s / wall:.2f}x real time; decode {stats.decode_s / wall:.0%}, "
-        f"preprocess {stats.preprocess_s / wall:.0%}, model {stats.model_s / wall:.0%})"
-    )
-
-
 def _draw(
     timeline: Any, targets: dict[str, Any], video: Path, args: argparse.Namespace, labels: Any
 ) -> None:
@@ -252,9 +216,9 @@ def _draw(
         return
     from slowfast_deploy.cli import note
     from slowfast_deploy.cli._progress import progress
-    from slowfast_deploy.timeline import smooth_scores
-    from slowfast_deploy.timeline_output import timeline_segments
-    from slowfast_deploy.timeline_render import annotate_video, frame_labels
+    from slowfast_deploy.timeline.output import timeline_segments
+    from slowfast_deploy.timeline.render import annotate_video, frame_labels
+    from slowfast_deploy.timeline.segments import smooth_scores
 
     smoothed = smooth_scores(timeline.scores(), args.smooth)
     segments = timeline_segments(timeline, smooth=args.smooth, threshold=args.threshold)
@@ -297,9 +261,9 @@ def _plot(
     if dst is None or not timeline.records:
         return
     from slowfast_deploy.cli import note
-    from slowfast_deploy.timeline import smooth_scores
-    from slowfast_deploy.timeline_output import timeline_segments
-    from slowfast_deploy.timeline_render import plot_timeline
+    from slowfast_deploy.timeline.output import timeline_segments
+    from slowfast_deploy.timeline.render import plot_timeline
+    from slowfast_deploy.timeline.segments import smooth_scores
 
     smoothed = smooth_scores(timeline.scores(), args.smooth)
     segments = timeline_segments(timeline, smooth=args.smooth, threshold=args.threshold)
@@ -313,48 +277,24 @@ def _plot(
 def _write_text(
     timelines: list[Any], args: argparse.Namespace, labels: Any, targets: dict[str, Any]
 ) -> None:
-    from slowfast_deploy.timeline_output import timeline_record, to_csv, to_json, to_srt
+    from slowfast_deploy._files import write_text_atomic
+    from slowfast_deploy.timeline.output import SegmentOptions, render_timelines
 
-    records = [
-        timeline_record(
-            t, topk=args.topk, smooth=args.smooth, threshold=args.threshold, labels=labels
-        )
-        for t in timelines
-    ]
-    for record, timeline in zip(records, timelines, strict=True):
-        if timeline.info is not None and timeline.records:
-            stats = timeline.stats
-            record["timing"] = {
-                "wall_s": round(timeline.wall_s, 3),
-                "decode_s": round(stats.decode_s, 3),
-                "preprocess_s": round(stats.preprocess_s, 3),
-                "model_s": round(stats.model_s, 3),
-            }
     out: Path | None = targets["out"]
+    texts = render_timelines(
+        timelines,
+        fmt=args.format,
+        topk=args.topk,
+        segments=SegmentOptions(args.smooth, args.threshold),
+        labels=labels,
+    )
     if args.format == "srt" and len(args.videos) > 1:
-        for record, video in zip(records, args.videos, strict=False):
-            _write_file(out / f"{video.stem}.srt", to_srt(record))  # type: ignore[operator]
+        for text, video in zip(texts, args.videos, strict=False):
+            write_text_atomic(out / f"{video.stem}.srt", text)  # type: ignore[operator]
         return
-    if args.format == "json":
-        text = to_json(records)
-    elif args.format == "csv":
-        text = to_csv(records, topk=args.topk, with_names=labels is not None)
-    else:
-        text = to_srt(records[0]) if records else ""
+    text = texts[0] if texts else ""
     if out is None:
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        _write_file(out, text)
-
-
-def _write_file(path: Path, text: str) -> None:
-    """Write atomically: a temporary file beside ``path``, then rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        write_text_atomic(out, text)

@@ -6,18 +6,18 @@ import platform
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from slowfast_deploy.engine import EngineOptions
+from slowfast_deploy.engine.base import (
+    DecodedVideo,
+    DecodeOptions,
+    EngineOptions,
+    VideoJob,
+    VideoResult,
+)
+from slowfast_deploy.engine.decode import decode_inline
 from slowfast_deploy.engine.pool import DecodePool
-from slowfast_deploy.pipeline import DecodedVideo, DecodeOptions, VideoJob
+from slowfast_deploy.engine.scoring import check_model_views, prefetch_for, score_stream
 from slowfast_deploy.runtime import Backend, ModelConfig
 from slowfast_deploy.specs import ViewSpec
-from slowfast_deploy.streaming import (
-    VideoResult,
-    check_model_views,
-    decode_inline,
-    prefetch_for,
-    score_stream,
-)
 
 
 class LocalEngine:
@@ -52,7 +52,7 @@ class LocalEngine:
 
     def decode(self, jobs: Iterable[VideoJob]) -> Iterator[DecodedVideo]:
         """Decoding only (``preprocess``): one ``DecodedVideo`` per job, in any order."""
-        workers = self.options.num_workers
+        workers = self.options.workers
         if workers == 0:
             yield from decode_inline(jobs, self.views, self.decode_options)
             return

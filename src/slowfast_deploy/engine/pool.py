@@ -28,14 +28,19 @@ from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from slowfast_deploy.pipeline import DecodedVideo, DecodeOptions, VideoJob, decode_job
+from slowfast_deploy.engine.base import (
+    DEFAULT_DECODE_TIMEOUT_S,
+    DecodedVideo,
+    DecodeOptions,
+    VideoJob,
+)
+from slowfast_deploy.engine.decode import decode_job
 from slowfast_deploy.specs import ViewSpec
 
 logger = logging.getLogger(__name__)
 
 DECODER_NICE = 5  # decoders run below the model's threads (measured: +3-7% on 2 cores)
 MAX_ATTEMPTS = 2  # a video that kills its decoder twice is recorded as failed
-DEFAULT_DECODE_TIMEOUT_S = 300.0
 
 
 def _die_with_parent() -> None:

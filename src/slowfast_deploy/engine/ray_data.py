@@ -34,13 +34,19 @@ from typing import Any
 
 import numpy as np
 
-from slowfast_deploy.engine import EngineOptions
 from slowfast_deploy.engine._reaper import start_reaper
+from slowfast_deploy.engine.base import (
+    DecodedVideo,
+    DecodeOptions,
+    EngineOptions,
+    VideoJob,
+    VideoResult,
+)
+from slowfast_deploy.engine.pool import DecodePool
+from slowfast_deploy.engine.scoring import check_model_views, score_stream
 from slowfast_deploy.errors import BackendUnavailableError, SlowFastDeployError
-from slowfast_deploy.pipeline import DecodedVideo, DecodeOptions, VideoJob
 from slowfast_deploy.runtime import ModelConfig, model_files
 from slowfast_deploy.specs import ViewSpec
-from slowfast_deploy.streaming import VideoResult, check_model_views, score_stream
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +95,6 @@ class DecodeStage:
     """A Ray Data actor: decode rows through a one-process ``DecodePool``."""
 
     def __init__(self, views: ViewSpec, decode: DecodeOptions, timeout_s: float | None) -> None:
-        from slowfast_deploy.engine.pool import DecodePool
-
         self.pool = DecodePool(views, decode, num_workers=1, timeout_s=timeout_s, depth=1)
         self.pool.__enter__()
         self.node = _node_name()
@@ -261,7 +265,7 @@ class RayEngine:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         cpus = float(total.get("CPU", 0.0))
         biggest = max((float(n["Resources"].get("CPU", 0.0)) for n in nodes), default=0.0)
-        workers = max(1, self.options.num_workers)
+        workers = max(1, self.options.workers)
         need_decode = workers * DECODE_CPUS
         resources = {"decode_cpus": DECODE_CPUS}
         if self.model is not None:
@@ -315,7 +319,7 @@ class RayEngine:
             batch_size=1,
             batch_format="numpy",
             compute=ActorPoolStrategy(
-                size=max(1, self.options.num_workers), max_tasks_in_flight_per_actor=2
+                size=max(1, self.options.workers), max_tasks_in_flight_per_actor=2
             ),
             num_cpus=self._resources["decode_cpus"],
             scheduling_strategy="SPREAD",  # decoders on every node: each reads its videos

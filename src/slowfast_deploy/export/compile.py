@@ -22,10 +22,10 @@ import numpy as np
 
 from slowfast_deploy._optional import require
 from slowfast_deploy.errors import BackendUnavailableError
-from slowfast_deploy.export._openvino_ir import load_onnx, onnx_metadata, save_ir, to_openvino
-from slowfast_deploy.export.calibration import ClipSet
-from slowfast_deploy.export.int8 import Int8Options, Int8Outcome
 from slowfast_deploy.export.validate import OutputCheck, ParityReport, compare_outputs
+from slowfast_deploy.quantize.calibration import ClipSet
+from slowfast_deploy.quantize.int8 import Int8Options, Int8Outcome
+from slowfast_deploy.runtime.openvino_ir import load_onnx, onnx_metadata, save_ir, to_openvino
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def compile_model(
     output.parent.mkdir(parents=True, exist_ok=True)
     outcome = None
     if precision == "int8" and backend == "openvino":
-        from slowfast_deploy.export.int8 import quantize_to_ir
+        from slowfast_deploy.quantize.int8 import quantize_to_ir
 
         outcome = quantize_to_ir(
             proto,

@@ -39,8 +39,8 @@ class ExportResult:
 
 def sample_input(batch: int = 1) -> NDArray[np.float32]:
     """Real preprocessed input: generated moving-pattern clips through the test pipeline."""
-    from slowfast_deploy.samples import sample_frames
     from slowfast_deploy.video.preprocess import preprocess_clips
+    from slowfast_deploy.video.samples import sample_frames
 
     clips = [
         preprocess_clips(sample_frames(32, seed=b), 1, SINGLE_VIEW.preprocess) for b in range(batch)
@@ -62,7 +62,7 @@ def export_onnx(
     torch = require("torch", extra="torch", purpose="ONNX export")
     onnx = require("onnx", extra="onnx", purpose="ONNX export")
     from slowfast_deploy import __version__
-    from slowfast_deploy.formats import sha256_file
+    from slowfast_deploy._files import sha256_file
     from slowfast_deploy.model.checkpoint import load_checkpoint
     from slowfast_deploy.model.slowfast import ReferenceContract
 

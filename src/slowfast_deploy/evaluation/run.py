@@ -17,35 +17,23 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from slowfast_deploy.benchmark import cpu_name
-from slowfast_deploy.engine import Engine, EngineOptions, open_engine
-from slowfast_deploy.formats import read_annotations
-from slowfast_deploy.metrics import Accuracy, top_k_hits
-from slowfast_deploy.pipeline import DecodeOptions, VideoJob
-from slowfast_deploy.results import (
+from slowfast_deploy._files import write_text_atomic
+from slowfast_deploy.engine import open_engine
+from slowfast_deploy.engine.base import DecodeOptions, Engine, EngineOptions, VideoJob
+from slowfast_deploy.evaluation.results import (
     ResultsFile,
     RunLock,
-    iter_records,
     model_fingerprint,
     result_record,
 )
+from slowfast_deploy.evaluation.summary import RunSummary, ThisRun, summarize
 from slowfast_deploy.runtime import ModelConfig
-from slowfast_deploy.specs import VIEWS
-
-
-def jobs_from_list(video_dir: str | Path, ann_file: str | Path) -> list[VideoJob]:
-    """One job per list line, keyed by line index and path (a video listed twice runs twice)."""
-    items = read_annotations(Path(ann_file))
-    return [
-        VideoJob(f"{it.index}:{it.path}", str(Path(video_dir) / it.path), it.label) for it in items
-    ]
+from slowfast_deploy.runtime.benchmark import cpu_name
+from slowfast_deploy.specs import view_spec
 
 
 class EvaluationRun:
@@ -62,8 +50,7 @@ class EvaluationRun:
         engine: EngineOptions | None = None,
         labels: list[str] | None = None,
     ) -> None:
-        if views not in VIEWS:
-            raise ValueError(f"views must be one of {sorted(VIEWS)}, got {views}")
+        view_spec(views)  # raises ValueError naming the choices
         self.jobs, self.model, self.views = jobs, model, views
         self.decode = decode or DecodeOptions()
         self.engine_options = engine or EngineOptions()
@@ -134,7 +121,9 @@ class EvaluationRun:
         assert self._results is not None, "use EvaluationRun in a `with` block"
         index_of = {job.key: i for i, job in enumerate(self.jobs)}
         t0 = time.perf_counter()
-        self._engine = open_engine(self.model, VIEWS[self.views], self.decode, self.engine_options)
+        self._engine = open_engine(
+            self.model, view_spec(self.views), self.decode, self.engine_options
+        )
         if self.todo:
             self._engine.start()
         t1 = time.perf_counter()
@@ -175,9 +164,11 @@ class EvaluationRun:
             steady_s=(last - first) if first and last else 0.0,
         )
 
-    def finish(self) -> dict[str, Any]:
-        """Rewrite the results file in list order and return the summary of the whole list."""
-        assert self._results is not None and self._engine is not None
+    def finish(self) -> RunSummary:
+        """Rewrite the results file in list order and return the summary of the whole list
+        (also written beside ``output`` as ``<output>.summary.json``)."""
+        if self._results is None or self._engine is None:
+            raise RuntimeError("EvaluationRun.finish() after records(), in its `with` block")
         self._results.finalize([(job.key, job.label) for job in self.jobs])
         engine = self._engine
         summary = summarize(self._results.path)
@@ -185,100 +176,29 @@ class EvaluationRun:
         wall = self.timing.get("wall_s", 0.0)
         steady = self.timing.get("steady_s", 0.0)
         model_s = self._counts["infer_ms"] / 1e3
-        summary.update(
-            cpu=cpu_name(),  # the machine that made these results (the report shows it)
-            views=self.views,
-            **(engine.describe() if self.todo else {}),
-            engine=engine.name,
-            this_run={
-                "videos": done_now,
-                "resumed": self.resumed,
-                "startup_s": round(self.timing.get("startup_s", 0.0), 3),
-                "wall_s": round(wall, 3),
-                "videos_per_s": round(done_now / wall, 4) if wall else None,
-                # between the first and the last result: start-up and first latency excluded
-                "steady_videos_per_s": round((done_now - 1) / steady, 4)
-                if steady and done_now > 1
-                else None,
-                "model_s": round(model_s, 3),
-                "model_only_videos_per_s": round(self._counts["ok"] / model_s, 4)
-                if model_s
-                else None,
-                "engine_stats": dict(engine.stats),
-            },
+        summary.cpu = cpu_name()
+        summary.views = self.views
+        summary.model = engine.describe() if self.todo else {}
+        summary.engine = engine.name
+        summary.this_run = ThisRun(
+            videos=done_now,
+            resumed=self.resumed,
+            startup_s=round(self.timing.get("startup_s", 0.0), 3),
+            wall_s=round(wall, 3),
+            videos_per_s=round(done_now / wall, 4) if wall else None,
+            steady_videos_per_s=round((done_now - 1) / steady, 4)
+            if steady and done_now > 1
+            else None,
+            model_s=round(model_s, 3),
+            model_only_videos_per_s=round(self._counts["ok"] / model_s, 4) if model_s else None,
+            engine_stats=dict(engine.stats),
         )
         if self.output is not None:
             summary_path = self.output.with_name(self.output.name + ".summary.json")
-            summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+            write_text_atomic(summary_path, json.dumps(summary.to_dict(), indent=2) + "\n")
         return summary
 
 
 def _list_index(key: str, index_of: dict[str, int]) -> int:
     head = key.split(":", 1)[0]
     return int(head) if head.isdigit() else index_of[key]
-
-
-def summarize(results_path: Path) -> dict[str, Any]:
-    """Counts, failures, decoders, nodes and accuracy of a results file, in one pass."""
-    num = ok = 0
-    failed: list[dict[str, Any]] = []
-    decoders: Counter[str] = Counter()
-    nodes: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
-    hidden = retried = 0
-    hit1: list[bool] = []
-    hit5: list[bool] = []
-    labels: list[int] = []
-    for record in iter_records(results_path):
-        num += 1
-        if "node" in record:
-            nodes[str(record["node"])] += 1
-        if record.get("retries"):
-            retried += 1
-        if record.get("status") != "ok":
-            failed.append(
-                {
-                    "video": record["video"],
-                    "error": record.get("error"),
-                    "reason": record.get("reason"),
-                }
-            )
-            reasons[str(record.get("reason") or "other")] += 1
-            continue
-        ok += 1
-        if "decoder" in record:
-            decoders[str(record["decoder"])] += 1
-        if record.get("hidden_frames"):
-            hidden += 1
-        label = record.get("label")
-        if label is not None:
-            scores = np.asarray(record["scores"], dtype=np.float32)[None]
-            k5 = min(5, scores.shape[1])
-            hit1.append(bool(top_k_hits(scores, np.array([label]), 1)[0]))
-            hit5.append(bool(top_k_hits(scores, np.array([label]), k5)[0]))
-            labels.append(int(label))
-    summary: dict[str, Any] = {
-        "num_videos": num,
-        "num_ok": ok,
-        "num_failed": len(failed),
-        "failed": failed,
-        "failure_reasons": dict(reasons),
-        "decoders": dict(decoders),
-        "videos_with_hidden_frames": hidden,
-        "videos_retried": retried,
-        "videos_per_node": dict(nodes),
-    }
-    if labels:
-        acc = _accuracy(np.array(hit1), np.array(hit5), np.array(labels))
-        summary.update({k: v for k, v in acc.to_dict().items() if k != "num_videos"})
-    return summary
-
-
-def _accuracy(hit1: np.ndarray, hit5: np.ndarray, labels: np.ndarray) -> Accuracy:
-    classes = np.unique(labels)
-    return Accuracy(
-        num_videos=len(labels),
-        top1_acc=float(hit1.mean()),
-        top5_acc=float(hit5.mean()),
-        mean_class_acc=float(np.mean([hit1[labels == c].mean() for c in classes])),
-    )

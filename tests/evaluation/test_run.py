@@ -18,7 +18,7 @@ from slowfast_deploy.cli import main
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from slowfast_deploy.results import RunLock
+from slowfast_deploy.evaluation.results import RunLock
 RunLock(Path(sys.argv[1])).acquire()
 print("locked", flush=True)
 time.sleep(600)
@@ -43,7 +43,7 @@ def test_second_run_on_the_same_output_refuses_and_a_killed_holder_leaves_no_loc
         os.kill(holder.pid, signal.SIGKILL)  # as the OOM killer would
         holder.wait()
     assert main(evaluate_args(video_dir, tiny_onnx, out)) == 0  # no stale lock
-    from slowfast_deploy.results import RunLock
+    from slowfast_deploy.evaluation.results import RunLock
 
     lock = RunLock(out)  # released at the end of the run: free for the next one
     lock.acquire()
@@ -58,7 +58,7 @@ def test_a_foreign_output_file_is_refused_and_left_untouched(video_dir, tiny_onn
 
 
 def test_finalize_streams_records_in_list_order_last_line_wins(tmp_path):
-    from slowfast_deploy.results import ResultsFile, read_records
+    from slowfast_deploy.evaluation.results import ResultsFile, read_records
 
     path = tmp_path / "r.jsonl"
     results = ResultsFile.open(path, {"model": "m"})
@@ -78,7 +78,7 @@ def test_finalize_streams_records_in_list_order_last_line_wins(tmp_path):
 
 
 def test_partial_last_line_is_cut_on_resume(tmp_path):
-    from slowfast_deploy.results import ResultsFile
+    from slowfast_deploy.evaluation.results import ResultsFile
 
     path = tmp_path / "r.jsonl"
     results = ResultsFile.open(path, {"model": "m"})
@@ -108,7 +108,7 @@ def test_python_api_predict_and_evaluate(video_dir, tiny_onnx, tmp_path):
         assert abs(float(p.scores.sum()) - 1) < 1e-5
     summary = sd.evaluate(video_dir, video_dir / "list.txt", tiny_onnx, output=tmp_path / "r.jsonl")
     assert summary["num_ok"] == 3 and summary["engine"] == "local"
-    from slowfast_deploy.results import read_records
+    from slowfast_deploy.evaluation.results import read_records
 
     by_video = {r["video"]: r for r in read_records(tmp_path / "r.jsonl")}
     np.testing.assert_allclose(
@@ -137,13 +137,13 @@ def test_decode_timeout_flag_reaches_the_pool(video_dir, tiny_onnx, tmp_path, ca
     ],
 )
 def test_resume_compares_the_decoder_used_per_video(used, flag, file_flag, reusable):
-    from slowfast_deploy.results import decoder_reusable
+    from slowfast_deploy.engine.decode import decoder_reusable
 
     assert decoder_reusable(used, flag, file_flag) is reusable
 
 
 def test_a_decord_results_file_resumes_under_auto(tmp_path):
-    from slowfast_deploy.results import ResultsFile
+    from slowfast_deploy.evaluation.results import ResultsFile
 
     path = tmp_path / "r.jsonl"
     old = ResultsFile.open(path, {"model_sha256": "x", "views": 1, "decoder": "decord"})
@@ -158,7 +158,7 @@ def test_a_decord_results_file_resumes_under_auto(tmp_path):
 
 
 def test_preprocess_resume_survives_a_half_written_sources_line(video_dir, tmp_path):
-    from slowfast_deploy.offline import SOURCES_NAME, _read_sources
+    from slowfast_deploy.reference.offline import SOURCES_NAME, _read_sources
 
     args = [
         "-q",

@@ -21,8 +21,8 @@ import numpy as np
 
 from slowfast_deploy._optional import require
 from slowfast_deploy.errors import DataFormatError
-from slowfast_deploy.metrics import Accuracy, accuracy, confusion_matrix
-from slowfast_deploy.results import HEADER_KEY, model_fingerprint, read_records
+from slowfast_deploy.evaluation.metrics import Accuracy, accuracy, confusion_matrix
+from slowfast_deploy.evaluation.results import HEADER_KEY, model_fingerprint, read_records
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +259,7 @@ def run_header(
             "" if sha in (None, actual) else " (WARNING: not the model of these results)"
         )
         sha = sha or actual
-        from slowfast_deploy.export.fidelity import read_fidelity
+        from slowfast_deploy.quantize.fidelity import read_fidelity
 
         fidelity = read_fidelity(model)
         if fidelity is not None:
@@ -273,7 +273,7 @@ def run_header(
     if cpu is None:
         cpu = summary.get("cpu")
     if cpu is None:
-        from slowfast_deploy.benchmark import cpu_name
+        from slowfast_deploy.runtime.benchmark import cpu_name
 
         cpu = f"{cpu_name()} (the machine making this report; the results do not record theirs)"
     date = datetime.fromtimestamp(results.stat().st_mtime, tz=timezone.utc)

@@ -1,4 +1,6 @@
-"""The reference workflow's offline route: videos -> ``.bin`` files -> result files -> accuracy.
+"""The reference workflow's offline route: videos -> ``.bin`` files -> result files.
+
+(Their accuracy: ``evaluation.result_dir.evaluate_results``.)
 
 ``preprocess_dataset`` and ``infer_bins`` are generators (one item per video / batch) so the
 caller owns progress display; they write every file atomically and skip work already done.
@@ -16,25 +18,20 @@ from pathlib import Path
 
 import numpy as np
 
-from slowfast_deploy.engine import EngineOptions, open_engine
-from slowfast_deploy.errors import DataFormatError
-from slowfast_deploy.formats import (
+from slowfast_deploy._files import write_atomic
+from slowfast_deploy.engine import open_engine
+from slowfast_deploy.engine.base import DecodeOptions, EngineOptions, VideoJob
+from slowfast_deploy.engine.decode import decoder_reusable
+from slowfast_deploy.engine.jobs import Annotation
+from slowfast_deploy.reference.formats import (
     BIN_DTYPE,
     BIN_SHAPE,
-    Annotation,
     bin_bytes,
-    find_result,
     format_info,
-    natural_key,
     read_bin,
-    read_info,
-    read_result,
     result_bytes,
-    write_atomic,
+    result_name,
 )
-from slowfast_deploy.metrics import Accuracy, accuracy
-from slowfast_deploy.pipeline import DecodeOptions, VideoJob
-from slowfast_deploy.results import decoder_reusable
 from slowfast_deploy.runtime.base import Backend, run_batched
 from slowfast_deploy.specs import SINGLE_VIEW
 from slowfast_deploy.video.preprocess import normalize_to_ncthw
@@ -162,14 +159,9 @@ class BatchOutcome:
     compute_ms: float
 
 
-def list_bins(input_dir: Path) -> list[Path]:
-    """The ``.bin`` inputs of ``input_dir`` in natural order, each checked for its size."""
-    if not input_dir.is_dir():
-        raise DataFormatError(f"{input_dir}: no such input directory")
-    bins = sorted(input_dir.glob("*.bin"), key=natural_key)
-    if not bins:
-        raise DataFormatError(f"{input_dir}: holds no .bin files; run `slowfast-deploy preprocess`")
-    return bins
+def pending_bins(bins: list[Path], out_dir: Path, outfmt: str) -> list[Path]:
+    """``bins`` whose result file is not in ``out_dir`` yet (``infer --resume``)."""
+    return [p for p in bins if not (out_dir / result_name(p.stem, outfmt)).is_file()]
 
 
 def infer_bins(
@@ -201,34 +193,8 @@ def infer_bins(
         compute_ms = (time.perf_counter_ns() - t0) / 1e6
         per_input = scores.reshape(len(chunk), -1, scores.shape[-1])
         for path, rows in zip(chunk, per_input, strict=True):
-            name = f"{path.stem}_0.{outfmt.lower()}"
-            write_atomic(out_dir / name, result_bytes(rows, outfmt))
+            write_atomic(out_dir / result_name(path.stem, outfmt), result_bytes(rows, outfmt))
         yield BatchOutcome([p.stem for p in chunk], compute_ms)
-
-
-def evaluate_results(result_dir: Path, label_file: Path) -> Accuracy:
-    """Accuracy of the result files in ``result_dir`` against a ``kinetics400.info`` file.
-
-    Every index in the label file must have a result; a missing one is an error, never a
-    silently smaller denominator.
-    """
-    if not result_dir.is_dir():
-        raise DataFormatError(f"{result_dir}: no such result directory")
-    pairs = read_info(label_file)
-    if not pairs:
-        raise DataFormatError(f"{label_file}: lists no videos")
-    scores = []
-    for line_no, (index, _label) in enumerate(pairs, start=1):
-        path = find_result(result_dir, str(index))
-        if path is None:
-            raise DataFormatError(
-                f"{result_dir}: no result {index}_0.txt|npy|bin for {label_file}:{line_no}; "
-                "rerun `slowfast-deploy infer` over all .bin files"
-            )
-        row = read_result(path, num_classes=len(scores[0]) if scores else None)
-        scores.append(row)
-    labels = np.array([label for _, label in pairs])
-    return accuracy(np.stack(scores), labels)
 
 
 def default_workers() -> int:

@@ -1,4 +1,4 @@
-"""Video -> views -> scores: the one preprocessing path shared by every command.
+"""Video -> uint8 views: the one decoding and preprocessing path shared by every command.
 
 ``decode_job`` (decode, sample, resize, crop -> uint8 views) runs in worker processes for
 streaming and preprocessing; ``load_views`` is the same plus normalisation, for one video.
@@ -8,52 +8,17 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 from numpy.typing import NDArray
 
+from slowfast_deploy.engine.base import DecodedVideo, DecodeOptions, VideoJob
 from slowfast_deploy.errors import SlowFastDeployError, VideoDecodeError
-from slowfast_deploy.runtime.base import Backend, run_batched, to_probs
 from slowfast_deploy.specs import SINGLE_VIEW, ViewSpec
-from slowfast_deploy.video.decode import Decoder, read_frames
+from slowfast_deploy.video.decode import Decoder, FrameCount, read_frames
 from slowfast_deploy.video.preprocess import crop_clips, normalize_to_ncthw, resize_frame
 from slowfast_deploy.video.sampling import sample_clip_indices
-
-
-@dataclass(frozen=True, slots=True)
-class VideoJob:
-    key: str  # identifies the video in results (e.g. list index and path)
-    path: str
-    label: int | None = None
-
-
-FrameCount = Literal["container", "decoded"]
-
-
-@dataclass(frozen=True, slots=True)
-class DecodeOptions:
-    """How videos are decoded; recorded in run headers, the same for every video of a run."""
-
-    decoder: Decoder = "auto"  # decord (mmaction2-exact) first, PyAV where decord cannot
-    # "container": mmaction2's count (decord's len), the exact reference; "decoded": the
-    # frames that actually play (edit lists honoured)
-    frame_count: FrameCount = "container"
-
-
-@dataclass(frozen=True, slots=True)
-class DecodedVideo:
-    job: VideoJob
-    crops: NDArray[np.uint8] | None  # [V, T, S, S, 3]; None when failed
-    error: str | None
-    frame_indices: list[int] = field(default_factory=list)
-    decode_ms: float = 0.0
-    preprocess_ms: float = 0.0
-    # per-video facts for the results record (JSON-able): e.g. the decoder actually used,
-    # a machine-readable failure reason code
-    info: dict[str, Any] = field(default_factory=dict)
 
 
 def decode_job(
@@ -114,12 +79,21 @@ def load_views(
     return normalize_to_ncthw(decoded.crops, views.preprocess)
 
 
-def score_views(backend: Backend, batch: NDArray[np.float32]) -> NDArray[np.float32]:
-    """``[N, V, 3, T, H, W]`` -> ``[N, classes]``: softmax per view, averaged over views.
+def decode_inline(
+    jobs: Iterable[VideoJob], views: ViewSpec, options: DecodeOptions
+) -> Iterator[DecodedVideo]:
+    """``decode_job`` over ``jobs`` in this process (``num_workers=0``)."""
+    for job in jobs:
+        yield decode_job(job, views, options)
 
-    This is mmaction2's ``average_clips='prob'``; with one view it is the plain softmax.
+
+def decoder_reusable(used: str, flag: str, file_flag: str) -> bool:
+    """Would ``--decoder flag`` make the frames that decoder ``used`` made? ``auto`` takes
+    decord's frames, and PyAV's only from an earlier ``auto`` run (its per-video fallback).
+
+    >>> decoder_reusable("decord", "auto", "decord"), decoder_reusable("pyav", "auto", "pyav")
+    (True, False)
     """
-    n, v = batch.shape[:2]
-    one_view_each = batch.reshape(n * v, 1, *batch.shape[2:])  # the model's [N, 1, ...] contract
-    probs = to_probs(run_batched(backend, one_view_each), backend.output_kind)
-    return probs.reshape(n, v, -1).mean(axis=1, dtype=np.float32)
+    if flag == "auto":
+        return used == "decord" or (used == "pyav" and file_flag == "auto")
+    return used == flag

@@ -1,7 +1,12 @@
 import numpy as np
 import pytest
 
-from slowfast_deploy.metrics import accuracy, confusion_matrix, mean_class_accuracy, top_k_accuracy
+from slowfast_deploy.evaluation.metrics import (
+    accuracy,
+    confusion_matrix,
+    mean_class_accuracy,
+    top_k_accuracy,
+)
 
 SCORES = np.array(
     [

@@ -14,15 +14,14 @@ import pytest
 
 from slowfast_deploy.runtime.base import BackendInfo
 from slowfast_deploy.specs import SINGLE_VIEW, ClipSpec, PreprocessSpec
-from slowfast_deploy.timeline import (
-    TimelineRun,
+from slowfast_deploy.timeline.run import TimelineRun
+from slowfast_deploy.timeline.segments import find_segments, smooth_scores
+from slowfast_deploy.timeline.windows import (
     TimelineStats,
     WindowPlan,
     WindowRecord,
     assemble_windows,
-    find_segments,
     plan_windows,
-    smooth_scores,
     wanted_frames,
 )
 from slowfast_deploy.video.decode import TimedFrame, iter_frames, open_video
@@ -249,7 +248,8 @@ def test_content_change_gives_a_segment_boundary_within_one_stride(step_video) -
 
 
 def _predict_scores(backend, path, decoder="decord") -> np.ndarray:
-    from slowfast_deploy.pipeline import load_views, score_views
+    from slowfast_deploy.engine.decode import load_views
+    from slowfast_deploy.engine.scoring import score_views
 
     return score_views(backend, load_views(path, decoder=decoder)[None])[0]
 
@@ -418,7 +418,7 @@ def test_class_names_are_drawn_with_a_font_that_has_their_glyphs() -> None:
     import matplotlib
     from matplotlib.ft2font import FT2Font
 
-    from slowfast_deploy.timeline_render import draw_label
+    from slowfast_deploy.timeline.render import draw_label
 
     font = FT2Font(str(Path(matplotlib.get_data_path()) / "fonts/ttf/DejaVuSans.ttf"))
     assert all(font.get_char_index(ord(ch)) for ch in "Ωμέγαночьcaféñandú")
@@ -486,7 +486,7 @@ def test_bad_arguments_fail_before_any_decoding(
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoding started")
 
-    monkeypatch.setattr("slowfast_deploy.timeline.open_video", no_decoding)
+    monkeypatch.setattr("slowfast_deploy.timeline.run.open_video", no_decoding)
     extra = [e.replace("{tmp}", str(tmp_path)) for e in extra]
     assert main(["timeline", str(step_video), "--model", str(fake_model), *extra]) == code
     err = capsys.readouterr().err.strip()
@@ -495,7 +495,7 @@ def test_bad_arguments_fail_before_any_decoding(
 
 
 def test_background_decoding_gives_the_same_records_and_forwards_errors(step_video) -> None:
-    from slowfast_deploy.timeline import _in_background
+    from slowfast_deploy.timeline.run import _in_background
 
     runs = []
     for prefetch in (0, 3):

@@ -1,21 +1,21 @@
-"""The reference workflow's files, byte-compatible: annotation lists, ``.bin``, ``.info``, results.
+"""The reference workflow's files, byte-compatible: ``.bin``, ``.info``, results.
 
-- annotation list: ``relative/path.mp4 <label>`` per line (mmaction2 ``VideoDataset``);
+(The annotation list, ``relative/path.mp4 <label>`` per line, is read by ``engine.jobs``.)
+
 - ``bin/{i}.bin``: raw little-endian float32, C order, ``(1, 1, 3, 32, 224, 224)``, no header;
 - ``kinetics400.info``: ``"{i} {label}\\n"`` per video;
 - results: ``{stem}_0.txt`` (each value ``%f`` followed by a space, newline-terminated),
   ``{stem}_0.npy`` (``np.save``) or ``{stem}_0.bin`` (``tofile``).
 
-Writers go through ``write_atomic`` so an interrupted run never leaves a half-written file.
+Writers go through ``_files.write_atomic`` so an interrupted run never leaves a half-written
+file.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,64 +26,6 @@ from slowfast_deploy.errors import DataFormatError
 BIN_SHAPE = (1, 1, 3, 32, 224, 224)
 BIN_DTYPE = np.dtype("<f4")
 RESULT_FORMATS = ("TXT", "NPY", "BIN")
-
-
-@dataclass(frozen=True, slots=True)
-class Annotation:
-    index: int  # 0-based position in the list (the .bin name)
-    path: str  # as written in the list, relative to the video directory
-    label: int
-    line: int  # 1-based line number, for error messages
-
-
-def parse_annotations(text: str, *, source: str) -> list[Annotation]:
-    """Parse an mmaction2 video list; blank lines are skipped, anything else malformed raises."""
-    items: list[Annotation] = []
-    text = text.removeprefix("\ufeff")  # a BOM left by an editor is not part of the first path
-    # lines end at LF (CRLF: the CR is stripped); not str.splitlines, which also splits at
-    # characters such as U+0085 or U+2028 that may be part of a file name
-    for line_no, raw in enumerate(text.split("\n"), start=1):
-        line = raw.removesuffix("\r")
-        if not line.strip():
-            continue
-        parts = line.rsplit(maxsplit=1)
-        if len(parts) != 2 or not re.fullmatch(r"-?\d+", parts[1]):
-            raise DataFormatError(
-                f"{source}:{line_no}: expected 'relative/path.mp4 <integer label>', got {line!r}"
-            )
-        items.append(Annotation(len(items), parts[0].strip(), int(parts[1]), line_no))
-    if not items:
-        raise DataFormatError(f"{source}: the annotation list has no entries")
-    return items
-
-
-def read_annotations(path: str | os.PathLike[str]) -> list[Annotation]:
-    """Read a list as users save it: UTF-8 with or without a BOM, LF or CRLF, blank lines."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(f"{path}: no such annotation list")
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise DataFormatError(
-            f"{path}: not UTF-8 text (byte {err.start}); save the list as UTF-8"
-        ) from err
-    return parse_annotations(text, source=str(path))
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and rename (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # interrupted or failed: leave no temporary file behind
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def format_info(items: Iterable[tuple[int, int]]) -> str:
@@ -145,9 +87,18 @@ def result_bytes(scores: NDArray[np.float32], fmt: str) -> bytes:
     raise ValueError(f"outfmt must be one of {RESULT_FORMATS}, got {fmt!r}")
 
 
+def result_name(stem: str, fmt: str) -> str:
+    """The reference tool's result file name for input ``{stem}.bin``: ``{stem}_0.{fmt}``.
+
+    >>> result_name("12", "TXT")
+    '12_0.txt'
+    """
+    return f"{stem}_0.{fmt.lower()}"
+
+
 def find_result(result_dir: Path, stem: str) -> Path | None:
     for fmt in RESULT_FORMATS:
-        candidate = result_dir / f"{stem}_0.{fmt.lower()}"
+        candidate = result_dir / result_name(stem, fmt)
         if candidate.is_file():
             return candidate
     return None
@@ -175,9 +126,11 @@ def read_result(path: Path, *, num_classes: int | None = None) -> NDArray[np.flo
     return values
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def list_bins(input_dir: Path) -> list[Path]:
+    """The ``.bin`` inputs of ``input_dir`` in natural order, each checked for its size."""
+    if not input_dir.is_dir():
+        raise DataFormatError(f"{input_dir}: no such input directory")
+    bins = sorted(input_dir.glob("*.bin"), key=natural_key)
+    if not bins:
+        raise DataFormatError(f"{input_dir}: holds no .bin files; run `slowfast-deploy preprocess`")
+    return bins

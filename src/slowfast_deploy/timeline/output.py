@@ -9,21 +9,38 @@ import csv
 import io
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from slowfast_deploy.timeline import (
-    Segment,
-    VideoTimeline,
-    find_segments,
-    smooth_scores,
-    top_classes,
-)
+import numpy as np
+from numpy.typing import NDArray
+
+from slowfast_deploy.engine.scoring import top_k
+from slowfast_deploy.labels import class_name
+from slowfast_deploy.timeline.run import VideoTimeline
+from slowfast_deploy.timeline.segments import Segment, find_segments, smooth_scores
 
 FORMATS = ("json", "csv", "srt")
 
 
-def class_name(index: int, labels: Sequence[str] | None) -> str:
-    return labels[index] if labels is not None and index < len(labels) else f"class {index}"
+@dataclass(frozen=True, slots=True)
+class SegmentOptions:
+    """How window scores become segments: a centred moving average over ``smooth`` windows
+    (odd), then a segment needs a smoothed top-1 score of at least ``threshold``."""
+
+    smooth: int = 1
+    threshold: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.smooth, int) or self.smooth < 1 or self.smooth % 2 == 0:
+            raise ValueError(f"smooth must be an odd number of windows >= 1, got {self.smooth}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be a score in 0..1, got {self.threshold}")
+
+
+def top_classes(scores: NDArray[np.float32], k: int) -> list[tuple[int, float]]:
+    """``(class, score)`` of the ``k`` best classes, best first (``engine.scoring.top_k``)."""
+    return [(int(c), float(scores[c])) for c in top_k(scores, k)]
 
 
 def timeline_segments(timeline: VideoTimeline, *, smooth: int, threshold: float) -> list[Segment]:
@@ -137,3 +154,34 @@ def to_srt(record: dict[str, Any]) -> str:
             f"{name} {seg['mean_score']:.2f}\n"
         )
     return "\n".join(blocks)
+
+
+def render_timelines(
+    timelines: Sequence[VideoTimeline],
+    *,
+    fmt: str,
+    topk: int,
+    segments: SegmentOptions,
+    labels: Sequence[str] | None = None,
+) -> list[str]:
+    """The text of ``timelines`` in ``fmt``: one text for ``json`` and ``csv`` (all videos),
+    one per video for ``srt``. JSON records carry ``timing`` for videos that have windows."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    records = []
+    for timeline in timelines:
+        record = timeline_record(
+            timeline,
+            topk=topk,
+            smooth=segments.smooth,
+            threshold=segments.threshold,
+            labels=labels,
+        )
+        if timeline.info is not None and timeline.records:
+            record["timing"] = timeline.timing()
+        records.append(record)
+    if fmt == "json":
+        return [to_json(records)]
+    if fmt == "csv":
+        return [to_csv(records, topk=topk, with_names=labels is not None)]
+    return [to_srt(record) for record in records]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from slowfast_deploy.cli import main
-from slowfast_deploy.report import confused_pairs, per_class_accuracy
+from slowfast_deploy.evaluation.report import confused_pairs, per_class_accuracy
 
 
 def test_confused_pairs_and_per_class_accuracy():
@@ -110,7 +110,7 @@ def _bench_file(path, rows):
 
 
 def test_throughput_is_bars_with_one_batch_size_per_model(tmp_path):
-    from slowfast_deploy.report import throughput_figure
+    from slowfast_deploy.evaluation.report import throughput_figure
 
     one = _bench_file(
         tmp_path / "one.json",
@@ -202,9 +202,9 @@ def test_report_opens_with_a_header_and_shows_kinetics_names(tmp_path):
 
 def test_report_header_names_the_model_and_its_fidelity(tmp_path, tiny_onnx):
     pytest.importorskip("openvino")
+    from slowfast_deploy.evaluation.results import model_fingerprint
     from slowfast_deploy.export.compile import compile_model
-    from slowfast_deploy.export.fidelity import Fidelity, write_fidelity
-    from slowfast_deploy.results import model_fingerprint
+    from slowfast_deploy.quantize.fidelity import Fidelity, write_fidelity
 
     xml = compile_model(tiny_onnx, backend="openvino", output=tmp_path / "m").path
     write_fidelity(xml, Fidelity(48, 47, 40, 0.09, 0.03, 40, 0, clips="48 clips from val"))

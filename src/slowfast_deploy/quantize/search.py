@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 
 from slowfast_deploy._optional import require
 from slowfast_deploy.errors import DataFormatError
-from slowfast_deploy.export.fidelity import Fidelity
+from slowfast_deploy.quantize.fidelity import Fidelity
 
 logger = logging.getLogger(__name__)
 

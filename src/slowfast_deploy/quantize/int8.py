@@ -19,16 +19,16 @@ from numpy.typing import NDArray
 
 from slowfast_deploy._optional import require
 from slowfast_deploy.errors import DataFormatError
-from slowfast_deploy.export._openvino_ir import save_ir, to_openvino
-from slowfast_deploy.export.calibration import ClipSet, check_clip_sets, load_clip_set
-from slowfast_deploy.export.fidelity import FIDELITY_KEY, Fidelity, compare_scores
-from slowfast_deploy.export.quantize import (
+from slowfast_deploy.quantize.calibration import ClipSet, check_clip_sets, load_clip_set
+from slowfast_deploy.quantize.fidelity import FIDELITY_KEY, Fidelity, compare_scores
+from slowfast_deploy.quantize.search import (
     DEFAULT_CALIBRATION_SIZE,
     Recipe,
     SearchStep,
     quantize_model,
     search_recipe,
 )
+from slowfast_deploy.runtime.openvino_ir import save_ir, to_openvino
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +68,8 @@ class Int8Outcome:
 
 def _clips_of_recipe(recipe: Recipe, source: str) -> ClipSet:
     """Re-read the calibration clips a recipe names, checking they have not changed."""
-    from slowfast_deploy.formats import read_bin
-    from slowfast_deploy.pipeline import load_views
+    from slowfast_deploy.engine.decode import load_views
+    from slowfast_deploy.reference.formats import read_bin
 
     if not recipe.calibration:
         raise DataFormatError(f"{source}: the recipe names no calibration clips; add --calibration")
@@ -242,7 +242,7 @@ def _speed_cost(
     loop: int = 3,
 ) -> dict[str, float]:
     """Latency of the fully int8 model and of ``model``, timed alternately on one clip."""
-    from slowfast_deploy.benchmark import bench_alternating
+    from slowfast_deploy.runtime.benchmark import bench_alternating
 
     runners = []
     for label, m in (("all int8", all_int8), ("kept", model)):

@@ -16,7 +16,7 @@ from slowfast_deploy.cli import ExitStatus, main
 
 
 def records(path):
-    from slowfast_deploy.results import read_records
+    from slowfast_deploy.evaluation.results import read_records
 
     return [{k: v for k, v in r.items() if k != "timing_ms"} for r in read_records(path)]
 

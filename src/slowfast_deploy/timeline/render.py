@@ -19,8 +19,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from slowfast_deploy._optional import require
+from slowfast_deploy.engine.scoring import top_k
 from slowfast_deploy.errors import BackendUnavailableError, VideoDecodeError
-from slowfast_deploy.timeline import Segment, WindowRecord, window_boundaries
+from slowfast_deploy.timeline.segments import Segment, window_boundaries
+from slowfast_deploy.timeline.windows import WindowRecord
 
 H264_ENCODERS = ("libx264", "libopenh264")
 
@@ -37,7 +39,7 @@ def plot_classes(
     for seg in segments:
         duration[seg.class_index] = duration.get(seg.class_index, 0.0) + seg.end_s - seg.start_s
     chosen = sorted(duration, key=lambda c: -duration[c])[:max_classes]
-    for c in np.argsort(-smoothed.mean(axis=0), kind="stable").tolist():
+    for c in top_k(smoothed.mean(axis=0), smoothed.shape[1]).tolist():
         if len(chosen) >= max_classes:
             break
         if c not in chosen:

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
-
+from slowfast_deploy._files import sha256_file, write_atomic
+from slowfast_deploy.engine.base import VideoResult
+from slowfast_deploy.engine.decode import decoder_reusable
+from slowfast_deploy.engine.scoring import top_k
 from slowfast_deploy.errors import DataFormatError
-from slowfast_deploy.formats import sha256_file, write_atomic
-from slowfast_deploy.streaming import VideoResult
+from slowfast_deploy.labels import names_for
 
 
 def result_record(
@@ -39,17 +40,15 @@ def result_record(
     if result.scores is None:
         record.update(status="failed", error=result.error, **result.info)
         return record
-    order = np.argsort(result.scores)[::-1][:topk]
-    if labels is not None and len(labels) != len(result.scores):
-        labels = None  # names of another class list (e.g. Kinetics for a 10-class model)
+    names = names_for(labels, len(result.scores))  # never Kinetics names on a 10-class model
     record["status"] = "ok"
     record["topk"] = [
         {
             "class": int(c),
             "score": float(result.scores[c]),
-            **({"name": labels[c]} if labels and c < len(labels) else {}),
+            **({"name": names[c]} if names else {}),
         }
-        for c in order
+        for c in top_k(result.scores, topk)
     ]
     record["scores"] = [float(f"{v:.8g}") for v in result.scores]
     record["views"] = result.num_views
@@ -215,14 +214,6 @@ def same_run(old: Any, new: dict[str, Any]) -> bool:
     return {k: v for k, v in old.items() if k != "decoder"} == {
         k: v for k, v in new.items() if k != "decoder"
     }
-
-
-def decoder_reusable(used: str, flag: str, file_flag: str) -> bool:
-    """Would ``--decoder flag`` make the frames that decoder ``used`` made? ``auto`` takes
-    decord's frames, and PyAV's only from an earlier ``auto`` run (its per-video fallback)."""
-    if flag == "auto":
-        return used == "decord" or (used == "pyav" and file_flag == "auto")
-    return used == flag
 
 
 def _check_header(path: Path, run: dict[str, Any]) -> None:

@@ -1,9 +1,11 @@
-"""Videos straight to scores: decode in worker processes while the model runs.
+"""Views -> scores: one model call for many views, one view average, one top-k.
 
-Decoders (``engine.pool``, or Ray tasks) return uint8 crops (4x smaller than float input);
+Decoders (``pool``, or Ray tasks) return uint8 crops (4x smaller than float input);
 ``score_stream`` normalises, batches views across videos (``batchsize`` views per model call),
 averages each video's view probabilities and yields one ``VideoResult`` per video, in arrival
-order.
+order. ``score_views`` does the same for inputs already normalised (timeline windows, live
+streams). Both average with ``ViewMean`` and every ranking of classes goes through ``top_k``,
+so ``predict``, ``evaluate``, the results file, ``timeline``, ``watch`` and ``report`` agree.
 """
 
 from __future__ import annotations
@@ -11,38 +13,81 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
+from slowfast_deploy.engine.base import DecodedVideo, VideoResult
 from slowfast_deploy.errors import ModelFormatError
-from slowfast_deploy.pipeline import DecodedVideo, DecodeOptions, VideoJob, decode_job
 from slowfast_deploy.runtime.base import Backend, check_input_shape, run_batched, to_probs
 from slowfast_deploy.specs import ViewSpec
 from slowfast_deploy.video.preprocess import normalize_to_ncthw
 
 
-@dataclass(frozen=True, slots=True)
-class VideoResult:
-    job: VideoJob
-    scores: NDArray[np.float32] | None  # [classes], softmax averaged over views
-    error: str | None
-    num_views: int = 0
-    decode_ms: float = 0.0
-    preprocess_ms: float = 0.0
-    infer_ms: float = 0.0  # this video's share of model time
-    # per-video facts for the record: decoder used, failure reason code, retries, node, ...
-    info: dict[str, Any] = field(default_factory=dict)
+def top_k(scores: NDArray[np.floating], k: int) -> NDArray[np.int64]:
+    """The ``k`` best classes of one score row, best first; ties: the lower class index first.
+
+    The one ranking of the package (a stable sort of ``-scores``), so tied scores rank the
+    same in every output.
+
+    >>> top_k(np.array([0.1, 0.4, 0.1, 0.4]), 3).tolist()
+    [1, 3, 0]
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    return np.argsort(-np.asarray(scores), kind="stable")[:k].astype(np.int64)
 
 
-def decode_inline(
-    jobs: Iterable[VideoJob], views: ViewSpec, options: DecodeOptions
-) -> Iterator[DecodedVideo]:
-    """``decode_job`` over ``jobs`` in this process (``--num-workers 0``)."""
-    for job in jobs:
-        yield decode_job(job, views, options)
+class ViewMean:
+    """mmaction2's ``average_clips='prob'``: the mean of a video's per-view softmax scores.
+
+    Views may arrive in different model calls; they are summed in float64 in arrival order and
+    the mean is returned as float32 (with one view: that view's scores, exactly).
+    """
+
+    __slots__ = ("_sum", "count")
+
+    def __init__(self) -> None:
+        self._sum: NDArray[np.float64] | None = None
+        self.count = 0
+
+    def add(self, probs: NDArray[np.float32]) -> None:
+        """One view's probabilities ``[classes]``."""
+        row = probs.astype(np.float64)
+        self._sum = row if self._sum is None else self._sum + row
+        self.count += 1
+
+    def mean(self) -> NDArray[np.float32]:
+        if self._sum is None:
+            raise ValueError("no views were added")
+        return (self._sum / self.count).astype(np.float32)
+
+
+def score_views(backend: Backend, batch: NDArray[np.float32]) -> NDArray[np.float32]:
+    """``[N, V, 3, T, H, W]`` -> ``[N, classes]``: softmax per view, averaged over views.
+
+    This is mmaction2's ``average_clips='prob'`` (``ViewMean``); with one view it is the
+    plain softmax.
+    """
+    n, v = batch.shape[:2]
+    one_view_each = batch.reshape(n * v, 1, *batch.shape[2:])  # the model's [N, 1, ...] contract
+    probs = to_probs(run_batched(backend, one_view_each), backend.output_kind).reshape(n, v, -1)
+    out = np.empty((n, probs.shape[-1]), dtype=np.float32)
+    for i in range(n):
+        mean = ViewMean()
+        for view in probs[i]:
+            mean.add(view)
+        out[i] = mean.mean()
+    return out
+
+
+@dataclass(slots=True)
+class _OpenVideo:
+    item: DecodedVideo
+    views: int
+    mean: ViewMean
+    infer_ms: float = 0.0
 
 
 def score_stream(
@@ -52,7 +97,7 @@ def score_stream(
     if batchsize < 1:
         raise ValueError(f"batchsize must be >= 1, got {batchsize}")
     queue: deque[tuple[int, NDArray[np.uint8]]] = deque()  # (video slot, one view's crops)
-    open_videos: dict[int, dict] = {}  # slot -> accumulating state
+    open_videos: dict[int, _OpenVideo] = {}
     order: deque[int] = deque()  # slots in arrival order, to yield in list order
 
     def run_queue(limit: int) -> None:
@@ -64,41 +109,33 @@ def score_stream(
         share = (time.perf_counter() - t0) * 1e3 / len(take)
         for (s, _), p in zip(take, probs, strict=True):
             state = open_videos[s]
-            state["sum"] = p.astype(np.float64) if state["sum"] is None else state["sum"] + p
-            state["done"] += 1
-            state["infer_ms"] += share
+            state.mean.add(p)
+            state.infer_ms += share
 
     def finished() -> Iterator[VideoResult]:
         while order:
             state = open_videos[order[0]]
-            if state["item"].crops is not None and state["done"] < state["views"]:
+            if state.item.crops is not None and state.mean.count < state.views:
                 return
             del open_videos[order.popleft()]
-            item: DecodedVideo = state["item"]
+            item = state.item
             if item.crops is None:
                 yield VideoResult(item.job, None, item.error, info=item.info)
             else:
-                scores = (state["sum"] / state["views"]).astype(np.float32)
                 yield VideoResult(
                     item.job,
-                    scores,
+                    state.mean.mean(),
                     None,
-                    state["views"],
+                    state.views,
                     item.decode_ms,
                     item.preprocess_ms,
-                    state["infer_ms"],
+                    state.infer_ms,
                     item.info,
                 )
 
     for slot, item in enumerate(decoded):
         views_here = 0 if item.crops is None else item.crops.shape[0]
-        open_videos[slot] = {
-            "item": item,
-            "sum": None,
-            "done": 0,
-            "views": views_here,
-            "infer_ms": 0.0,
-        }
+        open_videos[slot] = _OpenVideo(item, views_here, ViewMean())
         order.append(slot)
         if item.crops is not None:
             queue.extend((slot, view) for view in item.crops)

@@ -143,7 +143,7 @@ def check_fidelity(
 
 def write_fidelity(xml: str | os.PathLike[str], fidelity: Fidelity) -> None:
     """Store ``fidelity`` in an OpenVINO IR's ``rt_info`` (the IR is rewritten in place)."""
-    from slowfast_deploy.export._openvino_ir import RT_SECTION
+    from slowfast_deploy.runtime.openvino_ir import RT_SECTION
 
     ov = require("openvino", extra="openvino", purpose="writing fidelity into an IR")
     xml = Path(xml)
@@ -166,7 +166,7 @@ def read_fidelity(model: str | os.PathLike[str]) -> Fidelity | None:
     if Path(model).suffix.lower() != ".xml" or not Path(model).is_file():
         return None
     ov = require("openvino", extra="openvino", purpose="reading an IR's fidelity")
-    from slowfast_deploy.export._openvino_ir import RT_SECTION
+    from slowfast_deploy.runtime.openvino_ir import RT_SECTION
 
     ir = ov.Core().read_model(str(model))
     if not ir.has_rt_info([RT_SECTION, FIDELITY_KEY]):

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
+from slowfast_deploy.engine.jobs import parse_annotations
 from slowfast_deploy.errors import DataFormatError
-from slowfast_deploy.formats import (
+from slowfast_deploy.reference.formats import (
     BIN_SHAPE,
     bin_bytes,
-    parse_annotations,
     read_bin,
     read_info,
     read_result,

@@ -1,0 +1,1 @@
+"""Evaluation: the run (resume, lock, results file, summary), metrics and the report."""

@@ -1,0 +1,1 @@
+"""The reference workflow's files (``.bin``, ``.info``, results) and its offline route."""

@@ -1,0 +1,1 @@
+"""Timelines of long videos: windows, the run loop, segments, outputs and rendering."""

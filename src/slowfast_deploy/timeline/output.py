@@ -19,6 +19,7 @@ from slowfast_deploy.engine.scoring import top_k
 from slowfast_deploy.labels import class_name
 from slowfast_deploy.timeline.run import VideoTimeline
 from slowfast_deploy.timeline.segments import Segment, find_segments, smooth_scores
+from slowfast_deploy.timeline.windows import WindowRecord
 
 FORMATS = ("json", "csv", "srt")
 
@@ -57,6 +58,43 @@ def _class(index: int, score: float, labels: Sequence[str] | None) -> dict[str, 
     return entry
 
 
+def window_entry(
+    record: WindowRecord,
+    smoothed: NDArray[np.float32] | None,
+    *,
+    topk: int,
+    labels: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """One window of a timeline record (``smoothed``: its smoothed scores, when smoothing)."""
+    entry: dict[str, Any] = {
+        "index": record.index,
+        "start_frame": record.start_frame,
+        "end_frame": record.end_frame,
+        "start_s": round(record.start_s, 4),
+        "end_s": round(record.end_s, 4),
+        "topk": [_class(c, s, labels) for c, s in top_classes(record.scores, topk)],
+    }
+    if smoothed is not None:
+        entry["smoothed_top1"] = _class(*top_classes(smoothed, 1)[0], labels)
+    return entry
+
+
+def segment_entry(seg: Segment, *, labels: Sequence[str] | None = None) -> dict[str, Any]:
+    """One segment of a timeline record."""
+    entry: dict[str, Any] = {"class": seg.class_index}
+    if labels is not None:
+        entry["name"] = class_name(seg.class_index, labels)
+    entry |= {
+        "start_s": round(seg.start_s, 4),
+        "end_s": round(seg.end_s, 4),
+        "start_frame": seg.start_frame,
+        "end_frame": seg.end_frame,
+        "windows": [seg.first_window, seg.last_window],
+        "mean_score": round(seg.mean_score, 6),
+    }
+    return entry
+
+
 def timeline_record(
     timeline: VideoTimeline,
     *,
@@ -68,33 +106,14 @@ def timeline_record(
     """One video's timeline as a JSON-able dict: settings, windows, segments."""
     info = timeline.info
     smoothed = smooth_scores(timeline.scores(), smooth)
-    windows = []
-    for record, row in zip(timeline.records, smoothed, strict=True):
-        entry: dict[str, Any] = {
-            "index": record.index,
-            "start_frame": record.start_frame,
-            "end_frame": record.end_frame,
-            "start_s": round(record.start_s, 4),
-            "end_s": round(record.end_s, 4),
-            "topk": [_class(c, s, labels) for c, s in top_classes(record.scores, topk)],
-        }
-        if smooth > 1:
-            entry["smoothed_top1"] = _class(*top_classes(row, 1)[0], labels)
-        windows.append(entry)
-    segments = []
-    for seg in find_segments(timeline.records, smoothed, threshold=threshold):
-        entry = {"class": seg.class_index}
-        if labels is not None:
-            entry["name"] = class_name(seg.class_index, labels)
-        entry |= {
-            "start_s": round(seg.start_s, 4),
-            "end_s": round(seg.end_s, 4),
-            "start_frame": seg.start_frame,
-            "end_frame": seg.end_frame,
-            "windows": [seg.first_window, seg.last_window],
-            "mean_score": round(seg.mean_score, 6),
-        }
-        segments.append(entry)
+    windows = [
+        window_entry(record, row if smooth > 1 else None, topk=topk, labels=labels)
+        for record, row in zip(timeline.records, smoothed, strict=True)
+    ]
+    segments = [
+        segment_entry(seg, labels=labels)
+        for seg in find_segments(timeline.records, smoothed, threshold=threshold)
+    ]
     return {
         "video": timeline.video,
         "status": timeline.status,
@@ -146,14 +165,17 @@ def srt_time(seconds: float) -> str:
 
 def to_srt(record: dict[str, Any]) -> str:
     """The segments of one video as SubRip subtitles: ``name score`` while each lasts."""
-    blocks = []
-    for number, seg in enumerate(record["segments"], start=1):
-        name = seg.get("name", f"class {seg['class']}")
-        blocks.append(
-            f"{number}\n{srt_time(seg['start_s'])} --> {srt_time(seg['end_s'])}\n"
-            f"{name} {seg['mean_score']:.2f}\n"
-        )
-    return "\n".join(blocks)
+    return "\n".join(
+        srt_block(number, seg) for number, seg in enumerate(record["segments"], start=1)
+    )
+
+
+def srt_block(number: int, seg: dict[str, Any], *, offset_s: float = 0.0) -> str:
+    """One subtitle (``segment_entry`` fields): ``name score`` while the segment lasts;
+    ``offset_s`` is added to its times."""
+    name = seg.get("name", f"class {seg['class']}")
+    start, end = srt_time(seg["start_s"] + offset_s), srt_time(seg["end_s"] + offset_s)
+    return f"{number}\n{start} --> {end}\n{name} {seg['mean_score']:.2f}\n"
 
 
 def render_timelines(

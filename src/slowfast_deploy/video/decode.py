@@ -647,3 +647,12 @@ class _FrameClock:
         time_s = index / self.fps if self.by_index else float(pts_s)  # type: ignore[arg-type]
         self.previous = time_s
         return time_s
+
+
+# --- Live frames (streams opened by ``live.sources``) --------------------------------------
+
+
+def frame_to_rgb(frame: Any) -> NDArray[np.uint8]:
+    """``[H, W, 3]`` RGB of one decoded PyAV frame, converted exactly as the ``pyav`` reader
+    converts a file's frames (FFmpeg 4.1's conversions, display matrix applied)."""
+    return _frame_to_rgb(frame)

@@ -90,7 +90,7 @@ def _role(proc: psutil.Process) -> str:
         return "ray model actors"
     if "resource_tracker" in cmd:
         return "other"
-    if "spawn_main" in cmd or "multiprocessing" in cmd:
+    if "_child_main" in cmd or "multiprocessing" in cmd:
         return "decoder processes"
     return "ray itself (gcs, raylet, agents, idle workers)" if "ray" in cmd else "other"
 

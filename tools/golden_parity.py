@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from slowfast_deploy.cli.bench import parse_model
-from slowfast_deploy.engine.decode import load_views, score_views
+from slowfast_deploy.engine.decode import load_views
+from slowfast_deploy.engine.scoring import score_views
 from slowfast_deploy.runtime import open_backend
+from slowfast_deploy.runtime.benchmark import parse_model_arg as parse_model
 from slowfast_deploy.specs import SINGLE_VIEW
 from slowfast_deploy.video.decode import open_video
 from slowfast_deploy.video.preprocess import crop_views

@@ -132,8 +132,7 @@ def test_evaluate_survives_a_decoder_killed_mid_run(many_videos, tiny_onnx, tmp_
         decoders = [
             c
             for c in psutil.Process(proc.pid).children(recursive=True)
-            if "spawn_main" in " ".join(c.cmdline())
-            and "resource_tracker" not in " ".join(c.cmdline())
+            if "_child_main" in " ".join(c.cmdline())
         ]
         if decoders and out.exists() and out.read_text().count("\n") >= 3:
             killed = decoders[0].pid

@@ -9,67 +9,28 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from enum import IntEnum
 
 from slowfast_deploy import __version__
+from slowfast_deploy.cli import (
+    bench,
+    compile,
+    evaluate,
+    export,
+    fidelity,
+    infer,
+    predict,
+    preprocess,
+    report,
+    timeline,
+)
+from slowfast_deploy.cli._status import ExitStatus as ExitStatus
+from slowfast_deploy.cli._status import UsageError as UsageError
+from slowfast_deploy.cli._status import note as note
+from slowfast_deploy.cli._status import usage_message
 from slowfast_deploy.errors import SlowFastDeployError
 
 
-def note(args: argparse.Namespace, text: str) -> None:
-    """An informational line on stderr, unless ``-q``."""
-    if not getattr(args, "quiet", False):
-        print(text, file=sys.stderr)
-
-
-class UsageError(Exception):
-    """Arguments that argparse accepted but that do not fit together; exit code 2."""
-
-
-# library parameters -> the flags that set them, so that a ValueError raised by the library's
-# own checks (it names the parameter) reads as a usage error naming the flag
-PARAM_FLAGS = {
-    "decode_timeout_s": "--decode-timeout",
-    "num_workers": "--num-workers",
-    "model_actors": "--model-actors",
-    "batchsize": "--batchsize",
-    "views": "--views",
-    "topk": "--topk",
-    "window": "--window",
-    "stride": "--stride",
-    "smooth": "--smooth",
-    "threshold": "--threshold",
-}
-
-
-def usage_message(err: Exception) -> str:
-    """``err``'s message with a leading library parameter name replaced by its flag."""
-    text = str(err)
-    name, _, rest = text.partition(" ")
-    return f"{PARAM_FLAGS[name]} {rest}" if name in PARAM_FLAGS else text
-
-
-class ExitStatus(IntEnum):
-    OK = 0
-    ERROR = 1  # bad input, missing extra: one line on stderr, nothing after it was done
-    USAGE = 2  # argparse
-    SOME_FAILED = 3  # the run finished, but some videos failed (listed in its outputs)
-    INTERRUPTED = 130
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from slowfast_deploy.cli import (
-        bench,
-        compile,
-        evaluate,
-        export,
-        fidelity,
-        infer,
-        predict,
-        preprocess,
-        report,
-        timeline,
-    )
-
     parser = argparse.ArgumentParser(
         prog="slowfast-deploy",
         description="SlowFast R50 8x8 (Kinetics-400): the reference workflow on any CPU or GPU.",

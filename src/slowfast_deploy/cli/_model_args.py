@@ -6,6 +6,8 @@ import argparse
 from typing import Any
 
 from slowfast_deploy.cli._types import positive_int
+from slowfast_deploy.runtime import ModelConfig
+from slowfast_deploy.specs import MODEL_SPECS
 
 
 def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -35,7 +37,6 @@ def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None
 
 
 def add_spec_arg(p: Any) -> None:
-    from slowfast_deploy.specs import MODEL_SPECS
 
     p.add_argument(
         "--spec",
@@ -47,7 +48,6 @@ def add_spec_arg(p: Any) -> None:
 
 def model_config(args: argparse.Namespace, *, softmax: bool = True) -> Any:
     """The ``ModelConfig`` the model arguments describe (opened here or by an engine)."""
-    from slowfast_deploy.runtime import ModelConfig
 
     return ModelConfig(
         args.model,

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from slowfast_deploy.cli._types import non_negative_int, positive_int
+from slowfast_deploy.engine.base import DecodeOptions, EngineOptions
 from slowfast_deploy.video.decode import DECODERS, FRAME_COUNTS
 
 
@@ -85,7 +86,6 @@ def add_stream_args(p: argparse.ArgumentParser) -> None:
 def engine_options(args: argparse.Namespace) -> Any:
     """``EngineOptions`` from the parsed arguments; defaults (workers per engine,
     ``RAY_ADDRESS``) and checks are the library's."""
-    from slowfast_deploy.engine.base import EngineOptions
 
     return EngineOptions(
         engine=args.engine,
@@ -98,6 +98,5 @@ def engine_options(args: argparse.Namespace) -> Any:
 
 
 def decode_options(args: argparse.Namespace) -> Any:
-    from slowfast_deploy.engine.base import DecodeOptions
 
     return DecodeOptions(args.decoder, getattr(args, "frame_count", "container"))

@@ -9,7 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from slowfast_deploy.cli._model_args import add_spec_arg
+from slowfast_deploy.cli._status import UsageError
 from slowfast_deploy.cli._types import non_negative_int, positive_int
+from slowfast_deploy.quantize.fidelity import read_fidelity
+from slowfast_deploy.runtime.benchmark import (
+    bench_models,
+    cpu_name,
+    format_table,
+    parse_model_arg,
+    reference_lines,
+)
+from slowfast_deploy.specs import MODEL_SPECS
 
 
 def add_parser(subparsers: Any) -> None:
@@ -41,28 +51,7 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(run=run)
 
 
-def parse_model(text: str) -> tuple[str, str | None, str | None]:
-    """``PATH[@BACKEND[:PRECISION]]`` -> (path, backend, precision)."""
-    path, _, rest = text.partition("@")
-    backend, _, precision = rest.partition(":")
-    return path, backend or None, precision or None
-
-
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from slowfast_deploy.cli import UsageError
-    from slowfast_deploy.quantize.fidelity import read_fidelity
-    from slowfast_deploy.reference.formats import BIN_SHAPE
-    from slowfast_deploy.runtime import open_backend, run_batched
-    from slowfast_deploy.runtime.benchmark import (
-        bench_alternating,
-        cpu_name,
-        format_table,
-        reference_lines,
-    )
-    from slowfast_deploy.specs import MODEL_SPECS
-
     try:
         batchsizes = [int(b) for b in args.batchsize.split(",")]
     except ValueError:
@@ -71,41 +60,16 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     if any(b < 1 for b in batchsizes):  # --loop is checked by argparse
         raise UsageError(f"--batchsize values must be >= 1, got {args.batchsize!r}")
-    runners = []
-    baseline = None
-    for k, text in enumerate([args.model, *args.compare]):
-        path, backend_name, precision = parse_model(text)
-        backend = open_backend(
-            path,
-            backend=backend_name,
-            precision=precision,
-            device=args.device,
-            threads=args.threads,
-            spec=MODEL_SPECS[args.spec],
-        )
-        if baseline is None and backend.info.name == "torch":
-            baseline = k
-        runners.append(
-            (
-                text,
-                backend.info.name,
-                backend.info.precision,
-                backend.info.provider,
-                lambda v, b=backend: run_batched(b, v),
-            )
-        )
-    rng = np.random.default_rng(args.seed)
-
-    def make_input(batchsize: int) -> np.ndarray:
-        return rng.standard_normal((batchsize, *BIN_SHAPE[1:]), dtype=np.float32)
-
-    rows = bench_alternating(
-        runners,
+    models = [args.model, *args.compare]
+    rows = bench_models(
+        models,
         batchsizes=batchsizes,
-        make_input=make_input,
         loop=args.loop,
         warmup=args.warmup,
-        baseline=baseline,
+        threads=args.threads,
+        device=args.device,
+        spec=MODEL_SPECS[args.spec],
+        seed=args.seed,
     )
     for row in rows:
         print(
@@ -116,11 +80,11 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(f"CPU: {cpu_name()}, {args.threads or 'default'} threads")
     sys.stdout.write(format_table(rows))
-    for text in dict.fromkeys([args.model, *args.compare]):
-        fidelity = read_fidelity(parse_model(text)[0])
+    for text in dict.fromkeys(models):
+        fidelity = read_fidelity(parse_model_arg(text)[0])
         if fidelity is not None:
             print(f"fidelity of {text} to fp32: {fidelity.summary()}")
-    if baseline is None and len(runners) > 1:
+    if len(models) > 1 and not any(row.backend == "torch" for row in rows):
         print("(no .pth model in the run: add the checkpoint to --compare for speed-ups)")
     if args.summary:
         args.summary.parent.mkdir(parents=True, exist_ok=True)

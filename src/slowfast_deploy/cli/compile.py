@@ -6,7 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from slowfast_deploy.cli._status import ExitStatus, UsageError, note
 from slowfast_deploy.cli._types import positive_int
+from slowfast_deploy.export.compile import Int8Options, compile_model
+from slowfast_deploy.quantize.search import layer_groups
 
 
 def add_parser(subparsers: Any) -> None:
@@ -124,8 +127,6 @@ def positive_float(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slowfast_deploy.cli import ExitStatus, UsageError, note
-    from slowfast_deploy.export.compile import Int8Options, compile_model
 
     int8_only = (args.validation, args.min_agreement, args.recipe, args.full_bias_correction)
     if args.precision != "int8" and (
@@ -181,7 +182,6 @@ def run(args: argparse.Namespace) -> int:
                 f"; speed cost: {outcome.kept_ms:.0f} ms vs {outcome.all_int8_ms:.0f} ms per call "
                 f"all-int8 ({outcome.kept_ms / outcome.all_int8_ms - 1:+.0%}, 3 alternating calls)"
             )
-        from slowfast_deploy.quantize.search import layer_groups
 
         blocks = [key.rsplit("/", 1)[-1] for key, _ in layer_groups(kept)]
         shown = ", ".join(blocks[:8]) + (f" and {len(blocks) - 8} more" if len(blocks) > 8 else "")

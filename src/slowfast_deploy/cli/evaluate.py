@@ -8,8 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from slowfast_deploy.cli._model_args import add_model_args
-from slowfast_deploy.cli._stream_args import add_stream_args
+from slowfast_deploy.cli._model_args import add_model_args, model_config
+from slowfast_deploy.cli._progress import progress
+from slowfast_deploy.cli._status import ExitStatus, UsageError, note
+from slowfast_deploy.cli._stream_args import add_stream_args, decode_options, engine_options
+from slowfast_deploy.engine.jobs import jobs_from_list
+from slowfast_deploy.evaluation.result_dir import evaluate_results
+from slowfast_deploy.evaluation.run import EvaluationRun
+from slowfast_deploy.labels import resolve_labels
 
 
 def add_parser(subparsers: Any) -> None:
@@ -43,8 +49,6 @@ def run(args: argparse.Namespace) -> int:
         or (offline and not (args.result_dir and args.label_file))
         or (streaming and not (args.video_dir and args.ann_file and args.model))
     ):
-        from slowfast_deploy.cli import UsageError
-
         raise UsageError(
             "give either --result-dir and --label-file, or --video-dir, --ann-file and --model"
         )
@@ -52,8 +56,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_offline(args: argparse.Namespace) -> int:
-    from slowfast_deploy.cli import note
-    from slowfast_deploy.evaluation.result_dir import evaluate_results
 
     acc = evaluate_results(args.result_dir, args.label_file)
     if args.format == "json":
@@ -65,13 +67,6 @@ def run_offline(args: argparse.Namespace) -> int:
 
 
 def run_streaming(args: argparse.Namespace) -> int:
-    from slowfast_deploy.cli import ExitStatus, note
-    from slowfast_deploy.cli._model_args import model_config
-    from slowfast_deploy.cli._progress import progress
-    from slowfast_deploy.cli._stream_args import decode_options, engine_options
-    from slowfast_deploy.engine.jobs import jobs_from_list
-    from slowfast_deploy.evaluation.run import EvaluationRun
-    from slowfast_deploy.labels import resolve_labels
 
     jobs = jobs_from_list(args.video_dir, args.ann_file)
     labels = resolve_labels(args.label_map)  # Kinetics-400 names by default

@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from slowfast_deploy.cli._model_args import add_spec_arg
+from slowfast_deploy.cli._status import note
+from slowfast_deploy.export.onnx import export_onnx
+from slowfast_deploy.specs import MODEL_SPECS
 
 
 def add_parser(subparsers: Any) -> None:
@@ -33,9 +36,6 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slowfast_deploy.cli import note
-    from slowfast_deploy.export.onnx import export_onnx
-    from slowfast_deploy.specs import MODEL_SPECS
 
     result = export_onnx(
         args.checkpoint,

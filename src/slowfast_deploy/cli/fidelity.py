@@ -7,7 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from slowfast_deploy.cli._status import note
 from slowfast_deploy.cli._types import positive_int
+from slowfast_deploy.quantize.calibration import check_clip_sets, load_clip_set
+from slowfast_deploy.quantize.fidelity import check_fidelity, write_fidelity
 
 
 def add_parser(subparsers: Any) -> None:
@@ -42,9 +45,6 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slowfast_deploy.cli import note
-    from slowfast_deploy.quantize.calibration import check_clip_sets, load_clip_set
-    from slowfast_deploy.quantize.fidelity import check_fidelity, write_fidelity
 
     clips = load_clip_set(args.clips, args.size, video_dir=args.video_dir)
     if args.calibration is not None:

@@ -8,8 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from slowfast_deploy.cli._model_args import add_model_args
+from slowfast_deploy.cli._model_args import add_model_args, open_model
+from slowfast_deploy.cli._progress import progress
+from slowfast_deploy.cli._status import UsageError, note
 from slowfast_deploy.cli._types import positive_int
+from slowfast_deploy.reference.formats import list_bins
+from slowfast_deploy.reference.offline import infer_bins, pending_bins
+from slowfast_deploy.runtime.benchmark import LatencyStats, reference_lines, throughput
 
 
 def add_parser(subparsers: Any) -> None:
@@ -42,12 +47,6 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slowfast_deploy.cli import note
-    from slowfast_deploy.cli._model_args import open_model
-    from slowfast_deploy.cli._progress import progress
-    from slowfast_deploy.reference.formats import list_bins
-    from slowfast_deploy.reference.offline import infer_bins, pending_bins
-    from slowfast_deploy.runtime.benchmark import LatencyStats, reference_lines, throughput
 
     bins = list_bins(args.input)
     out_dir = args.output / args.output_dirname
@@ -59,8 +58,6 @@ def run(args: argparse.Namespace) -> int:
             return 0
     backend = open_model(args, softmax=not args.logits)
     if args.logits and backend.output_kind != "logits":
-        from slowfast_deploy.cli import UsageError
-
         raise UsageError(
             f"--logits applies to .pth checkpoints; {args.model} outputs {backend.output_kind} "
             "(export without --softmax for a logits model)"

@@ -9,9 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from slowfast_deploy.cli._model_args import add_model_args
-from slowfast_deploy.cli._stream_args import add_stream_args
+from slowfast_deploy.api import Model
+from slowfast_deploy.cli._model_args import add_model_args, model_config
+from slowfast_deploy.cli._status import ExitStatus
+from slowfast_deploy.cli._stream_args import add_stream_args, engine_options
 from slowfast_deploy.cli._types import positive_int
+from slowfast_deploy.labels import resolve_labels
 
 
 def add_parser(subparsers: Any) -> None:
@@ -36,11 +39,6 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slowfast_deploy.api import Model
-    from slowfast_deploy.cli import ExitStatus
-    from slowfast_deploy.cli._model_args import model_config
-    from slowfast_deploy.cli._stream_args import engine_options
-    from slowfast_deploy.labels import resolve_labels
 
     labels = resolve_labels(args.label_map)  # Kinetics-400 names by default
     model = Model.from_config(model_config(args), labels=labels)

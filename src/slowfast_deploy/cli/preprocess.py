@@ -7,7 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from slowfast_deploy.cli._stream_args import add_engine_args
+from slowfast_deploy.cli._progress import progress
+from slowfast_deploy.cli._status import ExitStatus, note
+from slowfast_deploy.cli._stream_args import add_engine_args, decode_options, engine_options
+from slowfast_deploy.engine.jobs import read_annotations
+from slowfast_deploy.reference.offline import default_workers, preprocess_dataset, write_info
 
 
 def add_parser(subparsers: Any) -> None:
@@ -33,11 +37,6 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slowfast_deploy.cli import ExitStatus, note
-    from slowfast_deploy.cli._progress import progress
-    from slowfast_deploy.cli._stream_args import decode_options, engine_options
-    from slowfast_deploy.engine.jobs import read_annotations
-    from slowfast_deploy.reference.offline import default_workers, preprocess_dataset, write_info
 
     items = read_annotations(args.ann_file)
     if args.num_workers is None and args.engine == "local":

@@ -6,6 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from slowfast_deploy.cli._status import note
+from slowfast_deploy.evaluation.report import write_report
+from slowfast_deploy.labels import load_labels
+
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -54,9 +58,6 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slowfast_deploy.cli import note
-    from slowfast_deploy.evaluation.report import write_report
-    from slowfast_deploy.labels import load_labels
 
     names = load_labels(args.label_map) if args.label_map else None
     written = write_report(

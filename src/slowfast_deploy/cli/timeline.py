@@ -8,8 +8,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from slowfast_deploy.cli._model_args import add_model_args
+from slowfast_deploy._files import write_text_atomic
+from slowfast_deploy._optional import require
+from slowfast_deploy.cli._model_args import add_model_args, open_model
+from slowfast_deploy.cli._progress import progress
+from slowfast_deploy.cli._status import ExitStatus, UsageError, note
 from slowfast_deploy.cli._types import positive_int
+from slowfast_deploy.labels import names_for, resolve_labels
+from slowfast_deploy.runtime.base import check_input_shape
+from slowfast_deploy.specs import MODEL_SPECS, ClipSpec
+from slowfast_deploy.timeline.output import SegmentOptions, render_timelines, timeline_segments
+from slowfast_deploy.timeline.render import (
+    annotate_video,
+    frame_labels,
+    h264_encoder,
+    plot_timeline,
+)
+from slowfast_deploy.timeline.run import VideoTimeline
+from slowfast_deploy.timeline.segments import smooth_scores
+from slowfast_deploy.timeline.windows import WindowPlan
 from slowfast_deploy.video.decode import DECODERS
 
 
@@ -78,15 +95,6 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slowfast_deploy.cli import ExitStatus, UsageError, note
-    from slowfast_deploy.cli._model_args import open_model
-    from slowfast_deploy.cli._progress import progress
-    from slowfast_deploy.labels import names_for, resolve_labels
-    from slowfast_deploy.runtime.base import check_input_shape
-    from slowfast_deploy.specs import MODEL_SPECS, ClipSpec
-    from slowfast_deploy.timeline.output import SegmentOptions
-    from slowfast_deploy.timeline.run import VideoTimeline
-    from slowfast_deploy.timeline.windows import WindowPlan
 
     # the library checks the values (a ValueError is a usage error, exit 2)
     plan = WindowPlan(args.window, args.stride, ClipSpec(clip_len=MODEL_SPECS[args.spec].clip_len))
@@ -157,12 +165,8 @@ def _prepare_targets(args: argparse.Namespace, several: bool) -> dict[str, Any]:
     """Output paths, checked writable now so that a typo fails before hours of decoding."""
     targets: dict[str, Any] = {"out": args.out, "plot": args.plot, "annotate": args.annotate}
     if args.annotate is not None:
-        from slowfast_deploy.timeline.render import h264_encoder
-
         h264_encoder()
     if args.plot is not None:
-        from slowfast_deploy._optional import require
-
         require("matplotlib", extra="report", purpose="--plot")
     dirs = {"plot": several, "annotate": several, "out": several and args.format == "srt"}
     suffix = {"plot": ".png", "annotate": ".mp4", "out": ".srt"}
@@ -214,11 +218,6 @@ def _draw(
     dst = _target(targets["annotate"], video, ".mp4", several)
     if dst is None or not timeline.records:
         return
-    from slowfast_deploy.cli import note
-    from slowfast_deploy.cli._progress import progress
-    from slowfast_deploy.timeline.output import timeline_segments
-    from slowfast_deploy.timeline.render import annotate_video, frame_labels
-    from slowfast_deploy.timeline.segments import smooth_scores
 
     smoothed = smooth_scores(timeline.scores(), args.smooth)
     segments = timeline_segments(timeline, smooth=args.smooth, threshold=args.threshold)
@@ -260,10 +259,6 @@ def _plot(
     dst = _target(path, video, ".png", len(args.videos) > 1)
     if dst is None or not timeline.records:
         return
-    from slowfast_deploy.cli import note
-    from slowfast_deploy.timeline.output import timeline_segments
-    from slowfast_deploy.timeline.render import plot_timeline
-    from slowfast_deploy.timeline.segments import smooth_scores
 
     smoothed = smooth_scores(timeline.scores(), args.smooth)
     segments = timeline_segments(timeline, smooth=args.smooth, threshold=args.threshold)
@@ -277,8 +272,6 @@ def _plot(
 def _write_text(
     timelines: list[Any], args: argparse.Namespace, labels: Any, targets: dict[str, Any]
 ) -> None:
-    from slowfast_deploy._files import write_text_atomic
-    from slowfast_deploy.timeline.output import SegmentOptions, render_timelines
 
     out: Path | None = targets["out"]
     texts = render_timelines(

@@ -15,16 +15,20 @@ consumer, so memory stays bounded whatever the number of jobs.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
+import mmap
 import os
 import queue
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from multiprocessing import get_context
+from multiprocessing import Pipe
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -103,6 +107,75 @@ def _worker_main(
     sender.join()
 
 
+# The worker is a fresh interpreter that imports only this module: never the caller's
+# ``__main__``. multiprocessing's spawn and forkserver both re-run the main script in every
+# child, so a plain script without an ``if __name__ == "__main__":`` guard (or code piped to
+# ``python -``) would start decoders that each start decoders, and die.
+_CHILD = "from slowfast_deploy.engine.pool import _child_main; _child_main()"
+
+
+def _child_main() -> None:
+    """Entry of a worker process: ``argv`` = the pipe's fd and the shared state's fd."""
+    conn = Connection(int(sys.argv[1]))
+    shared = _Shared(mmap.mmap(int(sys.argv[2]), _Shared.SIZE))
+    sys.path[:] = conn.recv()  # the parent's: test doubles and user modules import alike
+    views, options, decode_fn = conn.recv()
+    _worker_main(conn, shared.heartbeat, shared.current, views, options, decode_fn)
+
+
+class _Shared:
+    """Two values a worker and the pool share through an anonymous memory file: the time of
+    the worker's last progress (0 when idle) and the seq of the video it decodes (-1: none)."""
+
+    SIZE = 16
+
+    def __init__(self, buffer: mmap.mmap) -> None:
+        self.buffer = buffer
+        self.heartbeat = ctypes.c_double.from_buffer(buffer, 0)
+        self.current = ctypes.c_int64.from_buffer(buffer, 8)
+
+    @classmethod
+    def create(cls) -> tuple[_Shared, int]:
+        fd = os.memfd_create("slowfast-decoder", 0)
+        os.ftruncate(fd, cls.SIZE)
+        shared = cls(mmap.mmap(fd, cls.SIZE))
+        shared.current.value = -1
+        return shared, fd
+
+
+class _Process:
+    """A worker process: ``subprocess.Popen`` with the few ``multiprocessing.Process``
+    members the pool uses (``sentinel`` is a pidfd, readable once the process has ended)."""
+
+    def __init__(self, conn_fd: int, shared_fd: int) -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self.popen = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(conn_fd), str(shared_fd)],
+            pass_fds=(conn_fd, shared_fd),
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+        self.sentinel = os.pidfd_open(self.popen.pid)
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.popen.poll()
+
+    def is_alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        if self.is_alive():
+            self.popen.kill()
+
+    def join(self, timeout: float | None = None) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout)
+        if not self.is_alive() and self.sentinel >= 0:
+            os.close(self.sentinel)
+            self.sentinel = -1
+
+
 @dataclass
 class _Task:
     seq: int
@@ -112,11 +185,18 @@ class _Task:
 
 @dataclass
 class _Worker:
-    process: Any
+    process: _Process
     conn: Connection
-    heartbeat: Any  # shared double: time.monotonic() of the last progress, 0 when idle
-    current: Any  # shared int: seq of the video being decoded, -1 when idle
+    shared: _Shared
     held: deque[_Task] = field(default_factory=deque)  # sent, result not received yet
+
+    @property
+    def heartbeat(self) -> ctypes.c_double:  # time.monotonic() of the last progress, 0: idle
+        return self.shared.heartbeat
+
+    @property
+    def current(self) -> ctypes.c_int64:  # seq of the video being decoded, -1 when idle
+        return self.shared.current
 
 
 def _split_culprit(worker: _Worker) -> tuple[_Task | None, list[_Task]]:
@@ -160,7 +240,6 @@ class DecodePool:
         self.views, self.options = views, options
         self.num_workers, self.depth, self.decode_fn = num_workers, depth, decode_fn
         self.timeout_s = timeout_s if timeout_s and timeout_s > 0 else None
-        self._ctx = get_context("spawn")
         self._workers: list[_Worker] = []
         self._retry: deque[_Task] = deque()
         self._seq = 0  # pool-wide, so a result is never matched to another imap's video
@@ -174,18 +253,17 @@ class DecodePool:
         self.close()
 
     def _start(self) -> _Worker:
-        parent, child = self._ctx.Pipe()
-        heartbeat = self._ctx.Value("d", 0.0, lock=False)
-        current = self._ctx.Value("q", -1, lock=False)
-        process = self._ctx.Process(
-            target=_worker_main,
-            args=(child, heartbeat, current, self.views, self.options, self.decode_fn),
-            daemon=True,
-            name="slowfast-decoder",
-        )
-        process.start()
-        child.close()
-        return _Worker(process, parent, heartbeat, current)
+        parent, child = Pipe()
+        shared, shared_fd = _Shared.create()
+        try:
+            process = _Process(child.fileno(), shared_fd)
+        finally:
+            child.close()
+            os.close(shared_fd)
+        with contextlib.suppress(OSError):  # a worker that died at once: its sentinel says so
+            parent.send(sys.path)
+            parent.send((self.views, self.options, self.decode_fn))
+        return _Worker(process, parent, shared)
 
     def close(self) -> None:
         for worker in self._workers:

@@ -5,8 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
+
+from slowfast_deploy.runtime import open_backend
+from slowfast_deploy.runtime.base import Backend, run_batched
+from slowfast_deploy.specs import SINGLE_VIEW, SLOWFAST_R50_8X8, ModelSpec
+
+CROP_SIZE = SINGLE_VIEW.preprocess.crop_size  # 224: the reference input
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +121,77 @@ def bench_alternating(
                 )
             )
     return rows
+
+
+def parse_model_arg(text: str) -> tuple[str, str | None, str | None]:
+    """``PATH[@BACKEND[:PRECISION]]`` -> (path, backend, precision).
+
+    >>> parse_model_arg("m.onnx@openvino:bf16")
+    ('m.onnx', 'openvino', 'bf16')
+    """
+    path, _, rest = text.partition("@")
+    backend, _, precision = rest.partition(":")
+    return path, backend or None, precision or None
+
+
+def bench_models(
+    models: list[str],
+    *,
+    batchsizes: list[int],
+    loop: int,
+    warmup: int,
+    threads: int | None = None,
+    device: str = "cpu",
+    spec: ModelSpec = SLOWFAST_R50_8X8,
+    seed: int = 0,
+) -> list[BenchRow]:
+    """Open every ``PATH[@BACKEND[:PRECISION]]`` in ``models`` and time them alternately on
+    the same random clips (``[N, 1, 3, T, 224, 224]``); speed-ups are relative to the first
+    PyTorch model, when there is one."""
+    if not models:
+        raise ValueError("models must name at least one model file")
+    if not batchsizes or any(b < 1 for b in batchsizes):
+        raise ValueError(f"batchsizes must be integers >= 1, got {batchsizes}")
+    if loop < 1 or warmup < 0:
+        raise ValueError(f"loop must be >= 1 and warmup >= 0, got {loop} and {warmup}")
+    runners: list[tuple[str, str, str, str, Callable[[np.ndarray], object]]] = []
+    backends: list[Backend] = []
+    baseline = None
+    try:
+        for k, text in enumerate(models):
+            path, backend_name, precision = parse_model_arg(text)
+            backend = open_backend(
+                path,
+                backend=backend_name,
+                precision=precision,
+                device=device,
+                threads=threads,
+                spec=spec,
+            )
+            backends.append(backend)
+            if baseline is None and backend.info.name == "torch":
+                baseline = k
+            info = backend.info
+            runners.append(
+                (text, info.name, info.precision, info.provider, partial(run_batched, backend))
+            )
+        rng = np.random.default_rng(seed)
+        clip = (1, 3, spec.clip_len, CROP_SIZE, CROP_SIZE)
+
+        def make_input(batchsize: int) -> np.ndarray:
+            return rng.standard_normal((batchsize, *clip), dtype=np.float32)
+
+        return bench_alternating(
+            runners,
+            batchsizes=batchsizes,
+            make_input=make_input,
+            loop=loop,
+            warmup=warmup,
+            baseline=baseline,
+        )
+    finally:
+        for backend in backends:
+            backend.close()
 
 
 def format_table(rows: list[BenchRow]) -> str:

@@ -1,12 +1,12 @@
 """The Python API: open a model, predict videos, evaluate a list, without shelling out.
 
-import slowfast_deploy as sd
+    import slowfast_deploy as sd
 
-model = sd.open_model("slowfast_int8.xml", threads=2)
-for p in model.predict(["a.mp4", "b.mp4"], views=30, topk=5):
-    print(p.video, p.top1, p.topk)           # [(class, name, score), ...]
-summary = sd.evaluate("videos/", "val_list.txt", "slowfast_int8.xml",
-                      output="results.jsonl")  # resumable, as `slowfast-deploy evaluate`
+    model = sd.open_model("slowfast_int8.xml", threads=2)
+    for p in model.predict(["a.mp4", "b.mp4"], views=30, topk=5):
+        print(p.video, p.top1, p.topk)           # [(class, name, score), ...]
+    summary = sd.evaluate("videos/", "val_list.txt", "slowfast_int8.xml",
+                          output="results.jsonl")  # resumable, as `slowfast-deploy evaluate`
 """
 
 from __future__ import annotations

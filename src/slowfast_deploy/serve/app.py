@@ -1,0 +1,588 @@
+"""The ASGI app: the Open Inference Protocol for tensors, video endpoints, metrics, the page.
+
+``create_app(model, options)`` builds one Starlette app; ``server.run_server`` runs it on
+uvicorn, ``ray_serve`` deploys the same object on Ray Serve. Everything a request needs is
+opened once in the app's lifespan: the model (behind the ``DynamicBatcher``), the decode pools
+(``DecodeService``) and a private 0700 directory for uploads, removed at shutdown.
+
+| route                                   | what                                              |
+| --------------------------------------- | ------------------------------------------------- |
+| ``GET /``                               | the page: drop a video, see top-5 and a timeline  |
+| ``GET /v2``, ``/v2/health/{live,ready}``| KServe v2 server metadata and probes               |
+| ``GET /v2/models/{name}[/ready]``       | model metadata (its real input and output)        |
+| ``POST /v2/models/{name}/infer``        | tensors in, the model's output out (JSON, binary) |
+| ``POST /v1/predict?views=&topk=``       | a video -> ``predict --format json``'s records    |
+| ``POST /v1/timeline?window=&stride=...``| a video -> ``timeline``'s output (json, csv, srt) |
+| ``GET /v1/info``                        | the model, the limits (for the page)              |
+| ``GET /metrics``                        | Prometheus                                        |
+
+A video is a multipart upload (field ``video``), or JSON ``{"path": ...}`` (under
+``--allow-dir``) or ``{"url": ...}`` (under ``--allow-url``). Every failure is a ``Problem``:
+JSON with a ``reason`` code and its HTTP status; nothing a client sends stops the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Match, Route
+
+from slowfast_deploy import __version__
+from slowfast_deploy.engine.base import DecodeOptions
+from slowfast_deploy.engine.scoring import ViewMean, check_model_views, top_k
+from slowfast_deploy.errors import ModelFormatError, VideoDecodeError
+from slowfast_deploy.export.onnx import INPUT_NAME, OUTPUT_NAME
+from slowfast_deploy.labels import names_for
+from slowfast_deploy.runtime import Backend, ModelConfig
+from slowfast_deploy.runtime.base import BackendInfo, OutputKind, to_probs
+from slowfast_deploy.serve import kserve
+from slowfast_deploy.serve.batcher import BatcherClosed, Clips, DynamicBatcher, QueueFull
+from slowfast_deploy.serve.decoding import DecodeService
+from slowfast_deploy.serve.metrics import Metrics, ObserveMiddleware
+from slowfast_deploy.serve.options import ServeOptions
+from slowfast_deploy.serve.problems import Problem, video_problem
+from slowfast_deploy.serve.security import ApiKeyMiddleware, check_url, resolve_server_path
+from slowfast_deploy.serve.uploads import fetch_url, read_body, receive_upload
+from slowfast_deploy.specs import SINGLE_VIEW, VIEWS, view_spec
+from slowfast_deploy.timeline.output import SegmentOptions, render_timelines
+from slowfast_deploy.timeline.run import VideoTimeline
+from slowfast_deploy.timeline.windows import WindowPlan
+from slowfast_deploy.video.decode import open_video
+from slowfast_deploy.video.preprocess import normalize_to_ncthw
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_S = 1
+TIMELINE_FORMATS = {"json": "application/json", "csv": "text/csv", "srt": "application/x-subrip"}
+
+
+@dataclass
+class ServeState:
+    """What the lifespan opens; None until the app has started."""
+
+    backend: Backend
+    batcher: DynamicBatcher
+    decoder: DecodeService
+    upload_dir: str
+    input: kserve.TensorSpec
+    output: kserve.TensorSpec
+    num_classes: int
+    views: dict[int, str | None]  # protocol -> None if the model takes it, else why not
+    owns_backend: bool = True
+    timelines: set[Any] = field(default_factory=set)
+
+
+class BatchedBackend:
+    """The backend contract over the batcher: a timeline's model calls join other requests'
+    batches. ``deadline`` (``loop.time()``-free: monotonic seconds) bounds each wait."""
+
+    def __init__(self, backend: Backend, batcher: DynamicBatcher, timeout_s: float) -> None:
+        self.info: BackendInfo = backend.info
+        self.input_shape = backend.input_shape
+        self.output_kind: OutputKind = backend.output_kind
+        self._batcher, self._timeout_s = batcher, timeout_s
+
+    def run(self, video: NDArray[np.float32]) -> NDArray[np.float32]:
+        try:
+            return self._batcher.run(Clips.of(video), self._timeout_s)
+        except TimeoutError as err:
+            raise Problem("timeout", "the model did not answer in time") from err
+
+    def close(self) -> None:
+        pass
+
+
+def _probe(backend: Backend) -> tuple[tuple[int, ...], int]:
+    """The model input shape to advertise (-1: any) and its number of classes (one run of
+    zeros, which also warms the model up)."""
+    declared = backend.input_shape
+    fill = (1, 1, 3, SINGLE_VIEW.clip.clip_len, *(2 * [SINGLE_VIEW.preprocess.crop_size]))
+    if len(declared) != len(fill):
+        raise ModelFormatError(
+            f"{backend.info.model_path}: input has {len(declared)} axes; the serving contract "
+            "is video [N, 1, 3, T, H, W]"
+        )
+    shape = tuple(d if d is not None else f for d, f in zip(declared, fill, strict=True))
+    out = backend.run(np.zeros((1, *shape[1:]), dtype=np.float32))
+    advertised = (-1, *(d if d is not None else -1 for d in declared[1:]))
+    return advertised, int(out.shape[-1])
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError as err:
+        raise Problem("invalid", f"{name} must be an integer, got {value!r}") from err
+
+
+def _float_param(request: Request, name: str, default: float) -> float:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError as err:
+        raise Problem("invalid", f"{name} must be a number, got {value!r}") from err
+
+
+def prediction_record(
+    name: str,
+    scores: NDArray[np.float32],
+    *,
+    views: int,
+    topk: int,
+    labels: list[str] | None,
+    info: dict[str, Any],
+) -> dict[str, Any]:
+    """The record ``predict --format json`` prints for one video (``cli.predict``'s
+    ``prediction_record`` with scores; a test holds the two equal)."""
+    names = names_for(labels, len(scores))
+    return {
+        "video": name,
+        "status": "ok",
+        "topk": [
+            {
+                "class": int(c),
+                "score": float(scores[c]),
+                **({"name": names[c]} if names is not None else {}),
+            }
+            for c in top_k(scores, topk)
+        ],
+        "scores": [float(f"{v:.8g}") for v in scores],
+        "views": views,
+        **{k: v for k, v in info.items() if k != "node"},
+    }
+
+
+def create_app(
+    model: ModelConfig | Backend,
+    options: ServeOptions,
+    *,
+    extra_routes: list[Route] | None = None,
+) -> Starlette:
+    """The service for ``model`` (a file to open at start-up, or a backend already open,
+    left open). ``extra_routes`` are added as they are (live streams)."""
+    metrics = Metrics()
+    holder: dict[str, ServeState] = {}
+
+    def state() -> ServeState:
+        if "state" not in holder:
+            raise Problem("not_ready", "the model is still loading", headers={"Retry-After": "1"})
+        return holder["state"]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        opened = await asyncio.to_thread(_open, model, options, metrics)
+        holder["state"] = opened
+        app.state.serve = opened
+        logger.info(
+            "serving %s (%s, %d classes) as %r",
+            opened.backend.info.model_path,
+            opened.backend.info.name,
+            opened.num_classes,
+            options.name,
+        )
+        try:
+            yield
+        finally:
+            holder.pop("state", None)
+            await asyncio.to_thread(_close, opened)
+
+    # ---- errors: every failure is JSON with a reason and a status
+    def problem_response(problem: Problem) -> JSONResponse:
+        metrics.failure(problem.reason)
+        headers = dict(problem.headers)
+        if problem.status in (429, 503) and "Retry-After" not in headers:
+            headers["Retry-After"] = str(RETRY_AFTER_S)
+        return JSONResponse(problem.body(), status_code=problem.status, headers=headers)
+
+    def handler(
+        fn: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def wrapped(request: Request) -> Response:
+            try:
+                return await fn(request)
+            except Problem as problem:
+                return problem_response(problem)
+            except (QueueFull, BatcherClosed) as err:
+                busy = isinstance(err, QueueFull)
+                return problem_response(
+                    Problem(
+                        "queue_full" if busy else "not_ready", str(err), status=429 if busy else 503
+                    )
+                )
+            except ValueError as err:  # the library's checks name the parameter and range
+                return problem_response(Problem("invalid", str(err)))
+            except Exception:
+                logger.exception("%s %s failed", request.method, request.url.path)
+                return problem_response(
+                    Problem("internal", "internal error (logged on the server)")
+                )
+
+        return wrapped
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+        return problem_response(
+            Problem(
+                reason, f"{request.method} {request.url.path}: {exc.detail}", status=exc.status_code
+            )
+        )
+
+    async def with_timeout(
+        work: Awaitable[Any], on_timeout: Callable[[], None] | None = None
+    ) -> Any:
+        try:
+            return await asyncio.wait_for(work, options.timeout_s)
+        except TimeoutError as err:
+            if on_timeout is not None:
+                on_timeout()
+            raise Problem(
+                "timeout",
+                f"the request took longer than this server allows ({options.timeout_s:g} s)",
+            ) from err
+
+    async def model_rows(s: ServeState, clips: Clips) -> NDArray[np.float32]:
+        futures = s.batcher.submit(clips)
+        metrics.queue_depth.set(s.batcher.queued)
+        try:
+            parts = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+        except asyncio.CancelledError:
+            for f in futures:
+                f.cancel()
+            raise
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    # ---- the Open Inference Protocol
+    def check_model(s: ServeState, request: Request) -> None:
+        name = request.path_params["name"]
+        version = request.path_params.get("version")
+        if name != options.name or version not in (None, "1"):
+            shown = name if version is None else f"{name} version {version}"
+            raise Problem(
+                "unknown_model",
+                f"unknown model {shown!r}; this server has {options.name!r} (version 1)",
+            )
+
+    @handler
+    async def server_metadata(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "name": "slowfast-deploy",
+                "version": __version__,
+                "extensions": ["binary_tensor_data"],
+            }
+        )
+
+    @handler
+    async def live(request: Request) -> Response:
+        return JSONResponse({"live": True})
+
+    @handler
+    async def ready(request: Request) -> Response:
+        if "state" not in holder:
+            raise Problem("not_ready", "the model is still loading")
+        return JSONResponse({"ready": True})
+
+    @handler
+    async def model_metadata(request: Request) -> Response:
+        s = state()
+        check_model(s, request)
+        return JSONResponse(
+            kserve.model_metadata(options.name, s.backend.info.name, s.input, s.output)
+        )
+
+    @handler
+    async def model_ready(request: Request) -> Response:
+        s = state()
+        check_model(s, request)
+        return JSONResponse({"name": options.name, "ready": True})
+
+    @handler
+    async def infer(request: Request) -> Response:
+        s = state()
+        check_model(s, request)
+        body = await read_body(request.stream(), request.headers, options.max_upload_bytes)
+        if request.headers.get("content-encoding", "identity") != "identity":
+            raise Problem(
+                "unsupported_media_type",
+                f"Content-Encoding {request.headers['content-encoding']!r} is not accepted; "
+                "send the request uncompressed",
+            )
+        parsed = kserve.parse_infer(body, request.headers.get(kserve.HEADER_LENGTH), s.input)
+        values = await with_timeout(model_rows(s, Clips.of(parsed.tensor)))
+        content, headers = kserve.infer_response(options.name, parsed, s.output, values)
+        return Response(content, headers=headers)
+
+    # ---- videos
+    @contextlib.asynccontextmanager
+    async def video_source(request: Request) -> AsyncIterator[tuple[str, str]]:
+        """(path on disk, the name the client knows it by): an upload, a path or a URL."""
+        s = state()
+        content_type = request.headers.get("content-type", "")
+        if content_type.split(";")[0].strip() == "application/json":
+            body = await read_body(request.stream(), request.headers, 64 * 1024)
+            try:
+                spec = json.loads(body)
+            except (UnicodeDecodeError, json.JSONDecodeError) as err:
+                raise Problem("bad_request", f"the request body is not valid JSON ({err})") from err
+            if not isinstance(spec, dict) or len({"path", "url"} & set(spec)) != 1:
+                raise Problem(
+                    "bad_request", 'send {"path": ...} or {"url": ...} (or upload the video)'
+                )
+            if "path" in spec:
+                path = resolve_server_path(str(spec["path"]), options.allow_dirs)
+                yield str(path), str(spec["path"])
+                return
+            url = check_url(str(spec["url"]), options.allow_urls)
+            fetched = fetch_url(url, directory=s.upload_dir, limit=options.max_upload_bytes)
+            upload = await asyncio.to_thread(fetched.__enter__)
+            try:
+                yield upload.path, url
+            finally:
+                fetched.__exit__(None, None, None)
+            return
+        async with receive_upload(
+            request.stream(),
+            request.headers,
+            directory=s.upload_dir,
+            limit=options.max_upload_bytes,
+        ) as upload:
+            yield upload.path, upload.name
+
+    @handler
+    async def predict(request: Request) -> Response:
+        s = state()
+        views = _int_param(request, "views", 1)
+        topk = _int_param(request, "topk", 5)
+        if views not in VIEWS:
+            raise Problem("invalid", f"views must be one of {sorted(VIEWS)}, got {views}")
+        if not 1 <= topk <= s.num_classes:
+            raise Problem("invalid", f"topk must be in 1..{s.num_classes}, got {topk}")
+        if s.views[views] is not None:
+            raise Problem("invalid", str(s.views[views]))
+        async with video_source(request) as (path, name):
+            future = s.decoder.submit(path, views)
+            metrics.decode_depth.set(s.decoder.pending)
+            record = await with_timeout(
+                _score_video(s, future, path, name, views, topk), lambda: s.decoder.cancel(future)
+            )
+        return JSONResponse([record])
+
+    async def _score_video(
+        s: ServeState, future: Future[Any], path: str, name: str, views: int, topk: int
+    ) -> dict[str, Any]:
+        decoded = await asyncio.wrap_future(future)
+        metrics.decode_depth.set(s.decoder.pending)
+        if decoded.crops is None:
+            reason = decoded.info.get("reason", "corrupt")
+            raise video_problem(reason, (decoded.error or "cannot be decoded").replace(path, name))
+        spec = view_spec(views)
+        crops = decoded.crops
+        count = int(crops.shape[0])
+        row_shape = (1, 3, int(crops.shape[1]), int(crops.shape[2]), int(crops.shape[3]))
+        clips = Clips(count, row_shape, lambda: normalize_to_ncthw(crops, spec.preprocess)[:, None])
+        raw = await model_rows(s, clips)
+        probs = to_probs(raw, s.backend.output_kind)
+        mean = ViewMean()
+        for row in probs:
+            mean.add(row)
+        return prediction_record(
+            name, mean.mean(), views=count, topk=topk, labels=options.labels, info=decoded.info
+        )
+
+    @handler
+    async def timeline(request: Request) -> Response:
+        s = state()
+        fmt = request.query_params.get("format", "json")
+        if fmt not in TIMELINE_FORMATS:
+            raise Problem(
+                "invalid", f"format must be one of {sorted(TIMELINE_FORMATS)}, got {fmt!r}"
+            )
+        plan = WindowPlan(_int_param(request, "window", 64), _int_param(request, "stride", 16))
+        segments = SegmentOptions(
+            _int_param(request, "smooth", 1), _float_param(request, "threshold", 0.0)
+        )
+        topk = _int_param(request, "topk", 5)
+        if not 1 <= topk <= s.num_classes:
+            raise Problem("invalid", f"topk must be in 1..{s.num_classes}, got {topk}")
+        async with video_source(request) as (path, name):
+            text = await with_timeout(
+                asyncio.to_thread(_run_timeline, s, path, name, plan, segments, topk, fmt)
+            )
+        return Response(text, media_type=TIMELINE_FORMATS[fmt])
+
+    def _run_timeline(
+        s: ServeState,
+        path: str,
+        name: str,
+        plan: WindowPlan,
+        segments: SegmentOptions,
+        topk: int,
+        fmt: str,
+    ) -> str:
+        try:  # the reason code of a video that cannot be opened, as the CLI reports it
+            open_video(path, decoder="pyav").close()
+        except VideoDecodeError as err:
+            raise video_problem(err.reason, str(err).replace(path, name)) from err
+        backend = BatchedBackend(s.backend, s.batcher, options.timeout_s)
+        result = VideoTimeline(path, plan)
+        if result.open(backend, decoder="pyav", batchsize=options.max_batch):
+            for _ in result.run():
+                pass
+        if result.status == "failed":
+            raise video_problem(
+                "corrupt", (result.error or "cannot be decoded").replace(path, name)
+            )
+        result.video = name
+        labels = names_for(options.labels, s.num_classes)
+        return render_timelines([result], fmt=fmt, topk=topk, segments=segments, labels=labels)[0]
+
+    # ---- the page, info, metrics
+    page = resources.files("slowfast_deploy.serve").joinpath("static/index.html").read_text()
+
+    @handler
+    async def index(request: Request) -> Response:
+        return HTMLResponse(page)
+
+    @handler
+    async def info(request: Request) -> Response:
+        s = state()
+        return JSONResponse(
+            {
+                "name": options.name,
+                "backend": s.backend.info.name,
+                "precision": s.backend.info.precision,
+                "num_classes": s.num_classes,
+                "labels": names_for(options.labels, s.num_classes) is not None,
+                "views": [v for v, why in s.views.items() if why is None],
+                "max_upload_bytes": options.max_upload_bytes,
+                "max_batch": options.max_batch,
+                "streams": bool(extra_routes),
+            }
+        )
+
+    @handler
+    async def prometheus(request: Request) -> Response:
+        if "state" in holder:
+            metrics.queue_depth.set(holder["state"].batcher.queued)
+            metrics.decode_depth.set(holder["state"].decoder.pending)
+        content, content_type = metrics.render()
+        return Response(content, media_type=content_type)
+
+    routes = [
+        Route("/", index),
+        Route("/metrics", prometheus),
+        Route("/v1/info", info),
+        Route("/v1/predict", predict, methods=["POST"]),
+        Route("/v1/timeline", timeline, methods=["POST"]),
+        Route("/v2", server_metadata),
+        Route("/v2/health/live", live),
+        Route("/v2/health/ready", ready),
+        Route("/v2/models/{name}", model_metadata),
+        Route("/v2/models/{name}/versions/{version}", model_metadata),
+        Route("/v2/models/{name}/ready", model_ready),
+        Route("/v2/models/{name}/versions/{version}/ready", model_ready),
+        Route("/v2/models/{name}/infer", infer, methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
+        *(extra_routes or []),
+    ]
+
+    def route_of(scope: dict[str, Any]) -> str:
+        for route in routes:
+            match, _ = route.matches(scope)
+            if match != Match.NONE:
+                return route.path
+        return "other"
+
+    middleware = [Middleware(ObserveMiddleware, metrics=metrics, route_of=route_of)]
+    if options.api_key:
+        middleware.append(
+            Middleware(ApiKeyMiddleware, api_key=options.api_key, on_reject=metrics.failure)
+        )
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
+    )
+    app.state.metrics = metrics
+    return app
+
+
+def _open(model: ModelConfig | Backend, options: ServeOptions, metrics: Metrics) -> ServeState:
+    """Open everything a request needs (in a thread: loading a model takes seconds)."""
+    owns = isinstance(model, ModelConfig)
+    backend = model.open() if isinstance(model, ModelConfig) else model
+    try:
+        advertised, num_classes = _probe(backend)
+        supported: dict[int, str | None] = {}
+        for num in VIEWS:
+            try:
+                check_model_views(backend, view_spec(num))
+                supported[num] = None
+            except ModelFormatError as err:
+                supported[num] = str(err)
+        batcher = DynamicBatcher(
+            backend,
+            max_batch=options.max_batch,
+            max_wait_ms=options.max_wait_ms,
+            max_queue=options.max_queue,
+            on_batch=metrics.observe_batch,
+        )
+        decoder = DecodeService(
+            DecodeOptions(options.decoder, options.frame_count),  # type: ignore[arg-type]
+            num_workers=options.num_workers,
+            timeout_s=options.decode_timeout_s,
+            max_pending=options.max_queue,
+        )
+        decoder.start()
+        upload_dir = tempfile.mkdtemp(prefix="slowfast-serve-", dir=options.tmp_dir)  # 0700
+    except BaseException:
+        if owns:
+            backend.close()
+        raise
+    return ServeState(
+        backend=backend,
+        batcher=batcher,
+        decoder=decoder,
+        upload_dir=upload_dir,
+        input=kserve.TensorSpec(INPUT_NAME, advertised),
+        output=kserve.TensorSpec(OUTPUT_NAME, (-1, num_classes)),
+        num_classes=num_classes,
+        views=supported,
+        owns_backend=owns,
+    )
+
+
+def _close(state: ServeState) -> None:
+    state.batcher.close()
+    state.decoder.close()
+    shutil.rmtree(state.upload_dir, ignore_errors=True)
+    if state.owns_backend:
+        state.backend.close()
+    logger.info("stopped; removed %s", state.upload_dir)
+
+
+__all__ = ["BatchedBackend", "ServeState", "create_app", "prediction_record"]

@@ -101,7 +101,7 @@ def _help(action: argparse.Action, parser: argparse.ArgumentParser) -> str:
 
 
 def _usage(parser: argparse.ArgumentParser) -> str:
-    formatter = argparse.HelpFormatter(parser.prog, width=100)
+    formatter = argparse.HelpFormatter(parser.prog, width=88)  # fits the page without scrolling
     formatter.add_usage(parser.usage, parser._actions, parser._mutually_exclusive_groups, "")
     return formatter.format_help().strip()
 
@@ -152,7 +152,7 @@ def render() -> str:
     parser = build_parser()
     commands = _subparsers(parser)
     lines = [INTRO, "## Commands", ""]
-    for name, sub in commands.items():
+    for name in commands:
         lines.append(f"- [`{name}`](#{_anchor(name)})")
     lines += ["", "## Global options", ""]
     lines += _section(parser, top=True)

@@ -53,9 +53,7 @@ def _rows(folder: Path, prefix: str) -> list[str]:
 
 def render() -> str:
     """The layout page as markdown."""
-    folders = sorted(
-        p for p in PACKAGE.iterdir() if p.is_dir() and any(p.glob("*.py"))
-    )
+    folders = sorted(p for p in PACKAGE.iterdir() if p.is_dir() and any(p.glob("*.py")))
     lines = [INTRO, "## Folders", "", "| folder | what it owns |", "| --- | --- |"]
     for folder in folders:
         lines.append(f"| [`{folder.name}/`](#{folder.name}) | {_summary(folder / '__init__.py')} |")

@@ -1,0 +1,366 @@
+"""Watch many live streams with one model: the events of ``slowfast-deploy watch``.
+
+>>> w = watch(["rtsp://127.0.0.1:8554/cam1", "cam2.mp4"], "slowfast.onnx")  # doctest: +SKIP
+>>> for event in w:                                       # JSON-able dicts, as the CLI prints
+...     if event["event"] == "window":
+...         print(event["stream"], event["topk"][0], event["latency_s"])
+
+Threads and data::
+
+    StreamWorker (one thread per source: decode, windows) ──put──> Batcher (per-stream queues)
+                                                                      │ take: a batch is due
+    events <── segments, stats <── window events <── score_windows <──┘ (this generator)
+
+The model runs in the thread that iterates the watch, so a consumer that falls behind makes
+windows age and be dropped, never queue without bound. Events (every one names its stream):
+
+- ``window``: ``timeline``'s window record (``timeline.output.window_entry``: index, frames,
+  stream times ``start_s``/``end_s``, top-k) plus ``stream``, ``connection`` (0, then +1 per
+  reconnect: frames and window indices restart with it), ``arrival_wall`` (wall time its last
+  frame arrived), ``emit_wall`` (wall time this decision was emitted), ``latency_s`` (the
+  difference), and ``scores`` (all classes) when asked for;
+- ``segment_start`` / ``segment_end``: segments as ``timeline`` finds them (``segment_entry``
+  fields), ``smooth // 2`` windows after the windows that decide them;
+- ``stream_opened``, ``stream_lost`` (``reason``), ``stream_restored`` (``reason``, ``down_s``),
+  ``stream_ended``, ``stream_failed`` (``reason``, ``message``: one plain sentence);
+- ``stats`` per stream, every ``stats_every_s`` and once at the end (``final``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from slowfast_deploy.labels import class_name, names_for, resolve_labels
+from slowfast_deploy.live.batcher import Batcher, Notice, PendingWindow, Take
+from slowfast_deploy.live.events import SegmentStart, SegmentTracker, StreamStats
+from slowfast_deploy.live.sources import OpenOptions, Source, check_names, parse_source
+from slowfast_deploy.live.stream import Reconnect, StreamWorker
+from slowfast_deploy.runtime import Backend, ModelConfig
+from slowfast_deploy.runtime.base import check_input_shape
+from slowfast_deploy.timeline.output import segment_entry, window_entry
+from slowfast_deploy.timeline.run import score_windows
+from slowfast_deploy.timeline.segments import Segment
+from slowfast_deploy.timeline.windows import WindowPlan
+
+logger = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+_TAKE_TIMEOUT_S = 0.2  # the loop looks at the clock (stats, the end) at least this often
+_JOIN_S = 1.0  # how long stopping waits for each stream thread (a stalled read is abandoned)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchOptions:
+    """Everything about a watch but its sources and model (see ``watch``)."""
+
+    plan: WindowPlan = WindowPlan()  # noqa: RUF009 - frozen, so sharing it is safe
+    max_batch: int = 4
+    max_wait_ms: float = 50.0
+    max_latency_s: float = 1.0
+    queue_depth: int = 3  # windows each stream may hold waiting for the model
+    topk: int = 5
+    smooth: int = 1
+    threshold: float = 0.0
+    realtime: bool = False
+    reconnect: bool | None = None  # None: on for network sources and cameras, off for files
+    open: OpenOptions = OpenOptions()  # noqa: RUF009 - frozen
+    stats_every_s: float | None = None
+    scores: bool = False
+
+    def __post_init__(self) -> None:
+        if self.topk < 1:
+            raise ValueError(f"topk must be >= 1, got {self.topk}")
+        if self.smooth < 1 or self.smooth % 2 == 0:
+            raise ValueError(f"smooth must be an odd number of windows >= 1, got {self.smooth}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be a score in 0..1, got {self.threshold}")
+        if self.stats_every_s is not None and not self.stats_every_s > 0:
+            raise ValueError(f"stats_every_s must be > 0 seconds, got {self.stats_every_s}")
+
+
+class Watch:
+    """A running watch: iterate for events; ``stop()`` from any thread ends it; ``finish()``
+    after an interruption returns the last events (open segments closed, final stats)."""
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        backend: Backend,
+        options: WatchOptions,
+        *,
+        labels: Sequence[str] | None,
+        owns_backend: bool = False,
+    ) -> None:
+        if not sources:
+            raise ValueError("sources must name at least one stream, got none")
+        check_names(list(sources))
+        plan = options.plan
+        size = plan.preprocess.crop_size
+        check_input_shape(
+            backend.input_shape,
+            (options.max_batch, 1, 3, plan.clip.clip_len, size, size),
+            model_path=backend.info.model_path,
+        )
+        self.sources = list(sources)
+        self.backend = backend
+        self.options = options
+        self._labels = labels
+        self._names: Sequence[str] | None = None
+        self._owns_backend = owns_backend
+        self._stop = threading.Event()
+        self.batcher = Batcher(
+            len(self.sources),
+            max_batch=options.max_batch,
+            max_wait_s=options.max_wait_ms / 1e3,
+            max_latency_s=options.max_latency_s,
+            depth=options.queue_depth,
+            lossless=frozenset(
+                i for i, s in enumerate(self.sources) if s.kind == "file" and not options.realtime
+            ),
+        )
+        self.workers = [
+            StreamWorker(
+                i,
+                source,
+                plan,
+                self.batcher,
+                options=options.open,
+                reconnect=Reconnect(
+                    source.kind != "file" if options.reconnect is None else options.reconnect
+                ),
+                realtime=options.realtime and source.kind == "file",
+                stop=self._stop,
+            )
+            for i, source in enumerate(self.sources)
+        ]
+        self.stats = [StreamStats() for _ in self.sources]
+        self._trackers: dict[int, tuple[int, SegmentTracker]] = {}  # stream -> (connection, ..)
+        self._started = 0.0
+        self._period_start = 0.0
+        self._finished = False
+        self.model_s = 0.0  # seconds in model calls
+        self.model_calls = 0
+
+    # --- the public surface ---------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Event]:
+        return self._events()
+
+    def stop(self) -> None:
+        """End the watch soon (any thread): the iteration yields the last events and ends."""
+        self._stop.set()
+        self.batcher.wake()
+
+    def finish(self) -> list[Event]:
+        """Stop every stream and return the last events: segments still open are closed,
+        then the final statistics. Idempotent; iteration calls it itself when it ends."""
+        if self._finished:
+            return []
+        self._finished = True
+        self._stop.set()
+        self.batcher.close()
+        for worker in self.workers:
+            worker.join(_JOIN_S)
+        events: list[Event] = []
+        for stream in sorted(self._trackers):
+            events += self._close_segments(stream)
+        events += self._stats_events(final=True)
+        if self._owns_backend:
+            self.backend.close()
+        return events
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.finish()
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def _events(self) -> Iterator[Event]:
+        if self._started:
+            raise RuntimeError("a Watch is iterated once; start another watch()")
+        self._started = self._period_start = time.monotonic()
+        every = self.options.stats_every_s
+        next_stats = self._started + every if every else float("inf")
+        for worker in self.workers:
+            worker.start()
+        while not self._stop.is_set():
+            take = self.batcher.take(min(_TAKE_TIMEOUT_S, max(0.0, next_stats - time.monotonic())))
+            yield from self._handle(take)
+            if time.monotonic() >= next_stats:
+                yield from self._stats_events(final=False)
+                next_stats += every or float("inf")
+            if not any(w.alive for w in self.workers) and not self.batcher.pending():
+                break
+        if not self._stop.is_set():  # every stream ended: score what is left, in order
+            for take in self.batcher.drain():
+                yield from self._handle(take)
+        yield from self.finish()
+
+    def _handle(self, take: Take) -> Iterator[Event]:
+        for notice in take.before:
+            yield from self._notice(notice)
+        if take.batch:
+            yield from self._score(take.batch)
+        for notice in take.after:
+            yield from self._notice(notice)
+
+    def _score(self, batch: list[PendingWindow]) -> Iterator[Event]:
+        t0 = time.perf_counter()
+        records = list(score_windows([p.clip for p in batch], self.backend, batchsize=len(batch)))
+        seconds = time.perf_counter() - t0
+        self.batcher.observe(seconds)
+        self.model_s += seconds
+        self.model_calls += 1
+        if self._names is None and records:
+            self._names = names_for(self._labels, len(records[0].scores)) or ()
+        names = self._names or None
+        for pending, record in zip(batch, records, strict=True):
+            stream = pending.stream
+            emit = time.time()
+            latency = emit - pending.arrival_wall
+            self.stats[stream].scored(latency)
+            event: Event = {
+                "event": "window",
+                "stream": self.sources[stream].name,
+                "connection": pending.connection,
+                **window_entry(record, None, topk=self.options.topk, labels=names),
+                "arrival_wall": round(pending.arrival_wall, 3),
+                "emit_wall": round(emit, 3),
+                "latency_s": round(latency, 3),
+            }
+            if self.options.scores:
+                event["scores"] = record.scores.tolist()
+            yield event
+            for found in self._tracker(stream, pending.connection).add(record):
+                yield self._segment_event(stream, pending.connection, found)
+
+    def _tracker(self, stream: int, connection: int) -> SegmentTracker:
+        current = self._trackers.get(stream)
+        if current is None or current[0] != connection:
+            tracker = SegmentTracker(smooth=self.options.smooth, threshold=self.options.threshold)
+            self._trackers[stream] = (connection, tracker)
+            return tracker
+        return current[1]
+
+    def _close_segments(self, stream: int) -> list[Event]:
+        current = self._trackers.pop(stream, None)
+        if current is None:
+            return []
+        connection, tracker = current
+        return [self._segment_event(stream, connection, s) for s in tracker.finish()]
+
+    def _segment_event(self, stream: int, connection: int, found: SegmentStart | Segment) -> Event:
+        names = self._names or None
+        head = {"stream": self.sources[stream].name, "connection": connection}
+        if isinstance(found, Segment):
+            body = segment_entry(found, labels=names)
+            return {"event": "segment_end", **head, **body, "emit_wall": round(time.time(), 3)}
+        start: Event = {"event": "segment_start", **head, "class": found.class_index}
+        if names is not None:
+            start["name"] = class_name(found.class_index, names)
+        start |= {
+            "start_s": round(found.start_s, 4),
+            "start_frame": found.start_frame,
+            "window": found.first_window,
+            "score": round(found.score, 6),
+            "emit_wall": round(time.time(), 3),
+        }
+        return start
+
+    def _notice(self, notice: Notice) -> Iterator[Event]:
+        if notice.event["event"] in ("stream_lost", "stream_ended", "stream_failed"):
+            yield from self._close_segments(notice.stream)
+        yield notice.event
+
+    def _stats_events(self, *, final: bool) -> list[Event]:
+        now = time.monotonic()
+        period_s = now - (self._started if final else self._period_start)
+        self._period_start = now
+        events = []
+        for i, (source, stats) in enumerate(zip(self.sources, self.stats, strict=True)):
+            worker = self.workers[i]
+            events.append(
+                {
+                    "event": "stats",
+                    "stream": source.name,
+                    "final": final,
+                    "state": worker.state,
+                    "period_s": round(period_s, 3),
+                    **stats.report(dropped=self.batcher.dropped[i], period_s=period_s, final=final),
+                    "frames": worker.frames,
+                    "connections": worker.connections,
+                    "wall": round(time.time(), 3),
+                }
+            )
+        return events
+
+
+def watch(
+    sources: Sequence[str | Source],
+    model: Backend | ModelConfig | str | os.PathLike[str],
+    *,
+    plan: WindowPlan | None = None,
+    max_batch: int = 4,
+    max_wait_ms: float = 50.0,
+    max_latency_s: float = 1.0,
+    topk: int = 5,
+    smooth: int = 1,
+    threshold: float = 0.0,
+    labels: Sequence[str] | None = None,
+    realtime: bool = False,
+    reconnect: bool | None = None,
+    stall_timeout_s: float = 10.0,
+    open_timeout_s: float = 10.0,
+    rtsp_transport: str = "tcp",
+    stats_every_s: float | None = None,
+    scores: bool = False,
+) -> Watch:
+    """Watch live ``sources`` (URLs, ``/dev/videoN``, files) with one ``model``: iterate the
+    returned ``Watch`` for events (JSON-able dicts, see the module doc).
+
+    ``model``: an open ``Backend`` (the caller closes it) or a model file / ``ModelConfig``
+    (opened here, closed when the watch finishes). ``labels``: class names (default: the
+    Kinetics-400 names, shown for 400-class models).
+    """
+    options = WatchOptions(
+        plan=plan or WindowPlan(),
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        max_latency_s=max_latency_s,
+        topk=topk,
+        smooth=smooth,
+        threshold=threshold,
+        realtime=realtime,
+        reconnect=reconnect,
+        open=OpenOptions(
+            rtsp_transport=rtsp_transport,  # type: ignore[arg-type]  # checked by OpenOptions
+            open_timeout_s=open_timeout_s,
+            stall_timeout_s=stall_timeout_s,
+        ),
+        stats_every_s=stats_every_s,
+        scores=scores,
+    )
+    parsed = [s if isinstance(s, Source) else parse_source(s) for s in sources]
+    check_names(parsed)
+    names = labels if labels is not None else resolve_labels(None)
+    if isinstance(model, str | os.PathLike):
+        model = ModelConfig(str(model))
+    if isinstance(model, ModelConfig):
+        backend = model.open()
+        try:
+            return Watch(parsed, backend, options, labels=names, owns_backend=True)
+        except BaseException:
+            backend.close()
+            raise
+    return Watch(parsed, model, options, labels=names)

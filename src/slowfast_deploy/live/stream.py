@@ -1,0 +1,298 @@
+"""One live stream: its own thread decodes it, cuts windows as ``timeline`` does, and
+hands them to the batcher; it reopens the stream when it is lost.
+
+Windows are those ``timeline.windows.plan_windows`` plans for a video longer than the
+stream has lasted: window ``k`` covers frames ``[k * stride, k * stride + window)``, sampled
+with ``sample_clip_indices(window, clip)``, and ``timeline.windows.assemble_windows``
+preprocesses them. Frame ``k`` is the ``k``-th frame decoded since the stream was (re)opened,
+so a stream that delivers a file's frames gives that file's windows, frame for frame. Only
+frames some window samples are converted to RGB and resized (at once, so no full-size frame
+is held), and ``assemble_windows`` keeps about one window of crops: memory per stream is flat.
+
+States, each a notice in the stream's queue (``batcher.Notice``)::
+
+    open ──ok──> stream_opened ──frames──> ... ──ends/errors/stalls──> stream_lost
+      │                                                                   │ reconnect
+      └─fails the first time──> stream_failed (one plain line, for good)  ▼ (capped backoff)
+                                                   stream_restored <──ok── open again
+
+Without reconnecting, a lost stream ends with ``stream_ended`` (a file played to its end, or
+a stream that stopped).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, overload
+
+import numpy as np
+from numpy.typing import NDArray
+
+from slowfast_deploy._optional import require
+from slowfast_deploy.live.batcher import Batcher, Notice, PendingWindow
+from slowfast_deploy.live.sources import (
+    OpenOptions,
+    Source,
+    StreamError,
+    classify_error,
+    open_source,
+)
+from slowfast_deploy.timeline.windows import TimelineStats, Window, WindowPlan, assemble_windows
+from slowfast_deploy.video.decode import TimedFrame, frame_to_rgb
+from slowfast_deploy.video.preprocess import resize_frame
+from slowfast_deploy.video.sampling import sample_clip_indices
+
+logger = logging.getLogger(__name__)
+
+_ENDLESS = 1 << 52  # windows "planned" for a stream: more than any stream will deliver
+
+
+class EndlessWindows(Sequence[Window]):
+    """The windows of a stream of unknown length, as ``plan_windows`` plans a long video.
+
+    >>> windows = EndlessWindows(WindowPlan(64, 16))
+    >>> windows[2].start_frame, windows[2].end_frame, windows[2].frame_indices[:3].tolist()
+    (32, 96, [33, 35, 37])
+    """
+
+    def __init__(self, plan: WindowPlan) -> None:
+        self.plan = plan
+        self.offsets = sample_clip_indices(plan.window, plan.clip)[0]  # the same for every window
+        # frame k is sampled by some window iff k - o is a window start (a multiple of stride)
+        # for an offset o <= k: kept as the smallest such o per residue of k mod stride
+        self._first_by_residue: dict[int, int] = {}
+        for offset in sorted(int(o) for o in self.offsets):
+            self._first_by_residue.setdefault(offset % plan.stride, offset)
+
+    def __len__(self) -> int:
+        return _ENDLESS
+
+    @overload
+    def __getitem__(self, index: int) -> Window: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Window]: ...
+
+    def __getitem__(self, index: int | slice) -> Window | Sequence[Window]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(_ENDLESS))]
+        if index < 0:
+            index += _ENDLESS
+        if not 0 <= index < _ENDLESS:
+            raise IndexError(index)
+        start = index * self.plan.stride
+        return Window(index, start, start + self.plan.window, self.offsets + start)
+
+    def wanted(self, frame_index: int) -> bool:
+        """Whether some window samples frame ``frame_index``."""
+        first = self._first_by_residue.get(frame_index % self.plan.stride)
+        return first is not None and first <= frame_index
+
+
+class StreamClock:
+    """Stream time of each frame: its presentation time from the first frame (0 s), while the
+    times make sense (known, increasing); otherwise the previous time plus one frame."""
+
+    def __init__(self, fps: float) -> None:
+        self.frame_s = 1.0 / fps if fps > 0 else 1.0 / 30
+        self.origin: float | None = None
+        self.previous: float | None = None
+
+    def time_s(self, index: int, pts_s: float | None) -> float:
+        if pts_s is not None and self.origin is None:
+            self.origin = pts_s - (0.0 if self.previous is None else self.previous + self.frame_s)
+        if pts_s is None or self.origin is None:
+            time_s = 0.0 if self.previous is None else self.previous + self.frame_s
+        else:
+            time_s = pts_s - self.origin
+            if self.previous is not None and time_s <= self.previous:
+                time_s = self.previous + self.frame_s
+        self.previous = time_s
+        return time_s
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnect:
+    """Reopen a lost stream after ``first_s``, doubling the wait per failed try up to
+    ``max_s``; ``enabled`` False: a lost stream ends."""
+
+    enabled: bool
+    first_s: float = 0.5
+    max_s: float = 8.0
+
+
+class _Lost(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class StreamWorker:
+    """Decodes one source in its own thread; windows and notices go to ``batcher``."""
+
+    def __init__(
+        self,
+        index: int,
+        source: Source,
+        plan: WindowPlan,
+        batcher: Batcher,
+        *,
+        options: OpenOptions,
+        reconnect: Reconnect,
+        realtime: bool = False,
+        stop: threading.Event,
+    ) -> None:
+        self.index = index
+        self.source = source
+        self.plan = plan
+        self.windows = EndlessWindows(plan)
+        self.batcher = batcher
+        self.options = options
+        self.reconnect = reconnect
+        self.realtime = realtime
+        self.stop = stop
+        self.stats = TimelineStats()
+        self.state = "opening"  # opening, open, lost, ended, failed, stopped
+        self.connections = 0  # successful opens
+        self.frames = 0  # frames decoded, all connections
+        self._arrival = (0.0, 0.0)  # (wall, monotonic) of the last frame decoded
+        self._thread = threading.Thread(
+            target=self._run,
+            name=f"live-{index}",
+            daemon=True,  # a stalled read never hangs exit
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout_s: float) -> None:
+        self._thread.join(timeout_s)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # --- the thread -----------------------------------------------------------------------
+
+    def _notice(self, event: str, **fields: Any) -> None:
+        self.batcher.put(Notice(self.index, {"event": event, "stream": self.source.name, **fields}))
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as err:  # a bug must not pass silently: the stream fails visibly
+            logger.exception("%s: stream thread failed", self.source.name)
+            self.state = "failed"
+            self._notice("stream_failed", reason="error", message=f"{self.source.name}: {err}")
+        finally:
+            self.batcher.wake()
+
+    def _loop(self) -> None:
+        lost: _Lost | None = None
+        lost_at = 0.0
+        wait_s = self.reconnect.first_s
+        while not self.stop.is_set():
+            try:
+                container, stream = open_source(self.source, self.options)
+            except StreamError as err:
+                if lost is None:  # never opened: one plain line, and this stream is done
+                    self.state = "failed"
+                    self._notice("stream_failed", reason=err.reason, message=str(err))
+                    return
+                logger.info("%s (%s); next try in %.1f s", err, err.reason, wait_s)
+                if self.stop.wait(wait_s):
+                    break
+                wait_s = min(wait_s * 2, self.reconnect.max_s)
+                continue
+            info = _stream_info(stream)
+            if lost is None:
+                self._notice("stream_opened", connection=self.connections, **info)
+            else:
+                self._notice(
+                    "stream_restored",
+                    connection=self.connections,
+                    reason=lost.reason,
+                    down_s=round(time.monotonic() - lost_at, 3),
+                    **info,
+                )
+            self.state = "open"
+            wait_s = self.reconnect.first_s
+            try:
+                self._play(container, stream, self.connections, info["fps"])
+            except _Lost as err:
+                lost, lost_at = err, time.monotonic()
+            finally:
+                container.close()
+            self.connections += 1
+            if self.stop.is_set():
+                break
+            if not self.reconnect.enabled:
+                self.state = "ended"
+                self._notice("stream_ended", reason=lost.reason, message=str(lost))
+                return
+            self.state = "lost"
+            self._notice("stream_lost", reason=lost.reason, message=str(lost))
+            if self.stop.wait(wait_s):
+                break
+            wait_s = min(wait_s * 2, self.reconnect.max_s)
+        self.state = "stopped"
+
+    def _play(self, container: Any, stream: Any, connection: int, fps: float) -> None:
+        """Windows of one connection until the stream is lost (raises ``_Lost``)."""
+        frames = self._frames(container, stream, fps)
+        clips = assemble_windows(
+            frames, self.windows, fps=fps, preprocess=self.plan.preprocess, stats=self.stats
+        )
+        for clip in clips:  # the last frame pulled is the window's last frame
+            wall, mono = self._arrival
+            self.batcher.put(PendingWindow(self.index, connection, clip, wall, mono))
+        raise AssertionError("endless windows ended")  # pragma: no cover
+
+    def _frames(self, container: Any, stream: Any, fps: float) -> Iterator[TimedFrame]:
+        av = require("av", extra="av", purpose="live streams")
+        clock = StreamClock(fps)
+        short_side = self.plan.preprocess.short_side
+        paced_from: float | None = None
+        index = 0
+        try:
+            for frame in container.decode(stream):
+                if self.stop.is_set():
+                    raise _Lost("stopped", f"{self.source.name}: stopped")
+                time_s = clock.time_s(index, frame.time)
+                if self.realtime:  # play at the stream's own pace
+                    if paced_from is None:
+                        paced_from = time.monotonic() - time_s
+                    delay = paced_from + time_s - time.monotonic()
+                    if delay > 0 and self.stop.wait(delay):
+                        raise _Lost("stopped", f"{self.source.name}: stopped")
+                self._arrival = (time.time(), time.monotonic())
+                rgb: NDArray[np.uint8] | None = None
+                if self.windows.wanted(index):
+                    t0 = time.perf_counter()
+                    rgb = resize_frame(frame_to_rgb(frame), short_side)
+                    self.stats.preprocess_s += time.perf_counter() - t0
+                self.frames += 1
+                yield TimedFrame(index, time_s, rgb)
+                index += 1
+        except (av.FFmpegError, OSError) as err:
+            reason, what = classify_error(err, self.options)
+            if reason == "unreachable":  # a read that timed out: no data for stall_timeout_s
+                reason = "stalled"
+                what = f"no data for {self.options.stall_timeout_s:g} s (stalled)"
+            raise _Lost(reason, f"{self.source.name}: {what} after {index} frames") from err
+        raise _Lost("ended", f"{self.source.name}: the stream ended after {index} frames")
+
+
+def _stream_info(stream: Any) -> dict[str, Any]:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    context = stream.codec_context
+    return {
+        "width": int(context.width),
+        "height": int(context.height),
+        "fps": float(rate) if rate else 0.0,
+        "codec": str(context.name),
+    }

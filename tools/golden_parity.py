@@ -3,7 +3,7 @@
     python tools/golden_parity.py MODEL[@BACKEND[:PRECISION]]... [--golden DIR] [--threads 2]
 
 Per golden video: frame indices and cropped frames equal?, max |score diff|, top-1 and
-top-5-set agreement, the reference's top-1 margin. Used to fill the README's parity tables.
+top-5-set agreement, the reference's top-1 margin. Fills docs/measurements/parity.md's table.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ limited-range RGB output with C integer semantics) so PyAV frames equal decord's
 
 Used only for yuv420p frames with odd width and odd height, BT.601 / unspecified colour
 metadata, at least 8x8 pixels; other frames already match through PyAV's own conversion
-(even sizes) or are not covered (even width with odd height: see the README).
+(even sizes) or are not covered (even width with odd height: see docs/design/decoding.md).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Decoders, chosen explicitly (never a silent fallback):
   drift); bit-identical to decord, FFmpeg 4.1's conversions re-implemented where newer
   FFmpeg differs (``_swscale41``: odd sizes, 10/12-bit) and the display matrix applied as
   decord applies it; on edit-list cuts only with ``frame_count="decoded"`` (see
-  ``EditList``); see the README.
+  ``EditList``); see docs/design/decoding.md.
 - ``auto``: decord, and PyAV for a video decord cannot open or decode but PyAV can; the
   decoder that made the frames is reported per video.
 

@@ -16,7 +16,7 @@ from typing import Any
 from slowfast_deploy._optional import require
 from slowfast_deploy.errors import VideoDecodeError
 
-# reason code -> what it means (the README's table is this one)
+# reason code -> what it means (docs/guides/hostile-files.md's table is this one)
 REASONS: dict[str, str] = {
     "not_found": "no such file: check the path in the list and --video-dir",
     "not_regular_file": "a directory, FIFO or device, not a video file: list video files only",

@@ -11,9 +11,9 @@ Importing the package needs only numpy; torch, OpenCV and the runtimes load when
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from slowfast_deploy._optional import package_version
 from slowfast_deploy.errors import SlowFastDeployError as SlowFastDeployError
 from slowfast_deploy.specs import SINGLE_VIEW as SINGLE_VIEW
 from slowfast_deploy.specs import SLOWFAST_R50_8X8 as SLOWFAST_R50_8X8
@@ -31,7 +31,4 @@ def __getattr__(name: str) -> Any:  # the API loads OpenCV and the decoders: onl
     raise AttributeError(f"module 'slowfast_deploy' has no attribute {name!r}")
 
 
-try:
-    __version__ = version("slowfast-deploy")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0"
+__version__ = package_version()

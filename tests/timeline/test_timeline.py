@@ -355,7 +355,7 @@ def parse_srt(text: str) -> list[tuple[int, float, float, str]]:
 def fake_model(monkeypatch, tmp_path):
     """``--model`` opens the brightness test double."""
     backend = BrightnessBackend()
-    monkeypatch.setattr("slowfast_deploy.cli._model_args.open_model", lambda args: backend)
+    monkeypatch.setattr("slowfast_deploy.cli.timeline.open_model", lambda args: backend)
     model = tmp_path / "fake.onnx"
     model.write_bytes(b"")
     return model
@@ -437,7 +437,7 @@ def test_interrupt_keeps_the_windows_done(step_video, monkeypatch, tmp_path, cap
                 raise KeyboardInterrupt
             return super().run(video)
 
-    monkeypatch.setattr("slowfast_deploy.cli._model_args.open_model", lambda a: Interrupting())
+    monkeypatch.setattr("slowfast_deploy.cli.timeline.open_model", lambda a: Interrupting())
     model = tmp_path / "fake.onnx"
     model.write_bytes(b"")
     out = tmp_path / "t.json"

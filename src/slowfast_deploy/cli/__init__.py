@@ -22,6 +22,7 @@ from slowfast_deploy.cli import (
     preprocess,
     report,
     timeline,
+    watch,
 )
 from slowfast_deploy.cli._status import ExitStatus as ExitStatus
 from slowfast_deploy.cli._status import UsageError as UsageError
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module in (preprocess, export, compile, infer, bench, evaluate, predict, report, timeline):
         module.add_parser(subparsers)
     fidelity.add_parser(subparsers)
+    watch.add_parser(subparsers)
     for sub in subparsers.choices.values():  # the global flags also work after the command
         g = sub.add_argument_group("output")
         g.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS)

@@ -30,6 +30,10 @@ PARAM_FLAGS = {
     "stride": "--stride",
     "smooth": "--smooth",
     "threshold": "--threshold",
+    "min_agreement": "--min-agreement",
+    "validation_size": "--validation-size",
+    "max_minutes": "--max-minutes",
+    "kept_precision": "--kept-precision",
 }
 
 

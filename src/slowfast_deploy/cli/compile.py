@@ -6,19 +6,25 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from slowfast_deploy.cli._model_args import add_spec_arg
 from slowfast_deploy.cli._status import ExitStatus, UsageError, note
 from slowfast_deploy.cli._types import positive_int
+from slowfast_deploy.export.aot import compile_torch
 from slowfast_deploy.export.compile import Int8Options, compile_model
 from slowfast_deploy.quantize.search import layer_groups
+from slowfast_deploy.specs import MODEL_SPECS
 
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "compile",
-        help="compile an exported ONNX model for OpenVINO (IR) or ONNX Runtime (optimized ONNX)",
+        help="compile an exported ONNX model for OpenVINO (IR) or ONNX Runtime (optimized "
+        "ONNX), or a checkpoint for PyTorch (AOTInductor .pt2)",
     )
-    p.add_argument("onnx", type=Path, help="exported .onnx file")
-    p.add_argument("--backend", choices=("openvino", "onnxruntime"), required=True)
+    p.add_argument(
+        "onnx", type=Path, help="exported .onnx file; a .pth checkpoint with --backend torch"
+    )
+    p.add_argument("--backend", choices=("openvino", "onnxruntime", "torch"), required=True)
     p.add_argument(
         "--precision",
         choices=("fp32", "bf16", "fp16", "int8"),
@@ -38,6 +44,22 @@ def add_parser(subparsers: Any) -> None:
         help="output name; .xml/.bin (openvino) or .onnx (onnxruntime) is added",
     )
     p.add_argument("--threads", type=positive_int, default=None)
+    t = p.add_argument_group("torch (.pth -> AOTInductor .pt2)")
+    t.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="the device the .pt2 runs on (its machine code is for this device only)",
+    )
+    t.add_argument("--softmax", action="store_true", help="append softmax, as export --softmax")
+    t.add_argument(
+        "--input-dtype",
+        "--input_dtype",
+        choices=("float32", "uint8"),
+        default="float32",
+        help="uint8: RGB crops in, mean/std normalisation in the graph (as export --input-dtype)",
+    )
+    add_spec_arg(t)
     g = p.add_argument_group("int8 (OpenVINO, NNCF)")
     g.add_argument(
         "--calibration",
@@ -126,8 +148,41 @@ def positive_float(text: str) -> float:
     return value
 
 
-def run(args: argparse.Namespace) -> int:
+def run_torch(args: argparse.Namespace) -> int:
+    """``compile X.pth --backend torch``: an AOTInductor package."""
+    if args.precision not in ("fp32", "bf16", "fp16") or args.batchsize or args.calibration:
+        raise UsageError(
+            "--backend torch compiles fp32, bf16 (or fp16 on CUDA) with a dynamic batch; "
+            "--batchsize and int8 options are for openvino/onnxruntime"
+        )
+    result = compile_torch(
+        args.onnx,
+        args.output,
+        precision=args.precision,
+        device=args.device,
+        softmax=args.softmax,
+        input_dtype=args.input_dtype,
+        spec=MODEL_SPECS[args.spec],
+        threads=args.threads,
+    )
+    note(
+        args,
+        f"compiled {result.path} (torch AOTInductor, {result.precision}, {result.device}, "
+        f"{result.input_dtype} input, batch dynamic) in {result.compile_s:.0f} s; vs eager fp32: "
+        f"max |diff| {result.parity.max_abs_diff:.3g}, "
+        f"top-1 {'agrees' if result.top1_agree else 'DIFFERS'}",
+    )
+    return ExitStatus.OK
 
+
+def run(args: argparse.Namespace) -> int:
+    if args.backend == "torch":
+        return run_torch(args)
+    if args.device != "cpu" or args.softmax or args.input_dtype != "float32":
+        raise UsageError(
+            "--device, --softmax and --input-dtype are for --backend torch; an ONNX file "
+            "carries its own (export with --softmax/--input-dtype uint8)"
+        )
     int8_only = (args.validation, args.min_agreement, args.recipe, args.full_bias_correction)
     if args.precision != "int8" and (
         any(v not in (None, False) for v in int8_only) or args.kept_precision != "fp32"
@@ -136,13 +191,18 @@ def run(args: argparse.Namespace) -> int:
             "--validation, --min-agreement, --recipe, --full-bias-correction and "
             "--kept-precision need --precision int8"
         )
-    if args.recipe is not None and args.min_agreement is not None:
-        raise UsageError(
-            "--recipe replays a saved choice and does not search: drop --min-agreement"
-        )
-    min_agreement = args.min_agreement
-    if min_agreement is None and args.validation is not None and args.recipe is None:
-        min_agreement = 1.0
+    int8 = Int8Options(  # its defaults and checks are the library's
+        validation=args.validation,
+        validation_size=args.validation_size,
+        video_dir=args.video_dir,
+        min_agreement=args.min_agreement,
+        max_minutes=args.max_minutes,
+        recipe=args.recipe,
+        preset=args.preset,
+        fast_bias_correction=not args.full_bias_correction,
+        kept_precision=args.kept_precision,
+    )
+    min_agreement = int8.min_agreement
     result = compile_model(
         args.onnx,
         backend=args.backend,
@@ -152,17 +212,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         calibration=args.calibration,
         calibration_size=args.calibration_size,
-        int8=Int8Options(
-            validation=args.validation,
-            validation_size=args.validation_size,
-            video_dir=args.video_dir,
-            min_agreement=min_agreement,
-            max_minutes=args.max_minutes,
-            recipe=args.recipe,
-            preset=args.preset,
-            fast_bias_correction=not args.full_bias_correction,
-            kept_precision=args.kept_precision,
-        ),
+        int8=int8,
     )
     note(
         args,

@@ -30,6 +30,15 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="also make H and W dynamic (needed for --views 30's 256x256 crops)",
     )
+    p.add_argument(
+        "--input-dtype",
+        "--input_dtype",
+        choices=("float32", "uint8"),
+        default="float32",
+        help="uint8: the input is RGB crops 0-255 and mean/std normalisation is in the graph "
+        "(4x fewer bytes per clip; every command feeds it bytes); default float32, the "
+        "reference contract",
+    )
     add_spec_arg(p)
     p.add_argument("--config", help="accepted for compatibility with the reference; ignored")
     p.set_defaults(run=run)
@@ -45,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         simplify=args.simplify,
         dynamic_hw=args.dynamic_hw,
         spec=MODEL_SPECS[args.spec],
+        input_dtype=args.input_dtype,
     )
     note(
         args,

@@ -31,6 +31,13 @@ def add_parser(subparsers: Any) -> None:
         help="lines 'relative/path.mp4 <label>'",
     )
     p.add_argument("--save-dir", "--save_dir", type=Path, required=True)
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "uint8"),
+        default="float32",
+        help="uint8: write the RGB crops (4x smaller) for a model exported with --input-dtype "
+        "uint8; recorded in SAVE_DIR/bin_format.json (default float32: the reference's files)",
+    )
     add_engine_args(p.add_argument_group("decoding"), model=False)
     p.add_argument("--config", help="accepted for compatibility with the reference; ignored")
     p.set_defaults(run=run)
@@ -48,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         save_dir=args.save_dir,
         decode=decode_options(args),
         engine=engine_options(args),
+        dtype=args.dtype,
     )
     failures = 0
     bar = progress(stream, total=len(items), desc="preprocess", quiet=args.quiet)

@@ -23,6 +23,9 @@ from slowfast_deploy._optional import require
 from slowfast_deploy.errors import DataFormatError
 from slowfast_deploy.evaluation.metrics import Accuracy, accuracy, confusion_matrix
 from slowfast_deploy.evaluation.results import HEADER_KEY, model_fingerprint, read_records
+from slowfast_deploy.labels import resolve_labels
+from slowfast_deploy.quantize.fidelity import read_fidelity
+from slowfast_deploy.runtime.benchmark import cpu_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +262,6 @@ def run_header(
             "" if sha in (None, actual) else " (WARNING: not the model of these results)"
         )
         sha = sha or actual
-        from slowfast_deploy.quantize.fidelity import read_fidelity
 
         fidelity = read_fidelity(model)
         if fidelity is not None:
@@ -273,8 +275,6 @@ def run_header(
     if cpu is None:
         cpu = summary.get("cpu")
     if cpu is None:
-        from slowfast_deploy.runtime.benchmark import cpu_name
-
         cpu = f"{cpu_name()} (the machine making this report; the results do not record theirs)"
     date = datetime.fromtimestamp(results.stat().st_mtime, tz=timezone.utc)
     return [
@@ -317,8 +317,6 @@ def write_report(
     all_records = [read_records(p) for p in results]
     summaries = [summarize_results(p.name, r) for p, r in zip(results, all_records, strict=True)]
     if names is None and default_names:
-        from slowfast_deploy.labels import resolve_labels
-
         widths = {len(r["scores"]) for rs in all_records for r in rs if r.get("scores")}
         names = resolve_labels(None, num_classes=widths.pop()) if len(widths) == 1 else None
     header = [run_header(p, model=model) for p in results]

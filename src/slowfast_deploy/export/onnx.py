@@ -18,9 +18,15 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from slowfast_deploy._optional import require
+from slowfast_deploy._optional import package_version, require
 from slowfast_deploy.export.validate import ParityReport, compare_outputs
-from slowfast_deploy.runtime.base import PARITY_ATOL, to_probs
+from slowfast_deploy.runtime.base import (
+    INPUT_DTYPES,
+    PARITY_ATOL,
+    InputDType,
+    model_input,
+    to_probs,
+)
 from slowfast_deploy.specs import SINGLE_VIEW, SLOWFAST_R50_8X8, ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -37,15 +43,23 @@ class ExportResult:
     simplified_with: str | None
 
 
-def sample_input(batch: int = 1) -> NDArray[np.float32]:
-    """Real preprocessed input: generated moving-pattern clips through the test pipeline."""
-    from slowfast_deploy.video.preprocess import preprocess_clips
+def sample_input(
+    batch: int = 1, input_dtype: InputDType = "float32"
+) -> NDArray[np.float32] | NDArray[np.uint8]:
+    """Real model input: generated moving-pattern clips through the test pipeline, as
+    ``model_input`` makes it for ``input_dtype`` (``[batch, 1, 3, 32, 224, 224]``)."""
+    from slowfast_deploy.video.preprocess import crop_clips
     from slowfast_deploy.video.samples import sample_frames
 
     clips = [
-        preprocess_clips(sample_frames(32, seed=b), 1, SINGLE_VIEW.preprocess) for b in range(batch)
+        model_input(
+            crop_clips(sample_frames(32, seed=b), 1, SINGLE_VIEW.preprocess),
+            SINGLE_VIEW.preprocess,
+            input_dtype,
+        )
+        for b in range(batch)
     ]
-    return np.stack(clips)  # [batch, 1, 3, 32, 224, 224]
+    return np.stack(clips)
 
 
 def export_onnx(
@@ -57,19 +71,27 @@ def export_onnx(
     simplify: bool = False,
     dynamic_hw: bool = False,
     spec: ModelSpec = SLOWFAST_R50_8X8,
+    input_dtype: InputDType = "float32",
 ) -> ExportResult:
-    """Export, optionally simplify, then validate against PyTorch on real input (batch 1 and 2)."""
+    """Export, optionally simplify, then validate against PyTorch on real input (batch 1 and 2).
+
+    ``input_dtype="uint8"`` puts the mean/std normalisation inside the graph: the input is
+    ``video`` uint8 RGB crops 0-255, validated against the float model on the same clips.
+    """
     torch = require("torch", extra="torch", purpose="ONNX export")
     onnx = require("onnx", extra="onnx", purpose="ONNX export")
-    from slowfast_deploy import __version__
     from slowfast_deploy._files import sha256_file
     from slowfast_deploy.model.checkpoint import load_checkpoint
     from slowfast_deploy.model.slowfast import ReferenceContract
 
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    model = ReferenceContract(load_checkpoint(checkpoint, spec), softmax=softmax).eval()
-    example = torch.from_numpy(sample_input(1))
+    if input_dtype not in INPUT_DTYPES:
+        raise ValueError(f"input_dtype must be one of {INPUT_DTYPES}, got {input_dtype!r}")
+    net = load_checkpoint(checkpoint, spec)
+    normalize = SINGLE_VIEW.preprocess if input_dtype == "uint8" else None
+    model = ReferenceContract(net, softmax=softmax, normalize=normalize).eval()
+    example = torch.from_numpy(sample_input(1, input_dtype))
     axes = {0: "N", 4: "H", 5: "W"} if dynamic_hw else {0: "N"}
     with warnings.catch_warnings():  # the TorchScript exporter warns that it is legacy
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -91,10 +113,11 @@ def export_onnx(
         simplified_with = simplify_onnx(output, output)
     proto = onnx.load(str(output))
     metadata = {
-        "slowfast_deploy_version": __version__,
+        "slowfast_deploy_version": package_version(),
         "model_spec": json.dumps(spec.to_dict()),
         "view_spec": json.dumps(asdict(SINGLE_VIEW)),
         "output_kind": "probs" if softmax else "logits",
+        "input_dtype": input_dtype,
         "checkpoint_sha256": sha256_file(checkpoint),
         "checkpoint_name": Path(checkpoint).name,
         "opset": str(opset),
@@ -106,12 +129,19 @@ def export_onnx(
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)
     onnx.save(proto, str(output))
-    parity = validate_onnx(model, output, softmax=softmax)
+    float_model = ReferenceContract(net, softmax=softmax).eval()  # the reference: float input
+    parity = validate_onnx(float_model, output, softmax=softmax, input_dtype=input_dtype)
     return ExportResult(output, parity, simplified_with)
 
 
-def validate_onnx(model: object, path: Path, *, softmax: bool) -> ParityReport:
-    """Run the file with ONNX Runtime and PyTorch on real input; raise ``ParityError`` if off."""
+def validate_onnx(
+    model: object, path: Path, *, softmax: bool, input_dtype: InputDType = "float32"
+) -> ParityReport:
+    """Run the file with ONNX Runtime and PyTorch on real input; raise ``ParityError`` if off.
+
+    ``model`` takes float input; a uint8 file gets the same clips' crops, so its scores are
+    held to the float model's within the fp32 tolerance.
+    """
     torch = require("torch", extra="torch", purpose="export validation")
     ort = require("onnxruntime", extra="onnx", purpose="export validation")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -124,7 +154,7 @@ def validate_onnx(model: object, path: Path, *, softmax: bool) -> ParityReport:
     video = sample_input(2)
     with torch.inference_mode():
         expected = model(torch.from_numpy(video)).numpy()  # type: ignore[operator]
-    got = session.run(None, {INPUT_NAME: video})[0]
+    got = session.run(None, {INPUT_NAME: sample_input(2, input_dtype)})[0]
     kind = "probs" if softmax else "logits"  # compared as softmax scores either way
     return compare_outputs(
         {OUTPUT_NAME: to_probs(expected, kind)},

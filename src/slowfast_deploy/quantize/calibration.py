@@ -18,7 +18,11 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from slowfast_deploy.engine.decode import load_views
+from slowfast_deploy.engine.jobs import read_annotations
 from slowfast_deploy.errors import DataFormatError
+from slowfast_deploy.reference.formats import list_bins, read_bin
+from slowfast_deploy.video.samples import write_samples
 
 # NNCF's min-max statistics settle with a few dozen varied clips (its own default subset is 300).
 MIN_CALIBRATION_CLIPS = 32
@@ -72,13 +76,9 @@ def load_clip_set(
     """``size`` clips evenly spread over ``source``: a directory of ``.bin`` files, or an
     annotation list (``relative/path.mp4 label`` lines; videos under ``video_dir``, default the
     list's folder), or ``GENERATED_SOURCE`` for the generated sample videos (demo only)."""
-    from slowfast_deploy.engine.jobs import read_annotations
-    from slowfast_deploy.reference.formats import list_bins, read_bin
 
     if str(source) == GENERATED_SOURCE:
         import tempfile
-
-        from slowfast_deploy.video.samples import write_samples
 
         with tempfile.TemporaryDirectory() as tmp:
             generated = load_clip_set(write_samples(tmp), size, decoder=decoder)
@@ -95,7 +95,6 @@ def load_clip_set(
             f"{source}: no such clip source; give a directory of .bin files from "
             "`slowfast-deploy preprocess` or an annotation list of videos"
         )
-    from slowfast_deploy.engine.decode import load_views
 
     items = read_annotations(source)
     root = Path(video_dir) if video_dir is not None else source.parent

@@ -24,6 +24,9 @@ from numpy.typing import NDArray
 
 from slowfast_deploy._optional import require
 from slowfast_deploy.errors import ModelFormatError
+from slowfast_deploy.runtime import open_backend, run_batched
+from slowfast_deploy.runtime.base import to_probs
+from slowfast_deploy.runtime.openvino_ir import RT_SECTION
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +115,6 @@ def compare_scores(
 
 def score_clips(backend: Any, clips: Sequence[NDArray[np.float32]]) -> NDArray[np.float32]:
     """Softmax scores ``[N, classes]`` of ``backend`` on clips ``[1, 1, 3, T, H, W]`` each."""
-    from slowfast_deploy.runtime import run_batched
-    from slowfast_deploy.runtime.base import to_probs
 
     return np.concatenate([to_probs(run_batched(backend, c), backend.output_kind) for c in clips])
 
@@ -131,7 +132,6 @@ def check_fidelity(
     ``source`` runs as fp32 whatever its file (``.onnx`` under ONNX Runtime, a ``.pth``
     under PyTorch, an fp32 IR under OpenVINO).
     """
-    from slowfast_deploy.runtime import open_backend
 
     if not clips:
         raise ValueError("a fidelity check needs at least one clip")
@@ -143,7 +143,6 @@ def check_fidelity(
 
 def write_fidelity(xml: str | os.PathLike[str], fidelity: Fidelity) -> None:
     """Store ``fidelity`` in an OpenVINO IR's ``rt_info`` (the IR is rewritten in place)."""
-    from slowfast_deploy.runtime.openvino_ir import RT_SECTION
 
     ov = require("openvino", extra="openvino", purpose="writing fidelity into an IR")
     xml = Path(xml)
@@ -166,7 +165,6 @@ def read_fidelity(model: str | os.PathLike[str]) -> Fidelity | None:
     if Path(model).suffix.lower() != ".xml" or not Path(model).is_file():
         return None
     ov = require("openvino", extra="openvino", purpose="reading an IR's fidelity")
-    from slowfast_deploy.runtime.openvino_ir import RT_SECTION
 
     ir = ov.Core().read_model(str(model))
     if not ir.has_rt_info([RT_SECTION, FIDELITY_KEY]):

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from slowfast_deploy._optional import require
+from slowfast_deploy.engine.decode import load_views
 from slowfast_deploy.errors import DataFormatError
 from slowfast_deploy.quantize.calibration import ClipSet, check_clip_sets, load_clip_set
 from slowfast_deploy.quantize.fidelity import FIDELITY_KEY, Fidelity, compare_scores
@@ -28,6 +29,10 @@ from slowfast_deploy.quantize.search import (
     quantize_model,
     search_recipe,
 )
+from slowfast_deploy.reference.formats import read_bin
+from slowfast_deploy.runtime.base import to_probs
+from slowfast_deploy.runtime.benchmark import bench_alternating
+from slowfast_deploy.runtime.openvino_backend import check_precision
 from slowfast_deploy.runtime.openvino_ir import save_ir, to_openvino
 
 logger = logging.getLogger(__name__)
@@ -50,6 +55,28 @@ class Int8Options:
     # searched and judged that way, stored in the IR, and used by the backend
     kept_precision: str = "fp32"
 
+    def __post_init__(self) -> None:
+        if self.recipe is not None and self.min_agreement is not None:
+            raise ValueError(
+                "min_agreement must not be given with a recipe, which replays a saved choice "
+                "and does not search"
+            )
+        if self.min_agreement is None and self.validation is not None and self.recipe is None:
+            # validation clips without a target: search for full agreement with fp32
+            object.__setattr__(self, "min_agreement", 1.0)
+        if self.min_agreement is not None and not 0.0 <= self.min_agreement <= 1.0:
+            raise ValueError(f"min_agreement must be in 0..1, got {self.min_agreement}")
+        if self.validation_size < 1:
+            raise ValueError(f"validation_size must be >= 1, got {self.validation_size}")
+        if self.max_minutes <= 0:
+            raise ValueError(f"max_minutes must be > 0, got {self.max_minutes}")
+        if self.preset not in ("mixed", "performance"):
+            raise ValueError(f"preset must be 'mixed' or 'performance', got {self.preset!r}")
+        if self.kept_precision not in ("fp32", "bf16"):
+            raise ValueError(
+                f"kept_precision must be 'fp32' or 'bf16', got {self.kept_precision!r}"
+            )
+
 
 @dataclass
 class Int8Outcome:
@@ -68,8 +95,6 @@ class Int8Outcome:
 
 def _clips_of_recipe(recipe: Recipe, source: str) -> ClipSet:
     """Re-read the calibration clips a recipe names, checking they have not changed."""
-    from slowfast_deploy.engine.decode import load_views
-    from slowfast_deploy.reference.formats import read_bin
 
     if not recipe.calibration:
         raise DataFormatError(f"{source}: the recipe names no calibration clips; add --calibration")
@@ -102,7 +127,6 @@ def _compile(ov: Any, model: Any, threads: int | None, hint: str = "f32") -> Any
 
 
 def _scores(compiled: Any, clips: Sequence[NDArray[np.float32]], kind: str) -> NDArray[np.float32]:
-    from slowfast_deploy.runtime.base import to_probs
 
     dim = compiled.inputs[0].get_partial_shape()[0]
     batch = dim.get_length() if dim.is_static else 1
@@ -127,7 +151,6 @@ def quantize_to_ir(
 ) -> Int8Outcome:
     """The int8 IR of an ONNX model (``proto``), with its fidelity and recipe; see the module."""
     ov = require("openvino", extra="openvino", purpose="compile --precision int8")
-    from slowfast_deploy.runtime.openvino_backend import check_precision
 
     check_precision(ov.Core(), "CPU", "int8")
     if options.kept_precision not in KEPT_HINTS:
@@ -242,7 +265,6 @@ def _speed_cost(
     loop: int = 3,
 ) -> dict[str, float]:
     """Latency of the fully int8 model and of ``model``, timed alternately on one clip."""
-    from slowfast_deploy.runtime.benchmark import bench_alternating
 
     runners = []
     for label, m in (("all int8", all_int8), ("kept", model)):

@@ -196,7 +196,7 @@ class Batcher:
                 self.dropped[stream] += 1
 
     def _head_notices(self) -> list[Notice]:
-        notices = []
+        notices: list[Notice] = []
         for queue in self._queues:
             while queue and isinstance(queue[0], Notice):
                 notices.append(queue.popleft())  # type: ignore[arg-type]

@@ -157,7 +157,8 @@ def open_source(source: Source, options: OpenOptions) -> tuple[Any, Any]:
     """
     av = require("av", extra="av", purpose="live streams")
     av.logging.set_level(av.logging.WARNING if logger.isEnabledFor(logging.INFO) else None)
-    url, fmt, opts = source.url, None, {}
+    url, fmt = source.url, None
+    opts: dict[str, str] = {}
     if source.kind == "file":
         path = Path(url[len("file://") :] if url.startswith("file://") else url)
         if not path.exists():

@@ -179,7 +179,8 @@ class StreamWorker:
     # --- the thread -----------------------------------------------------------------------
 
     def _notice(self, event: str, **fields: Any) -> None:
-        self.batcher.put(Notice(self.index, {"event": event, "stream": self.source.name, **fields}))
+        head = {"event": event, "stream": self.source.name}
+        self.batcher.put(Notice(self.index, {**head, **fields, "wall": round(time.time(), 3)}))
 
     def _run(self) -> None:
         try:
@@ -222,11 +223,10 @@ class StreamWorker:
             self.state = "open"
             wait_s = self.reconnect.first_s
             try:
-                self._play(container, stream, self.connections, info["fps"])
-            except _Lost as err:
-                lost, lost_at = err, time.monotonic()
+                lost = self._play(container, stream, self.connections, info["fps"])
             finally:
                 container.close()
+            lost_at = time.monotonic()
             self.connections += 1
             if self.stop.is_set():
                 break
@@ -241,16 +241,19 @@ class StreamWorker:
             wait_s = min(wait_s * 2, self.reconnect.max_s)
         self.state = "stopped"
 
-    def _play(self, container: Any, stream: Any, connection: int, fps: float) -> None:
-        """Windows of one connection until the stream is lost (raises ``_Lost``)."""
+    def _play(self, container: Any, stream: Any, connection: int, fps: float) -> _Lost:
+        """Windows of one connection until the stream is lost: why it was."""
         frames = self._frames(container, stream, fps)
         clips = assemble_windows(
             frames, self.windows, fps=fps, preprocess=self.plan.preprocess, stats=self.stats
         )
-        for clip in clips:  # the last frame pulled is the window's last frame
-            wall, mono = self._arrival
-            self.batcher.put(PendingWindow(self.index, connection, clip, wall, mono))
-        raise AssertionError("endless windows ended")  # pragma: no cover
+        try:
+            for clip in clips:  # the last frame pulled is the window's last frame
+                wall, mono = self._arrival
+                self.batcher.put(PendingWindow(self.index, connection, clip, wall, mono))
+        except _Lost as lost:
+            return lost
+        raise RuntimeError("endless windows ended")  # pragma: no cover
 
     def _frames(self, container: Any, stream: Any, fps: float) -> Iterator[TimedFrame]:
         av = require("av", extra="av", purpose="live streams")

@@ -22,9 +22,10 @@ INTRO = """\
 
 The package is laid out by capability: one folder per capability, and at the root only the
 public API, the specifications, labels, errors and the helpers every layer shares. Lower
-layers never import higher ones (`video` and `model` know nothing of engines; `cli` only
-parses arguments and calls one library function per command). Every new capability gets its
-own folder.
+layers never import higher ones (`video` and `model` know nothing of engines; `cli` parses
+arguments and calls the library): an import-linter contract in `pyproject.toml`
+(`[tool.importlinter]`) lists the layers; `lint-imports` checks it. Every new capability gets its own
+folder.
 
 This page is generated from the source tree each time the site is built
 (`docs/hooks/layout_page.py`): each line is the first sentence of the module's docstring.

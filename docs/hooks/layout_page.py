@@ -24,8 +24,8 @@ The package is laid out by capability: one folder per capability, and at the roo
 public API, the specifications, labels, errors and the helpers every layer shares. Lower
 layers never import higher ones (`video` and `model` know nothing of engines; `cli` parses
 arguments and calls the library): an import-linter contract in `pyproject.toml`
-(`[tool.importlinter]`) lists the layers; `lint-imports` checks it. Every new capability gets its own
-folder.
+(`[tool.importlinter]`) lists the layers; `lint-imports` checks it. Every new capability gets
+its own folder.
 
 This page is generated from the source tree each time the site is built
 (`docs/hooks/layout_page.py`): each line is the first sentence of the module's docstring.

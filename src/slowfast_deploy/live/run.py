@@ -314,6 +314,7 @@ def watch(
     max_batch: int = 4,
     max_wait_ms: float = 50.0,
     max_latency_s: float = 1.0,
+    queue_depth: int = 3,
     topk: int = 5,
     smooth: int = 1,
     threshold: float = 0.0,
@@ -331,13 +332,15 @@ def watch(
 
     ``model``: an open ``Backend`` (the caller closes it) or a model file / ``ModelConfig``
     (opened here, closed when the watch finishes). ``labels``: class names (default: the
-    Kinetics-400 names, shown for 400-class models).
+    Kinetics-400 names, shown for 400-class models). ``max_latency_s`` is the latency budget
+    and ``queue_depth`` the windows a stream may hold waiting (see ``batcher``).
     """
     options = WatchOptions(
         plan=plan or WindowPlan(),
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,
         max_latency_s=max_latency_s,
+        queue_depth=queue_depth,
         topk=topk,
         smooth=smooth,
         threshold=threshold,

@@ -1,0 +1,200 @@
+"""The pure parts of live streams: windows of an endless stream, incremental segments, the
+batcher's drop policy, latency percentiles, source parsing, subtitle file names."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from slowfast_deploy.live.batcher import Batcher, Notice, PendingWindow
+from slowfast_deploy.live.events import LatencyHistogram, SegmentStart, SegmentTracker
+from slowfast_deploy.live.sources import parse_source, read_sources_file
+from slowfast_deploy.live.stream import EndlessWindows, StreamClock
+from slowfast_deploy.live.subtitles import srt_file_name
+from slowfast_deploy.timeline.segments import Segment, find_segments, smooth_scores
+from slowfast_deploy.timeline.windows import (
+    Window,
+    WindowClip,
+    WindowPlan,
+    WindowRecord,
+    plan_windows,
+    wanted_frames,
+)
+
+
+@pytest.mark.parametrize(("window", "stride"), [(64, 16), (32, 16), (40, 7), (64, 64), (33, 100)])
+def test_endless_windows_are_the_windows_of_a_long_video(window: int, stride: int) -> None:
+    plan = WindowPlan(window, stride)
+    endless = EndlessWindows(plan)
+    planned = plan_windows(1000, plan)
+    for w in planned:
+        got = endless[w.index]
+        assert (got.start_frame, got.end_frame) == (w.start_frame, w.end_frame)
+        np.testing.assert_array_equal(got.frame_indices, w.frame_indices)
+    # frames before the next window's start: the endless stream's later windows sample none
+    mask = wanted_frames(planned)[: planned[-1].start_frame + stride]
+    assert [endless.wanted(k) for k in range(len(mask))] == mask.tolist()
+
+
+@pytest.mark.parametrize(
+    ("pts", "expected"),
+    [
+        ([0.0, 0.04, 0.08], [0.0, 0.04, 0.08]),
+        ([None, 0.04, 0.08], [0.0, 0.04, 0.08]),  # RTSP: the first frame has no time
+        ([10.0, 10.04, None, 10.12], [0.0, 0.04, 0.08, 0.12]),
+        ([5.0, 5.04, 5.04, 5.12], [0.0, 0.04, 0.08, 0.12]),  # repeated time: one frame on
+    ],
+)
+def test_stream_clock(pts: list[float | None], expected: list[float]) -> None:
+    clock = StreamClock(25.0)
+    got = [clock.time_s(i, p) for i, p in enumerate(pts)]
+    np.testing.assert_allclose(got, expected, atol=1e-9)
+
+
+def _records(scores: np.ndarray) -> list[WindowRecord]:
+    return [
+        WindowRecord(i, 16 * i, 16 * i + 64, 16 * i / 30, (16 * i + 64) / 30, row)
+        for i, row in enumerate(scores)
+    ]
+
+
+@pytest.mark.parametrize("smooth", [1, 3, 5])
+@pytest.mark.parametrize("threshold", [0.0, 0.5])
+def test_segment_tracker_finds_timeline_segments(smooth: int, threshold: float) -> None:
+    rng = np.random.default_rng(smooth)
+    classes = np.repeat(rng.integers(0, 3, 12), rng.integers(1, 5, 12))[:40]
+    scores = np.full((len(classes), 3), 0.05, dtype=np.float32)
+    scores[np.arange(len(classes)), classes] = rng.uniform(0.3, 0.9, len(classes))
+    scores /= scores.sum(axis=1, keepdims=True)
+    records = _records(scores)
+    expected = find_segments(records, smooth_scores(scores, smooth), threshold=threshold)
+    tracker = SegmentTracker(smooth=smooth, threshold=threshold)
+    found: list[SegmentStart | Segment] = []
+    for k, record in enumerate(records):
+        new = tracker.add(record)
+        for item in new:  # decided smooth // 2 windows late, never later
+            window = item.first_window if isinstance(item, SegmentStart) else item.last_window + 1
+            assert window >= k - smooth // 2
+        found += new
+    found += tracker.finish()
+    ends = [s for s in found if isinstance(s, Segment)]
+    starts = [s for s in found if isinstance(s, SegmentStart)]
+    assert len(ends) == len(expected) == len(starts)
+    for got, want, start in zip(ends, expected, starts, strict=True):
+        assert (got.class_index, got.first_window, got.last_window) == (
+            want.class_index,
+            want.first_window,
+            want.last_window,
+        )
+        assert (got.start_frame, got.end_frame) == (want.start_frame, want.end_frame)
+        assert got.start_s == pytest.approx(want.start_s)
+        assert got.end_s == pytest.approx(want.end_s)
+        assert got.mean_score == pytest.approx(want.mean_score, rel=1e-5)
+        assert (start.class_index, start.first_window) == (want.class_index, want.first_window)
+
+
+def _pending(stream: int, index: int, arrival: float) -> PendingWindow:
+    window = Window(index, index, index + 32, np.arange(32))
+    clip = WindowClip(window, 0.0, 1.0, np.zeros((1,), np.float32))
+    return PendingWindow(stream, 0, clip, arrival, arrival)
+
+
+def test_batcher_takes_oldest_first_and_keeps_notices_in_place() -> None:
+    batcher = Batcher(2, max_batch=2, max_wait_s=0.0, max_latency_s=100)
+    now = time.monotonic()
+    batcher.put(_pending(0, 0, now - 3))
+    batcher.put(Notice(0, {"event": "stream_lost"}))
+    batcher.put(_pending(0, 1, now - 1))
+    batcher.put(_pending(1, 0, now - 2))
+    take = batcher.take(0.0)
+    assert [(p.stream, p.clip.window.index) for p in take.batch] == [(0, 0), (1, 0)]
+    assert [n.event["event"] for n in take.after] == ["stream_lost"]  # after stream 0's window
+    take = batcher.take(0.0)
+    assert [(p.stream, p.clip.window.index) for p in take.batch] == [(0, 1)]
+    assert batcher.dropped == [0, 0]
+
+
+def test_batcher_drops_stale_windows_oldest_first_but_never_a_streams_newest() -> None:
+    batcher = Batcher(2, max_batch=8, max_wait_s=0.0, max_latency_s=1.0, depth=10)
+    now = time.monotonic()
+    for k in range(4):  # stream 0: three stale windows, then a fresh one
+        batcher.put(_pending(0, k, now - 5 + k if k < 3 else now))
+    batcher.put(_pending(1, 0, now - 9))  # stream 1: one stale window, its newest
+    take = batcher.take(0.0)
+    assert sorted((p.stream, p.clip.window.index) for p in take.batch) == [(0, 3), (1, 0)]
+    assert batcher.dropped == [3, 0]
+
+
+def test_batcher_full_queue_drops_its_oldest_window_and_lossless_waits() -> None:
+    batcher = Batcher(2, max_batch=1, max_wait_s=10, max_latency_s=100, depth=2, lossless={1})
+    now = time.monotonic()
+    for k in range(3):
+        batcher.put(_pending(0, k, now))
+    assert batcher.dropped == [1, 0]
+    batcher.put(_pending(1, 0, now))
+    batcher.put(_pending(1, 1, now))
+    t0 = time.monotonic()
+    batcher.close()  # a lossless put waits for room, until the batcher closes
+    batcher.put(_pending(1, 2, now))
+    assert time.monotonic() - t0 < 1.0
+    assert batcher.dropped == [1, 0]
+
+
+def test_batcher_waits_at_most_max_wait_for_a_full_batch() -> None:
+    batcher = Batcher(1, max_batch=4, max_wait_s=0.2, max_latency_s=100)
+    batcher.put(_pending(0, 0, time.monotonic()))
+    t0 = time.monotonic()
+    take = batcher.take(5.0)
+    assert len(take.batch) == 1
+    assert 0.15 <= time.monotonic() - t0 < 1.0
+
+
+def test_latency_histogram_percentiles_within_one_percent() -> None:
+    hist = LatencyHistogram()
+    values = np.random.default_rng(0).uniform(0.01, 3.0, 5000)
+    for v in values:
+        hist.add(float(v))
+    for q in (50, 99):
+        assert hist.percentile(q) == pytest.approx(np.percentile(values, q), rel=0.02)
+    assert LatencyHistogram().percentile(50) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("rtsp://127.0.0.1:8554/cam", "network"),
+        ("udp://127.0.0.1:1234", "network"),
+        ("srt://127.0.0.1:9000", "network"),
+        ("/dev/video0", "device"),
+        ("clips/a.mp4", "file"),
+        ("file:///tmp/a.mp4", "file"),
+    ],
+)
+def test_parse_source(text: str, kind: str) -> None:
+    source = parse_source(text)
+    assert (source.kind, source.name, source.url) == (kind, text, text)
+
+
+def test_parse_source_refuses_unknown_schemes() -> None:
+    with pytest.raises(ValueError, match="unknown scheme 'gopher'"):
+        parse_source("gopher://x")
+
+
+def test_sources_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    listing = tmp_path / "cams.txt"
+    listing.write_text("# cameras\nrtsp://127.0.0.1/a door\n\n/dev/video0\nb.mp4   back yard\n")
+    got = [(s.url, s.name) for s in read_sources_file(listing)]
+    assert got == [
+        ("rtsp://127.0.0.1/a", "door"),
+        ("/dev/video0", "/dev/video0"),
+        ("b.mp4", "back yard"),
+    ]
+
+
+def test_srt_file_names_are_safe_and_unique() -> None:
+    taken: set[str] = set()
+    assert srt_file_name("rtsp://127.0.0.1:8554/cam", taken) == "rtsp_127.0.0.1_8554_cam.srt"
+    assert srt_file_name("rtsp://127.0.0.1:8554/cam", taken) == "rtsp_127.0.0.1_8554_cam-2.srt"
+    assert srt_file_name("../..", taken) == "stream.srt"

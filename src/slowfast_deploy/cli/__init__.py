@@ -21,6 +21,7 @@ from slowfast_deploy.cli import (
     predict,
     preprocess,
     report,
+    serve,
     timeline,
     watch,
 )
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_parser(subparsers)
     fidelity.add_parser(subparsers)
     watch.add_parser(subparsers)
+    serve.add_parser(subparsers)
     for sub in subparsers.choices.values():  # the global flags also work after the command
         g = sub.add_argument_group("output")
         g.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS)

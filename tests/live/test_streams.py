@@ -1,0 +1,202 @@
+"""Real streams on loopback: GStreamer's RTSP server and FFmpeg sending a file's own H.264
+bitstream give, window for window, the scores and segments ``timeline`` gives on the file; a
+server killed and restarted is lost and restored while another stream carries on; two streams
+at 2x overload keep latency bounded, with drops counted."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from tests.live.senders import (
+    Server,
+    free_port,
+    mpegts_server,
+    needs_ffmpeg,
+    needs_rtsp,
+    rtsp_server,
+    write_h264,
+)
+
+from slowfast_deploy.live import Source, Watch, watch
+from slowfast_deploy.runtime import ModelConfig
+from slowfast_deploy.runtime.base import BackendInfo
+from slowfast_deploy.specs import PreprocessSpec
+from slowfast_deploy.timeline.output import timeline_record
+from slowfast_deploy.timeline.run import VideoTimeline
+from slowfast_deploy.timeline.windows import WindowPlan
+
+# 112-pixel crops keep the tiny model fast on a busy CPU; the same plan on both sides
+PLAN = WindowPlan(32, 16, preprocess=PreprocessSpec(short_side=128, crop_size=112))
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_onnx: Path) -> Iterator[Any]:
+    opened = ModelConfig(str(tiny_onnx), threads=1).open()
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_h264(tmp_path_factory.mktemp("live") / "long.mp4", seconds=15)
+
+
+def collect(session: Watch, *, timeout_s: float, until: Any = None) -> list[dict[str, Any]]:
+    """Every event until the watch ends, ``until(event, events)`` is true, or the timeout."""
+    timer = threading.Timer(timeout_s, session.stop)
+    timer.start()
+    events: list[dict[str, Any]] = []
+    try:
+        for event in session:
+            events.append(event)
+            if until is not None and until(event, events):
+                events += session.finish()
+                break
+    finally:
+        timer.cancel()
+    return events
+
+
+@needs_ffmpeg
+@needs_rtsp
+@pytest.mark.parametrize("sender", ["rtsp", "mpegts-tcp"])
+def test_stream_windows_equal_the_timeline_of_the_file(
+    sender: str, h264_video: Path, backend: Any, servers: list[Server]
+) -> None:
+    port = free_port()
+    if sender == "rtsp":
+        servers.append(rtsp_server(h264_video, port).start())
+        url = f"rtsp://127.0.0.1:{port}/stream"
+    else:
+        servers.append(mpegts_server(h264_video, port).start())
+        url = f"tcp://127.0.0.1:{port}"
+    # nothing may be dropped here: a generous budget and queue
+    session = watch(
+        [url], backend, plan=PLAN, reconnect=False, scores=True, topk=3, smooth=3,
+        max_latency_s=120, queue_depth=64,
+    )  # fmt: skip
+    events = collect(session, timeout_s=90)
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "stream_opened"
+    assert "stream_ended" in kinds
+    windows = [e for e in events if e["event"] == "window"]
+
+    timeline = VideoTimeline(str(h264_video), PLAN)
+    assert timeline.open(backend, decoder="pyav")
+    list(timeline.run())
+    expected = timeline_record(timeline, topk=3, smooth=3, threshold=0.0)
+
+    assert len(windows) == len(timeline.records) == 6
+    for got, record, entry in zip(windows, timeline.records, expected["windows"], strict=True):
+        np.testing.assert_array_equal(np.asarray(got["scores"], np.float32), record.scores)
+        for key in ("index", "start_frame", "end_frame", "topk"):
+            assert got[key] == entry[key], key
+        for key in ("start_s", "end_s"):
+            assert got[key] == pytest.approx(entry[key], abs=2e-3)
+        assert got["stream"] == url
+        assert got["arrival_wall"] <= got["emit_wall"]
+        assert got["latency_s"] == pytest.approx(got["emit_wall"] - got["arrival_wall"], abs=2e-3)
+    segments = [e for e in events if e["event"] == "segment_end"]
+    assert len(segments) == len(expected["segments"]) >= 1
+    for got, entry in zip(segments, expected["segments"], strict=True):
+        for key in ("class", "start_frame", "end_frame", "windows"):
+            assert got[key] == entry[key], key
+        for key in ("start_s", "end_s", "mean_score"):
+            assert got[key] == pytest.approx(entry[key], abs=2e-3)
+    final = [e for e in events if e["event"] == "stats"]
+    assert [(s["final"], s["windows"], s["dropped"]) for s in final] == [(True, 6, 0)]
+
+
+@needs_ffmpeg
+@needs_rtsp
+def test_a_killed_server_is_lost_and_restored_while_another_stream_carries_on(
+    long_video: Path, backend: Any, servers: list[Server]
+) -> None:
+    rtsp_port, tcp_port = free_port(), free_port()
+    rtsp = rtsp_server(long_video, rtsp_port).start()
+    servers.append(rtsp)
+    servers.append(mpegts_server(long_video, tcp_port).start())
+    cam = Source(f"rtsp://127.0.0.1:{rtsp_port}/stream", "cam", "network")
+    other = Source(f"tcp://127.0.0.1:{tcp_port}", "other", "network")
+    session = watch([cam, other], backend, plan=PLAN, stall_timeout_s=3, max_latency_s=3)
+    state = {"killed": False, "restarted": False}
+
+    def act(event: dict[str, Any], events: list[dict[str, Any]]) -> bool:
+        if event["event"] == "window" and event["stream"] == "cam" and not state["killed"]:
+            rtsp.kill()  # mid-stream: the server dies
+            state["killed"] = True
+        if event["event"] == "stream_lost" and event["stream"] == "cam":
+            time.sleep(1.0)  # down for a while: reopening is refused meanwhile
+            servers.append(rtsp_server(long_video, rtsp_port).start())
+            state["restarted"] = True
+        return event["event"] == "window" and event["stream"] == "cam" and event["connection"] == 1
+
+    events = collect(session, timeout_s=60, until=act)
+    cam_states = [e for e in events if e["stream"] == "cam" and e["event"].startswith("stream_")]
+    assert [e["event"] for e in cam_states] == ["stream_opened", "stream_lost", "stream_restored"]
+    lost, restored = cam_states[1], cam_states[2]
+    assert lost["reason"] in ("ended", "error", "stalled")
+    assert restored["reason"] == lost["reason"]
+    assert restored["down_s"] >= 1.0
+    cam_windows = [e for e in events if e["event"] == "window" and e["stream"] == "cam"]
+    assert cam_windows[-1]["connection"] == 1
+    assert cam_windows[-1]["index"] == 0  # windows restart with the connection
+    # the other stream never stopped: windows while the camera was down, and no state change
+    other_events = [e for e in events if e["stream"] == "other"]
+    assert [e["event"] for e in other_events if e["event"].startswith("stream_")] == [
+        "stream_opened"
+    ]
+    during = [
+        e
+        for e in other_events
+        if e["event"] == "window" and lost["wall"] <= e["emit_wall"] <= restored["wall"]
+    ]
+    assert during, "the other stream gave no window while the camera was down"
+
+
+class SlowBackend:
+    """A test double of ``Backend``: 0.25 s per window in a call, uniform scores."""
+
+    def __init__(self, seconds_per_window: float) -> None:
+        self.info = BackendInfo(name="slow", model_path="slow", precision="fp32")
+        self.input_shape = (None, 1, 3, 32, 112, 112)
+        self.output_kind = "probs"
+        self.seconds_per_window = seconds_per_window
+        self.calls: list[int] = []
+
+    def run(self, video: np.ndarray) -> np.ndarray:
+        self.calls.append(video.shape[0])
+        time.sleep(self.seconds_per_window * video.shape[0])
+        return np.full((video.shape[0], 10), 0.1, dtype=np.float32)
+
+    def close(self) -> None:
+        pass
+
+
+@needs_ffmpeg
+def test_two_streams_at_twice_the_capacity_keep_latency_bounded(tmp_path: Path) -> None:
+    video = write_h264(tmp_path / "small.mp4", seconds=7, size="160x120")
+    plan = WindowPlan(32, 8, preprocess=PLAN.preprocess)  # 3.75 windows/s per stream
+    slow = SlowBackend(0.25)  # 4 windows/s: half of the 7.5 asked for
+    sources = [Source(str(video), name, "file") for name in ("a", "b")]
+    session = watch(sources, slow, plan=plan, realtime=True, max_batch=2, max_latency_s=1.0)
+    events = collect(session, timeout_s=60)
+    windows = [e for e in events if e["event"] == "window"]
+    final = {e["stream"]: e for e in events if e["event"] == "stats" and e["final"]}
+    made = (7 * 30 - 32) // 8 + 1  # windows each stream's frames make
+    for name in ("a", "b"):
+        mine = [e for e in windows if e["stream"] == name]
+        assert final[name]["dropped"] > 0
+        assert len(mine) + final[name]["dropped"] == made  # every window scored or counted
+        assert len(mine) >= made // 4  # a fair share each
+        assert final[name]["latency_p99_s"] <= 2.0
+    latencies = np.array([e["latency_s"] for e in windows])
+    assert np.percentile(latencies, 99) <= 2.0
+    half = len(latencies) // 2  # no growth: the second half is no later than the first
+    assert latencies[half:].mean() <= latencies[:half].mean() + 0.5

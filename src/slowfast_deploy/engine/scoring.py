@@ -1,7 +1,8 @@
 """Views -> scores: one model call for many views, one view average, one top-k.
 
 Decoders (``pool``, or Ray tasks) return uint8 crops (4x smaller than float input);
-``score_stream`` normalises, batches views across videos (``batchsize`` views per model call),
+``score_stream`` normalises (``runtime.base.model_input``: a uint8-input model gets the
+bytes), batches views across videos (``batchsize`` views per model call),
 averages each video's view probabilities and yields one ``VideoResult`` per video, in arrival
 order. ``score_views`` does the same for inputs already normalised (timeline windows, live
 streams). Both average with ``ViewMean`` and every ranking of classes goes through ``top_k``,
@@ -20,9 +21,15 @@ from numpy.typing import NDArray
 
 from slowfast_deploy.engine.base import DecodedVideo, VideoResult
 from slowfast_deploy.errors import ModelFormatError
-from slowfast_deploy.runtime.base import Backend, check_input_shape, run_batched, to_probs
+from slowfast_deploy.runtime.base import (
+    Backend,
+    check_input_shape,
+    input_dtype_of,
+    model_input,
+    run_batched,
+    to_probs,
+)
 from slowfast_deploy.specs import ViewSpec
-from slowfast_deploy.video.preprocess import normalize_to_ncthw
 
 
 def top_k(scores: NDArray[np.floating], k: int) -> NDArray[np.int64]:
@@ -103,7 +110,8 @@ def score_stream(
     def run_queue(limit: int) -> None:
         take = [queue.popleft() for _ in range(min(limit, len(queue)))]
         crops = np.stack([c for _, c in take])  # [B, T, S, S, 3]
-        video = normalize_to_ncthw(crops, views.preprocess)[:, None]  # [B, 1, 3, T, S, S]
+        # [B, 1, 3, T, S, S]: normalised float32, or the bytes for a uint8-input model
+        video = model_input(crops, views.preprocess, input_dtype_of(backend))[:, None]
         t0 = time.perf_counter()
         probs = to_probs(run_batched(backend, video), backend.output_kind)
         share = (time.perf_counter() - t0) * 1e3 / len(take)

@@ -6,6 +6,10 @@
   searching for the layers to keep in fp32 until a target agreement with fp32 is met.
 - ``onnxruntime``: an ONNX file with ORT's full graph optimizations applied offline (fused
   Conv+BN+ReLU for the CPU provider) and, optionally, a static batch size.
+- ``torch`` (from a ``.pth`` checkpoint, not ONNX): an AOTInductor ``.pt2``, ``export/aot.py``.
+
+A uint8-input ONNX (``export --input-dtype uint8``) compiles to a uint8-input IR or ONNX: the
+normalisation stays inside the graph.
 
 Each compiled model is checked against the source ONNX on real input before it is kept.
 """
@@ -82,6 +86,11 @@ def compile_model(
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     outcome = None
+    if precision == "int8" and meta.get("input_dtype") == "uint8":
+        raise BackendUnavailableError(
+            f"{onnx_path} takes uint8 input; int8 calibration feeds float clips: quantize "
+            "the float export (without --input-dtype uint8)"
+        )
     if precision == "int8" and backend == "openvino":
         from slowfast_deploy.quantize.int8 import quantize_to_ir
 
@@ -152,8 +161,8 @@ def check_compiled(
     from slowfast_deploy.runtime import open_backend
     from slowfast_deploy.runtime.base import PARITY_ATOL, run_batched, to_probs
 
-    video = sample_input(batchsize or 1)
     reference = open_backend(source, backend="onnxruntime", threads=threads)
+    video = sample_input(batchsize or 1, reference.input_dtype)  # a uint8 source stays uint8
     expected = to_probs(run_batched(reference, video), reference.output_kind)
     candidate = open_backend(compiled, threads=threads)
     got = to_probs(run_batched(candidate, video), candidate.output_kind)

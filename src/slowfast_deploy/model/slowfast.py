@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from slowfast_deploy.specs import SLOWFAST_R50_8X8, ModelSpec
+from slowfast_deploy.specs import SLOWFAST_R50_8X8, ModelSpec, PreprocessSpec
 
 EXPANSION = 4  # Bottleneck3d.expansion
 
@@ -230,18 +230,42 @@ class ReferenceContract(nn.Module):
 
     Views are folded into the batch and not averaged (mmaction2 ``forward_dummy``);
     ``softmax=True`` matches the guide's ``--softmax`` export.
+
+    ``normalize`` (a ``PreprocessSpec``) makes a uint8-input model: ``video`` holds RGB crops
+    0-255 and the graph computes ``(x - mean) / std`` in float32, the same operations as
+    ``video.preprocess.normalize_to_ncthw``, so its scores equal the float model's.
+    ``dtype`` is the dtype the network runs in (``torch.bfloat16``: weights and activations);
+    normalisation and softmax stay in float32 and the output is float32.
     """
 
-    def __init__(self, model: SlowFast, *, softmax: bool) -> None:
+    def __init__(
+        self,
+        model: SlowFast,
+        *,
+        softmax: bool,
+        normalize: PreprocessSpec | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         super().__init__()
-        self.model = model
+        self.model = model.to(dtype)
         self.softmax = softmax
+        self.dtype = dtype
+        self.byte_input = normalize is not None
+        if normalize is not None:  # [1, 3, 1, 1, 1] float32 constants, not checkpoint state
+            shape = (1, 3, 1, 1, 1)
+            mean = torch.tensor(normalize.mean_rgb_255, dtype=torch.float32).reshape(shape)
+            std = torch.tensor(normalize.std_rgb_255, dtype=torch.float32).reshape(shape)
+            self.register_buffer("mean", mean, persistent=False)
+            self.register_buffer("std", std, persistent=False)
         # Take the wrapped model's mode: exporters restore the wrapper's mode recursively
         # afterwards, which would otherwise switch an eval-mode model to training (BN!).
         self.train(model.training)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
-        logits = self.model(video.flatten(0, 1))
+        x = video.flatten(0, 1)
+        if self.byte_input:
+            x = (x.to(torch.float32) - self.mean) / self.std  # [N*V, 3, T, H, W] float32
+        logits = self.model(x.to(self.dtype)).to(torch.float32)
         return torch.softmax(logits, dim=1) if self.softmax else logits
 
 

@@ -3,6 +3,8 @@
 (The annotation list, ``relative/path.mp4 <label>`` per line, is read by ``engine.jobs``.)
 
 - ``bin/{i}.bin``: raw little-endian float32, C order, ``(1, 1, 3, 32, 224, 224)``, no header;
+  with ``preprocess --dtype uint8``: the RGB crops 0-255, one byte each (a quarter the size),
+  for uint8-input models, recorded in ``bin_format.json`` beside the ``.info``;
 - ``kinetics400.info``: ``"{i} {label}\\n"`` per video;
 - results: ``{stem}_0.txt`` (each value ``%f`` followed by a space, newline-terminated),
   ``{stem}_0.npy`` (``np.save``) or ``{stem}_0.bin`` (``tofile``).
@@ -24,7 +26,10 @@ from numpy.typing import NDArray
 from slowfast_deploy.errors import DataFormatError
 
 BIN_SHAPE = (1, 1, 3, 32, 224, 224)
-BIN_DTYPE = np.dtype("<f4")
+BIN_DTYPE = np.dtype("<f4")  # the reference's; the default
+# .bin element types by the model input dtype they feed (``runtime.base.InputDType``)
+BIN_DTYPES = {"float32": BIN_DTYPE, "uint8": np.dtype("u1")}
+BIN_FORMAT_NAME = "bin_format.json"  # {"dtype": ..., "shape": [...]}, beside kinetics400.info
 RESULT_FORMATS = ("TXT", "NPY", "BIN")
 
 
@@ -48,21 +53,42 @@ def read_info(path: str | os.PathLike[str]) -> list[tuple[int, int]]:
     return pairs
 
 
-def bin_bytes(video: NDArray[np.float32]) -> bytes:
+def bin_dtype(dtype: str) -> np.dtype[np.generic]:
+    """The ``.bin`` element type for a model input dtype name (float32, uint8)."""
+    if dtype not in BIN_DTYPES:
+        raise ValueError(f"a .bin holds {' or '.join(BIN_DTYPES)}, not {dtype!r}")
+    return BIN_DTYPES[dtype]
+
+
+def bin_bytes(video: NDArray[np.float32] | NDArray[np.uint8]) -> bytes:
+    """One view's ``.bin`` bytes: float32 clips as the reference writes them; uint8 crops as is."""
     if video.shape != BIN_SHAPE:
         raise ValueError(f"a .bin holds one view {BIN_SHAPE}, got {video.shape}")
-    return np.ascontiguousarray(video, dtype=BIN_DTYPE).tobytes()
+    dtype = BIN_DTYPES["uint8"] if video.dtype == np.uint8 else BIN_DTYPE
+    return np.ascontiguousarray(video, dtype=dtype).tobytes()
 
 
-def read_bin(path: Path, shape: tuple[int, ...] = BIN_SHAPE) -> NDArray[np.float32]:
-    expected = int(np.prod(shape)) * BIN_DTYPE.itemsize
+def read_bin(
+    path: Path, shape: tuple[int, ...] = BIN_SHAPE, dtype: str = "float32"
+) -> NDArray[np.float32] | NDArray[np.uint8]:
+    """A ``.bin`` of ``dtype`` elements (float32 or uint8), checked for its size."""
+    element = bin_dtype(dtype)
+    count = int(np.prod(shape))
     size = path.stat().st_size
-    if size != expected:
+    if size != count * element.itemsize:
+        other = next(name for name in BIN_DTYPES if name != dtype)
+        if size == count * BIN_DTYPES[other].itemsize:
+            flag = "with --dtype uint8" if dtype == "uint8" else "without --dtype uint8"
+            raise DataFormatError(
+                f"{path}: holds {other} {shape} ({size} bytes) but the model takes {dtype}; "
+                f"rerun `slowfast-deploy preprocess` {flag}, or use a {other}-input model"
+            )
         raise DataFormatError(
-            f"{path}: {size} bytes, expected {expected} for float32 {shape}; the file is "
-            "truncated or was made for another input shape: rerun `slowfast-deploy preprocess`"
+            f"{path}: {size} bytes, expected {count * element.itemsize} for {dtype} {shape}; "
+            "the file is truncated or was made for another input shape: rerun "
+            "`slowfast-deploy preprocess`"
         )
-    return np.fromfile(path, dtype=BIN_DTYPE).reshape(shape)
+    return np.fromfile(path, dtype=element).reshape(shape)
 
 
 def natural_key(path: Path) -> tuple[int, int | str]:

@@ -24,19 +24,24 @@ from slowfast_deploy.engine.base import DecodeOptions, EngineOptions, VideoJob
 from slowfast_deploy.engine.decode import decoder_reusable
 from slowfast_deploy.engine.jobs import Annotation
 from slowfast_deploy.reference.formats import (
-    BIN_DTYPE,
+    BIN_FORMAT_NAME,
     BIN_SHAPE,
     bin_bytes,
+    bin_dtype,
     format_info,
     read_bin,
     result_bytes,
     result_name,
 )
-from slowfast_deploy.runtime.base import Backend, run_batched
+from slowfast_deploy.runtime.base import (
+    Backend,
+    InputDType,
+    input_dtype_of,
+    model_input,
+    run_batched,
+)
 from slowfast_deploy.specs import SINGLE_VIEW
-from slowfast_deploy.video.preprocess import normalize_to_ncthw
 
-BIN_SIZE = int(np.prod(BIN_SHAPE)) * BIN_DTYPE.itemsize
 INFO_NAME = "kinetics400.info"
 FAILED_NAME = "failed.txt"
 SOURCES_NAME = "bin_sources.jsonl"  # which video (and decoder) each .bin was made from
@@ -49,17 +54,18 @@ class PreprocessOutcome:
     skipped: bool = False
 
 
-def _read_sources(path: Path) -> dict[int, tuple[str, str, str]]:
-    """``index -> (video path, decoder used, --decoder asked)`` of the ``.bin`` files an
-    earlier run completed."""
-    sources: dict[int, tuple[str, str, str]] = {}
+def _read_sources(path: Path) -> dict[int, tuple[str, str, str, str]]:
+    """``index -> (video path, decoder used, --decoder asked, dtype)`` of the ``.bin`` files
+    an earlier run completed (records without a dtype are float32, the default)."""
+    sources: dict[int, tuple[str, str, str, str]] = {}
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 entry = json.loads(line)
                 used = str(entry["decoder"])
                 asked = str(entry.get("requested", used))
-                sources[int(entry["index"])] = (str(entry["path"]), used, asked)
+                dtype = str(entry.get("dtype", "float32"))
+                sources[int(entry["index"])] = (str(entry["path"]), used, asked, dtype)
             except (ValueError, KeyError, TypeError):
                 continue  # a line half-written by a kill: its .bin is redone
     return sources
@@ -80,8 +86,13 @@ def preprocess_dataset(
     save_dir: Path,
     decode: DecodeOptions | None = None,
     engine: EngineOptions | None = None,
+    dtype: InputDType = "float32",
 ) -> Iterator[PreprocessOutcome]:
     """Write ``save_dir/bin/{i}.bin`` for every item, decoding with the engine's decoders.
+
+    ``dtype="uint8"`` writes the crops' bytes (for uint8-input models, 4x smaller) and records
+    it in each ``bin_sources.jsonl`` line and in ``bin_format.json``; the float32 default
+    writes exactly the reference's files (and removes a ``bin_format.json`` left by a uint8 run).
 
     Yields one outcome per item (those already done first). A video that is missing or cannot
     be decoded is yielded with its error and gets no ``.bin``; the caller then calls
@@ -90,8 +101,14 @@ def preprocess_dataset(
     """
     decode = decode or DecodeOptions()
     decoder = decode.decoder
+    bin_size = int(np.prod(BIN_SHAPE)) * bin_dtype(dtype).itemsize
     bin_dir = save_dir / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
+    format_path = save_dir / BIN_FORMAT_NAME
+    if dtype == "float32":
+        format_path.unlink(missing_ok=True)
+    else:
+        write_atomic(format_path, json.dumps({"dtype": dtype, "shape": BIN_SHAPE}).encode())
     for stale in bin_dir.glob(".*.tmp"):  # left by a run killed mid-write
         stale.unlink()
     sources_path = save_dir / SOURCES_NAME
@@ -103,8 +120,9 @@ def preprocess_dataset(
             item.index in sources
             and sources[item.index][0] == item.path
             and decoder_reusable(sources[item.index][1], decoder, sources[item.index][2])
+            and sources[item.index][3] == dtype
             and target.is_file()
-            and target.stat().st_size == BIN_SIZE
+            and target.stat().st_size == bin_size
         ):
             yield PreprocessOutcome(item, None, skipped=True)
         else:
@@ -122,7 +140,7 @@ def preprocess_dataset(
                 stale.unlink(missing_ok=True)
                 yield PreprocessOutcome(item, f"{result.error} (line {item.line})")
                 continue
-            views = normalize_to_ncthw(result.crops, SINGLE_VIEW.preprocess)
+            views = model_input(result.crops, SINGLE_VIEW.preprocess, dtype)
             write_atomic(bin_dir / f"{item.index}.bin", bin_bytes(views[None]))
             log.write(
                 json.dumps(
@@ -131,6 +149,7 @@ def preprocess_dataset(
                         "path": item.path,
                         "decoder": result.info.get("decoder", decoder),  # the decoder used
                         "requested": decoder,
+                        "dtype": dtype,
                     }
                 )
                 + "\n"
@@ -175,19 +194,21 @@ def infer_bins(
 ) -> Iterator[BatchOutcome]:
     """Run ``batchsize`` ``.bin`` files per call; write ``out_dir/{stem}_0.{fmt}`` per input.
 
-    Every file's size is checked before anything runs, so a bad file stops the run
-    before any output is written.
+    The ``.bin`` files hold what the model takes (``backend.input_dtype``: float32 clips, or
+    uint8 crops from ``preprocess --dtype uint8``). Every file's size is checked against it
+    before anything runs, so a bad file stops the run before any output is written.
     """
     if batchsize < 1:
         raise ValueError(f"batchsize must be >= 1, got {batchsize}")
-    expected = int(np.prod(input_shape)) * BIN_DTYPE.itemsize
+    dtype = input_dtype_of(backend)
+    expected = int(np.prod(input_shape)) * bin_dtype(dtype).itemsize
     for path in bins:
         if path.stat().st_size != expected:
-            read_bin(path, input_shape)  # raises the one-line DataFormatError
+            read_bin(path, input_shape, dtype)  # raises the one-line DataFormatError
     out_dir.mkdir(parents=True, exist_ok=True)
     for start in range(0, len(bins), batchsize):
         chunk = bins[start : start + batchsize]
-        video = np.concatenate([read_bin(p, input_shape) for p in chunk])
+        video = np.concatenate([read_bin(p, input_shape, dtype) for p in chunk])
         t0 = time.perf_counter_ns()
         scores = run_batched(backend, video)
         compute_ms = (time.perf_counter_ns() - t0) / 1e6

@@ -2,7 +2,8 @@
 
 | file            | default backend | also runs with |
 | --------------- | --------------- | -------------- |
-| ``.pth``/``.pt``| torch           |                |
+| ``.pth``/``.pt``| torch (eager)   |                |
+| ``.pt2``        | torch (AOTInductor package, ``compile --backend torch``) | |
 | ``.onnx``       | onnxruntime     | openvino       |
 | ``.xml`` (IR)   | openvino        |                |
 """
@@ -18,8 +19,18 @@ from slowfast_deploy.runtime.base import Backend, BackendInfo, run_batched
 from slowfast_deploy.specs import SLOWFAST_R50_8X8, ModelSpec
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
-_BY_SUFFIX = {".pth": "torch", ".pt": "torch", ".onnx": "onnxruntime", ".xml": "openvino"}
-_ACCEPTS = {"torch": {".pth", ".pt"}, "onnxruntime": {".onnx"}, "openvino": {".onnx", ".xml"}}
+_BY_SUFFIX = {
+    ".pth": "torch",
+    ".pt": "torch",
+    ".pt2": "torch",
+    ".onnx": "onnxruntime",
+    ".xml": "openvino",
+}
+_ACCEPTS = {
+    "torch": {".pth", ".pt", ".pt2"},
+    "onnxruntime": {".onnx"},
+    "openvino": {".onnx", ".xml"},
+}
 
 __all__ = [
     "BACKENDS",
@@ -40,7 +51,7 @@ def backend_for(model_path: str | os.PathLike[str], backend: str | None = None) 
         if suffix not in _BY_SUFFIX:
             raise ModelFormatError(
                 f"{model_path}: not a model file this toolkit runs (expected .pth/.pt checkpoint, "
-                ".onnx, or OpenVINO IR .xml)"
+                ".pt2 package, .onnx, or OpenVINO IR .xml)"
             )
         return _BY_SUFFIX[suffix]
     if backend not in BACKENDS:
@@ -66,26 +77,27 @@ def open_backend(
     """Open ``model_path`` with one explicit branch per runtime (imported lazily).
 
     ``softmax`` and ``spec`` apply to ``.pth`` checkpoints only; exported models carry their
-    own output kind and architecture.
+    own output kind, input dtype and architecture.
     """
     path = str(model_path)
     if not Path(path).is_file():
         raise ModelFormatError(f"{path}: no such model file")
     name = backend_for(path, backend)
     if name == "torch":
+        if Path(path).suffix.lower() == ".pt2":
+            from slowfast_deploy.runtime.aot_backend import AotBackend
+
+            return AotBackend(path, precision=precision, device=device, threads=threads)
         if device != "cpu":
             raise BackendUnavailableError(
-                f"the torch backend runs on the CPU here, not {device!r}; export to ONNX and use "
-                "--device cuda|tensorrt with onnxruntime-gpu"
-            )
-        if precision not in (None, "fp32"):
-            raise ModelFormatError(
-                f"the torch backend runs fp32 only, not {precision!r}; export and compile with "
-                "`slowfast-deploy compile --backend openvino --precision bf16`"
+                f"the torch backend runs .pth checkpoints on the CPU here, not {device!r}; "
+                f"compile a .pt2 with `compile {path} --backend torch --device {device}`"
             )
         from slowfast_deploy.runtime.torch_backend import TorchBackend
 
-        return TorchBackend(path, spec=spec, softmax=softmax, threads=threads)
+        return TorchBackend(
+            path, spec=spec, softmax=softmax, threads=threads, precision=precision or "fp32"
+        )
     if name == "onnxruntime":
         from slowfast_deploy.runtime.ort_backend import OnnxRuntimeBackend
 

@@ -8,9 +8,18 @@ from typing import Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from slowfast_deploy.errors import ModelFormatError
+from slowfast_deploy.specs import PreprocessSpec
+from slowfast_deploy.video.preprocess import normalize_to_ncthw
+
 # "unknown": an ONNX/IR file without slowfast-deploy metadata; ``to_probs`` then tells
 # softmax rows (non-negative, summing to 1) from logits by their values.
 OutputKind = Literal["probs", "logits", "unknown"]
+# What a model's ``video`` input holds: normalised float32 clips (the reference contract), or
+# uint8 RGB crops 0-255 with the mean/std normalisation inside the graph (``--input-dtype
+# uint8``: 4x fewer bytes per clip through pipes, object stores and HTTP).
+InputDType = Literal["float32", "uint8"]
+INPUT_DTYPES: tuple[InputDType, ...] = ("float32", "uint8")
 
 # Max |softmax score difference| allowed, per backend and precision (logits are compared after
 # softmax). fp32 values are the golden README's tolerance; reduced precisions have no entry:
@@ -37,13 +46,15 @@ class Backend(Protocol):
 
     ``input_shape`` is the model's declared input shape, ``None`` for dynamic axes.
     ``output_kind`` says whether ``run`` returns softmax probabilities or logits.
+    ``input_dtype`` says what ``video`` holds (``model_input`` makes it from uint8 crops).
     """
 
     info: BackendInfo
     input_shape: tuple[int | None, ...]
     output_kind: OutputKind
+    input_dtype: InputDType
 
-    def run(self, video: NDArray[np.float32]) -> NDArray[np.float32]: ...
+    def run(self, video: NDArray[np.float32] | NDArray[np.uint8]) -> NDArray[np.float32]: ...
 
     def close(self) -> None: ...
 
@@ -62,6 +73,43 @@ def to_probs(output: NDArray[np.float32], kind: OutputKind) -> NDArray[np.float3
     return output if kind == "probs" else softmax(output)
 
 
+def input_dtype_of(backend: Backend) -> InputDType:
+    """``backend.input_dtype``; a backend written before uint8 models existed takes float32."""
+    return getattr(backend, "input_dtype", "float32")
+
+
+def model_input(
+    crops_vthwc: NDArray[np.uint8], spec: PreprocessSpec, input_dtype: InputDType
+) -> NDArray[np.float32] | NDArray[np.uint8]:
+    """uint8 crops ``[V, T, H, W, 3]`` -> the ``[V, 3, T, H, W]`` a model of ``input_dtype`` takes.
+
+    The one place every command turns crops into model input: float32 is
+    ``normalize_to_ncthw`` (unchanged, bit for bit); uint8 is the same layout change with the
+    bytes kept, the model normalising them itself. Per element, so a clip assembled frame by
+    frame equals the clip converted at once.
+    """
+    if input_dtype == "uint8":
+        return np.ascontiguousarray(crops_vthwc.transpose(0, 4, 1, 2, 3))
+    if input_dtype != "float32":
+        raise ValueError(f"input_dtype must be one of {INPUT_DTYPES}, got {input_dtype!r}")
+    return normalize_to_ncthw(crops_vthwc, spec)
+
+
+def check_input_dtype(backend: Backend, video: NDArray[np.generic]) -> None:
+    """Raise ``ModelFormatError`` if ``video``'s dtype is not what ``backend`` takes."""
+    wanted = input_dtype_of(backend)
+    if video.dtype != np.dtype(wanted):
+        fix = (
+            "preprocess with --dtype uint8 (or use the float model)"
+            if wanted == "uint8"
+            else "preprocess without --dtype uint8 (or use a uint8 model)"
+        )
+        raise ModelFormatError(
+            f"{backend.info.model_path}: the model takes {wanted} input but the data is "
+            f"{video.dtype}; {fix}"
+        )
+
+
 def check_input_shape(
     declared: tuple[int | None, ...], video_shape: tuple[int, ...], *, model_path: str
 ) -> None:
@@ -69,7 +117,6 @@ def check_input_shape(
 
     The batch axis (0) is not compared: fixed-batch models are fed by ``run_batched``.
     """
-    from slowfast_deploy.errors import ModelFormatError
 
     ok = len(declared) == len(video_shape) and all(
         d is None or d == v for d, v in zip(declared[1:], video_shape[1:], strict=True)
@@ -85,9 +132,12 @@ def check_input_shape(
         )
 
 
-def run_batched(backend: Backend, video: NDArray[np.float32]) -> NDArray[np.float32]:
+def run_batched(
+    backend: Backend, video: NDArray[np.float32] | NDArray[np.uint8]
+) -> NDArray[np.float32]:
     """``backend.run`` for any N: a fixed-batch model gets zero-padded chunks, extras dropped."""
     check_input_shape(backend.input_shape, video.shape, model_path=backend.info.model_path)
+    check_input_dtype(backend, video)
     batch = backend.input_shape[0] if backend.input_shape else None  # None: dynamic
     n = video.shape[0]
     if batch is None or batch == n:

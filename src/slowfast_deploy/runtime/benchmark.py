@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from functools import partial
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from slowfast_deploy.runtime import open_backend
-from slowfast_deploy.runtime.base import Backend, run_batched
+from slowfast_deploy.runtime.base import Backend, input_dtype_of, model_input, run_batched
 from slowfast_deploy.specs import SINGLE_VIEW, SLOWFAST_R50_8X8, ModelSpec
 
 CROP_SIZE = SINGLE_VIEW.preprocess.crop_size  # 224: the reference input
@@ -78,10 +79,10 @@ class BenchRow:
 
 
 def bench_alternating(
-    runners: list[tuple[str, str, str, str, Callable[[np.ndarray], object]]],
+    runners: list[tuple[str, str, str, str, Callable[[Any], object]]],
     *,
     batchsizes: list[int],
-    make_input: Callable[[int], np.ndarray],
+    make_input: Callable[[int], Any],
     loop: int,
     warmup: int,
     baseline: int | None,
@@ -146,15 +147,17 @@ def bench_models(
     seed: int = 0,
 ) -> list[BenchRow]:
     """Open every ``PATH[@BACKEND[:PRECISION]]`` in ``models`` and time them alternately on
-    the same random clips (``[N, 1, 3, T, 224, 224]``); speed-ups are relative to the first
-    PyTorch model, when there is one."""
+    the same random clips (``[N, 1, 3, T, 224, 224]``): random crops, given to each model as
+    it takes them (``model_input``: normalised float32, or the bytes for a uint8-input model;
+    made before the timing). Speed-ups are relative to the first PyTorch eager (``.pth``)
+    model, when there is one."""
     if not models:
         raise ValueError("models must name at least one model file")
     if not batchsizes or any(b < 1 for b in batchsizes):
         raise ValueError(f"batchsizes must be integers >= 1, got {batchsizes}")
     if loop < 1 or warmup < 0:
         raise ValueError(f"loop must be >= 1 and warmup >= 0, got {loop} and {warmup}")
-    runners: list[tuple[str, str, str, str, Callable[[np.ndarray], object]]] = []
+    runners: list[tuple[str, str, str, str, Callable[[Any], object]]] = []
     backends: list[Backend] = []
     baseline = None
     try:
@@ -169,17 +172,20 @@ def bench_models(
                 spec=spec,
             )
             backends.append(backend)
-            if baseline is None and backend.info.name == "torch":
+            eager = Path(path).suffix.lower() in (".pth", ".pt")
+            if baseline is None and backend.info.name == "torch" and eager:
                 baseline = k
             info = backend.info
-            runners.append(
-                (text, info.name, info.precision, info.provider, partial(run_batched, backend))
-            )
+            runners.append((text, info.name, info.precision, info.provider, _runner(backend)))
         rng = np.random.default_rng(seed)
-        clip = (1, 3, spec.clip_len, CROP_SIZE, CROP_SIZE)
+        crops = (spec.clip_len, CROP_SIZE, CROP_SIZE, 3)  # one view's [T, S, S, 3]
 
-        def make_input(batchsize: int) -> np.ndarray:
-            return rng.standard_normal((batchsize, *clip), dtype=np.float32)
+        def make_input(batchsize: int) -> dict[str, np.ndarray]:
+            views = rng.integers(0, 256, (batchsize, *crops), dtype=np.uint8)
+            return {
+                dtype: model_input(views, SINGLE_VIEW.preprocess, dtype)[:, None]
+                for dtype in {input_dtype_of(b) for b in backends}
+            }
 
         return bench_alternating(
             runners,
@@ -192,6 +198,12 @@ def bench_models(
     finally:
         for backend in backends:
             backend.close()
+
+
+def _runner(backend: Backend) -> Callable[[dict[str, np.ndarray]], object]:
+    """``run_batched`` on the input of this backend's dtype (from ``bench_models``' inputs)."""
+    dtype = input_dtype_of(backend)
+    return lambda inputs: run_batched(backend, inputs[dtype])
 
 
 def format_table(rows: list[BenchRow]) -> str:

@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from slowfast_deploy._optional import require
 from slowfast_deploy.errors import BackendUnavailableError, ModelFormatError
-from slowfast_deploy.runtime.base import BackendInfo, OutputKind
+from slowfast_deploy.runtime.base import BackendInfo, InputDType, OutputKind
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +100,13 @@ class OpenVinoBackend:
         self.input_shape: tuple[int | None, ...] = tuple(
             d.get_length() if d.is_static else None for d in shape
         )
+        element = model.inputs[0].get_element_type()
+        if element not in (ov.Type.f32, ov.Type.u8):
+            raise ModelFormatError(
+                f"{model_path}: input is {element.get_type_name()}; this toolkit feeds float32 "
+                "clips or uint8 crops (re-export with `slowfast-deploy export`)"
+            )
+        self.input_dtype: InputDType = "uint8" if element == ov.Type.u8 else "float32"
         kind = rt_value(model, "output_kind") or "unknown"
         self.output_kind: OutputKind = kind if kind in ("probs", "logits") else "unknown"
         used = self._compiled.get_property("INFERENCE_PRECISION_HINT")
@@ -113,7 +120,7 @@ class OpenVinoBackend:
             versions={"openvino": ov.__version__},
         )
 
-    def run(self, video: NDArray[np.float32]) -> NDArray[np.float32]:
+    def run(self, video: NDArray[np.float32] | NDArray[np.uint8]) -> NDArray[np.float32]:
         result = self._request.infer({0: np.ascontiguousarray(video)})
         return np.asarray(result[self._compiled.outputs[0]], dtype=np.float32).copy()
 

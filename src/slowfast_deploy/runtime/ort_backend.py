@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from slowfast_deploy._optional import require
 from slowfast_deploy.errors import BackendUnavailableError, ModelFormatError
-from slowfast_deploy.runtime.base import BackendInfo, OutputKind
+from slowfast_deploy.runtime.base import BackendInfo, InputDType, OutputKind
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +74,13 @@ class OnnxRuntimeBackend:
         self.input_shape: tuple[int | None, ...] = tuple(
             d if isinstance(d, int) else None for d in inp.shape
         )
+        types: dict[str, InputDType] = {"tensor(float)": "float32", "tensor(uint8)": "uint8"}
+        if inp.type not in types:
+            raise ModelFormatError(
+                f"{model_path}: input {inp.name!r} is {inp.type}; this toolkit feeds float32 "
+                "clips or uint8 crops (re-export with `slowfast-deploy export`)"
+            )
+        self.input_dtype: InputDType = types[inp.type]
         meta = self._session.get_modelmeta().custom_metadata_map
         self.output_kind: OutputKind = meta.get("output_kind", "unknown")
         if self.output_kind == "unknown":
@@ -97,7 +104,7 @@ class OnnxRuntimeBackend:
             versions={"onnxruntime": ort.__version__},
         )
 
-    def run(self, video: NDArray[np.float32]) -> NDArray[np.float32]:
+    def run(self, video: NDArray[np.float32] | NDArray[np.uint8]) -> NDArray[np.float32]:
         out = self._session.run(None, {self._input_name: np.ascontiguousarray(video)})[0]
         return np.asarray(out, dtype=np.float32)
 

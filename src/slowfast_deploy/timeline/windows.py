@@ -10,7 +10,7 @@ short video does), then resized, cropped and normalised by ``video.preprocess``,
 
 One pass over the video, in order::
 
-    frames ──(needed by a window? resize, crop, normalize_to_ncthw)──> frame cache
+    frames ──(needed by a window? resize, crop, model_input)──> frame cache
        │                                        (frames no future window needs are dropped:
     decoded once                                 memory is flat)
                                                        │ window complete: stack its frames
@@ -18,7 +18,8 @@ One pass over the video, in order::
                           WindowRecord <── score_views <── batch of windows
 
 Each frame is normalised once however many windows share it; normalisation is per element,
-so a window's input is bit-identical to ``normalize_to_ncthw`` of its crops (tested).
+so a window's input is bit-identical to ``normalize_to_ncthw`` of its crops (tested); a
+uint8-input model gets the crops' bytes instead (``runtime.base.model_input``).
 
 ``plan_windows`` / ``assemble_windows`` (here) and ``run.score_windows`` are the pieces
 (frames in, records out) for other sources, such as live streams; ``run.TimelineRun`` puts
@@ -34,9 +35,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from slowfast_deploy.runtime.base import InputDType, model_input
 from slowfast_deploy.specs import SINGLE_VIEW, ClipSpec, PreprocessSpec
 from slowfast_deploy.video.decode import TimedFrame, VideoInfo
-from slowfast_deploy.video.preprocess import crop_views, normalize_to_ncthw
+from slowfast_deploy.video.preprocess import crop_views
 from slowfast_deploy.video.sampling import sample_clip_indices
 
 
@@ -76,7 +78,7 @@ class WindowClip:
     window: Window
     start_s: float  # presentation time of the first frame
     end_s: float  # presentation time of the last frame + one frame
-    input: NDArray[np.float32]  # [3, T, S, S], as normalize_to_ncthw makes it
+    input: NDArray[np.float32] | NDArray[np.uint8]  # [3, T, S, S], as model_input makes it
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -138,16 +140,19 @@ def assemble_windows(
     fps: float,
     preprocess: PreprocessSpec = SINGLE_VIEW.preprocess,
     stats: TimelineStats | None = None,
+    input_dtype: InputDType = "float32",
 ) -> Iterator[WindowClip]:
     """Frames in increasing index order -> each window's model input, as soon as it is complete.
 
     Each needed frame is resized, cropped and normalised once, on arrival, and kept only while
-    a window not yet emitted starts at or before it. ``frames`` must carry ``rgb`` for every frame a
+    a window not yet emitted starts at or before it. For a uint8-input model
+    (``input_dtype="uint8"``) the crops are kept as bytes (``runtime.base.model_input``).
+    ``frames`` must carry ``rgb`` for every frame a
     window samples (``wanted_frames``).
     """
     stats = stats if stats is not None else TimelineStats()
     frame_s = 1.0 / fps if fps > 0 else 0.0
-    cache: dict[int, NDArray[np.float32]] = {}  # frame index -> [3, S, S], insertion ordered
+    cache: dict[int, NDArray[np.generic]] = {}  # frame index -> [3, S, S], insertion ordered
     start_times: dict[int, float] = {}
     next_window = 0
     stop = windows[-1].end_frame
@@ -164,7 +169,7 @@ def assemble_windows(
             )
         if frame.rgb is not None:
             crop = crop_views(frame.rgb[None], preprocess)  # [1 crop, 1 frame, S, S, 3]
-            cache[frame.index] = normalize_to_ncthw(crop, preprocess)[0, :, 0]  # [3, S, S]
+            cache[frame.index] = model_input(crop, preprocess, input_dtype)[0, :, 0]  # [3, S, S]
             stats.peak_cached_frames = max(stats.peak_cached_frames, len(cache))
         stats.preprocess_s += time.perf_counter() - t1
         start_times[frame.index] = frame.time_s

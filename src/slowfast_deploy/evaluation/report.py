@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from slowfast_deploy._optional import require
+from slowfast_deploy.engine.scoring import top_k
 from slowfast_deploy.errors import DataFormatError
 from slowfast_deploy.evaluation.metrics import Accuracy, accuracy, confusion_matrix
 from slowfast_deploy.evaluation.results import HEADER_KEY, model_fingerprint, read_records
@@ -44,7 +45,8 @@ def summarize_results(name: str, records: list[dict[str, Any]]) -> ResultsSummar
         return ResultsSummary(name, None, failed, np.zeros(0, int), np.zeros(0, int))
     scores = np.array([r["scores"] for r in ok], dtype=np.float32)
     labels = np.array([r["label"] for r in ok])
-    return ResultsSummary(name, accuracy(scores, labels), failed, labels, scores.argmax(1))
+    predicted = np.array([top_k(row, 1)[0] for row in scores])  # the one tie rule
+    return ResultsSummary(name, accuracy(scores, labels), failed, labels, predicted)
 
 
 def per_class_accuracy(labels: np.ndarray, predicted: np.ndarray) -> list[tuple[int, int, float]]:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -71,6 +71,9 @@ class VideoInfo:
     rotation: int = 0  # clockwise degrees PyAV applied (display matrix); 0 from decord
 
 
+_Reader = TypeVar("_Reader")
+
+
 class VideoReader(Protocol):
     info: VideoInfo
 
@@ -87,7 +90,7 @@ class VideoReader(Protocol):
 
     def close(self) -> None: ...
 
-    def __enter__(self) -> VideoReader: ...
+    def __enter__(self: _Reader) -> _Reader: ...
 
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
@@ -98,7 +101,7 @@ class _ReaderBase:
     path: Path
     info: VideoInfo
 
-    def __enter__(self) -> _ReaderBase:
+    def __enter__(self: _Reader) -> _Reader:
         return self
 
     def __exit__(

@@ -22,3 +22,9 @@ def servers() -> Iterator[list[Server]]:
 def h264_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4 s of 340x256 H.264 at 30 fps (120 frames)."""
     return write_h264(tmp_path_factory.mktemp("live") / "pattern.mp4", seconds=4)
+
+
+@pytest.fixture(scope="session")
+def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """15 s of 340x256 H.264 at 30 fps: outlasts any test's stream."""
+    return write_h264(tmp_path_factory.mktemp("live") / "long.mp4", seconds=15)

@@ -42,11 +42,6 @@ def backend(tiny_onnx: Path) -> Iterator[Any]:
     opened.close()
 
 
-@pytest.fixture(scope="module")
-def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_h264(tmp_path_factory.mktemp("live") / "long.mp4", seconds=15)
-
-
 def collect(session: Watch, *, timeout_s: float, until: Any = None) -> list[dict[str, Any]]:
     """Every event until the watch ends, ``until(event, events)`` is true, or the timeout."""
     timer = threading.Timer(timeout_s, session.stop)

@@ -221,7 +221,7 @@ def classify_error(err: BaseException, options: OpenOptions) -> tuple[str, str]:
     if isinstance(err, av.error.InvalidDataError):
         return "not_a_video", "not a video FFmpeg recognises (invalid data)"
     if isinstance(err, av.error.ExitError | TimeoutError) or name == "ExitError":
-        return "unreachable", f"no answer within {options.open_timeout_s:g} s (unreachable)"
+        return "unreachable", f"no answer within {options.open_timeout_s:g} s"
     if isinstance(err, OSError) and err.errno in (
         errno.EHOSTUNREACH,
         errno.ENETUNREACH,

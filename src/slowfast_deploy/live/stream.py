@@ -210,24 +210,27 @@ class StreamWorker:
                 wait_s = min(wait_s * 2, self.reconnect.max_s)
                 continue
             info = _stream_info(stream)
+            connection = self.connections
+            self.connections += 1
             if lost is None:
-                self._notice("stream_opened", connection=self.connections, **info)
+                self._notice("stream_opened", connection=connection, **info)
             else:
                 self._notice(
                     "stream_restored",
-                    connection=self.connections,
+                    connection=connection,
                     reason=lost.reason,
                     down_s=round(time.monotonic() - lost_at, 3),
                     **info,
                 )
             self.state = "open"
-            wait_s = self.reconnect.first_s
+            frames_before = self.frames
             try:
-                lost = self._play(container, stream, self.connections, info["fps"])
+                lost = self._play(container, stream, connection, info["fps"])
             finally:
                 container.close()
             lost_at = time.monotonic()
-            self.connections += 1
+            if self.frames > frames_before:  # it played: the backoff starts over
+                wait_s = self.reconnect.first_s
             if self.stop.is_set():
                 break
             if not self.reconnect.enabled:

@@ -40,7 +40,9 @@ def test_metadata_and_health(server):
     assert client.is_server_live() and client.is_server_ready()
     assert client.is_model_ready("tiny")
     meta = client.get_model_metadata("tiny")
-    assert meta["inputs"] == [{"name": "video", "datatype": "FP32", "shape": [-1, 1, 3, 32, -1, -1]}]
+    assert meta["inputs"] == [
+        {"name": "video", "datatype": "FP32", "shape": [-1, 1, 3, 32, -1, -1]}
+    ]
     assert meta["outputs"] == [{"name": "class", "datatype": "FP32", "shape": [-1, 10]}]
     assert meta["platform"] == "onnxruntime_onnx"
     assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
@@ -83,7 +85,11 @@ def test_bad_tensors_are_400_naming_the_expected(server):
     with server.client() as http:
         r = http.post("/v2/models/tiny/infer", content=b"{not json")
         assert r.status_code == 400 and r.json()["reason"] == "bad_request"
-        body = {"inputs": [{"name": "video", "datatype": "FP32", "shape": [1, 1, 3, 32, 2, 2], "data": [1.0]}]}
+        body = {
+            "inputs": [
+                {"name": "video", "datatype": "FP32", "shape": [1, 1, 3, 32, 2, 2], "data": [1.0]}
+            ]
+        }
         r = http.post("/v2/models/tiny/infer", json=body)
         assert r.status_code == 400 and r.json()["reason"] == "bad_tensor"
         r = http.post("/v2/models/other/infer", json=body)
@@ -109,7 +115,16 @@ def test_concurrent_clients_are_batched(server, tiny_onnx):
         text = http.get("/metrics").text
     calls = metric(text, "slowfast_batch_size_count") - before
     assert 0 < calls < 32, f"{calls} model calls for 32 concurrent requests: no batching"
-    assert metric(text, "slowfast_requests_total", route="/v2/models/{name}/infer", method="POST", status="200") >= 32
+    assert (
+        metric(
+            text,
+            "slowfast_requests_total",
+            route="/v2/models/{name}/infer",
+            method="POST",
+            status="200",
+        )
+        >= 32
+    )
 
 
 def test_queue_full_429_and_timeout_504(tiny_onnx):
@@ -118,7 +133,16 @@ def test_queue_full_429_and_timeout_504(tiny_onnx):
     # a batch waits 1.5 s to fill: the first request sits in the queue, the second finds it
     # full; the first outlives its 0.5 s limit
     with running(tiny_onnx, max_batch=64, max_wait_ms=1500, max_queue=1, timeout_s=0.5) as s:
-        body = {"inputs": [{"name": "video", "datatype": "FP32", "shape": [1, 1, 3, 32, 2, 2], "data": [0.0] * 384}]}
+        body = {
+            "inputs": [
+                {
+                    "name": "video",
+                    "datatype": "FP32",
+                    "shape": [1, 1, 3, 32, 2, 2],
+                    "data": [0.0] * 384,
+                }
+            ]
+        }
         with concurrent.futures.ThreadPoolExecutor(2) as pool, s.client() as http:
             first = pool.submit(http.post, "/v2/models/tiny/infer", json=body)
             import time

@@ -51,7 +51,14 @@ from slowfast_deploy.errors import ModelFormatError, VideoDecodeError
 from slowfast_deploy.export.onnx import INPUT_NAME, OUTPUT_NAME
 from slowfast_deploy.labels import names_for
 from slowfast_deploy.runtime import Backend, ModelConfig
-from slowfast_deploy.runtime.base import BackendInfo, OutputKind, to_probs
+from slowfast_deploy.runtime.base import (
+    BackendInfo,
+    InputDType,
+    OutputKind,
+    input_dtype_of,
+    model_input,
+    to_probs,
+)
 from slowfast_deploy.serve import kserve
 from slowfast_deploy.serve.batcher import BatcherClosed, Clips, DynamicBatcher, QueueFull
 from slowfast_deploy.serve.decoding import DecodeService
@@ -65,7 +72,6 @@ from slowfast_deploy.timeline.output import SegmentOptions, render_timelines
 from slowfast_deploy.timeline.run import VideoTimeline
 from slowfast_deploy.timeline.windows import WindowPlan
 from slowfast_deploy.video.decode import open_video
-from slowfast_deploy.video.preprocess import normalize_to_ncthw
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +103,7 @@ class BatchedBackend:
         self.info: BackendInfo = backend.info
         self.input_shape = backend.input_shape
         self.output_kind: OutputKind = backend.output_kind
+        self.input_dtype: InputDType = input_dtype_of(backend)
         self._batcher, self._timeout_s = batcher, timeout_s
 
     def run(self, video: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -120,7 +127,7 @@ def _probe(backend: Backend) -> tuple[tuple[int, ...], int]:
             "is video [N, 1, 3, T, H, W]"
         )
     shape = tuple(d if d is not None else f for d, f in zip(declared, fill, strict=True))
-    out = backend.run(np.zeros((1, *shape[1:]), dtype=np.float32))
+    out = backend.run(np.zeros((1, *shape[1:]), dtype=input_dtype_of(backend)))
     advertised = (-1, *(d if d is not None else -1 for d in declared[1:]))
     return advertised, int(out.shape[-1])
 
@@ -399,10 +406,11 @@ def create_app(
             reason = decoded.info.get("reason", "corrupt")
             raise video_problem(reason, (decoded.error or "cannot be decoded").replace(path, name))
         spec = view_spec(views)
+        dtype = input_dtype_of(s.backend)
         crops = decoded.crops
         count = int(crops.shape[0])
         row_shape = (1, 3, int(crops.shape[1]), int(crops.shape[2]), int(crops.shape[3]))
-        clips = Clips(count, row_shape, lambda: normalize_to_ncthw(crops, spec.preprocess)[:, None])
+        clips = Clips(count, row_shape, lambda: model_input(crops, spec.preprocess, dtype)[:, None])
         raw = await model_rows(s, clips)
         probs = to_probs(raw, s.backend.output_kind)
         mean = ViewMean()
@@ -568,7 +576,9 @@ def _open(model: ModelConfig | Backend, options: ServeOptions, metrics: Metrics)
         batcher=batcher,
         decoder=decoder,
         upload_dir=upload_dir,
-        input=kserve.TensorSpec(INPUT_NAME, advertised),
+        input=kserve.TensorSpec(
+            INPUT_NAME, advertised, kserve.KSERVE_DTYPES[input_dtype_of(backend)]
+        ),
         output=kserve.TensorSpec(OUTPUT_NAME, (-1, num_classes)),
         num_classes=num_classes,
         views=supported,

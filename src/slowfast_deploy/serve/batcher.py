@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,20 +49,20 @@ class Clips:
 
     count: int
     row_shape: tuple[int, ...]
-    make: Callable[[], NDArray[np.float32]]
+    make: Callable[[], NDArray[Any]]
 
     @classmethod
-    def of(cls, array: NDArray[np.float32]) -> Clips:
+    def of(cls, array: NDArray[Any]) -> Clips:
         return cls(int(array.shape[0]), tuple(array.shape[1:]), lambda: array)
 
     def split(self, size: int) -> list[Clips]:
         """Chunks of at most ``size`` rows (each makes the whole input once, then slices)."""
         if self.count <= size:
             return [self]
-        cache: list[NDArray[np.float32]] = []
+        cache: list[NDArray[Any]] = []
         lock = threading.Lock()
 
-        def whole() -> NDArray[np.float32]:
+        def whole() -> NDArray[Any]:
             with lock:
                 if not cache:
                     cache.append(self.make())

@@ -24,6 +24,10 @@ from slowfast_deploy.serve.problems import Problem
 HEADER_LENGTH = "inference-header-content-length"
 PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "openvino": "openvino", "torch": "pytorch_libtorch"}
 DTYPE = "FP32"
+# KServe datatype -> numpy (little-endian); the model's input is FP32 or, for a model exported
+# with --input-dtype uint8, UINT8
+NUMPY_DTYPES = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1")}
+KSERVE_DTYPES = {"float32": "FP32", "uint8": "UINT8"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +48,7 @@ class TensorSpec:
 @dataclass(frozen=True, slots=True)
 class InferRequest:
     id: str | None
-    tensor: NDArray[np.float32]
+    tensor: NDArray[np.float32] | NDArray[np.uint8]
     binary_output: bool
     outputs: list[str]  # requested outputs (empty: all)
 
@@ -103,22 +107,24 @@ def parse_infer(body: bytes, header_length: str | None, expected: TensorSpec) ->
             f"input {name!r} has shape {shape}, expected {list(expected.shape)} (-1: any size)",
         )
     count = int(np.prod(shape))
+    dtype = NUMPY_DTYPES[expected.datatype]
     params = tensor.get("parameters") or {}
     if "binary_data_size" in params:
         size = params["binary_data_size"]
-        if not isinstance(size, int) or size != len(binary) or size != count * 4:
+        needed = count * dtype.itemsize
+        if not isinstance(size, int) or size != len(binary) or size != needed:
             raise Problem(
                 "bad_tensor",
                 f"input {name!r}: binary_data_size {size!r} with {len(binary)} bytes after the "
-                f"header; shape {shape} FP32 needs {count * 4}",
+                f"header; shape {shape} {expected.datatype} needs {needed}",
             )
-        array = np.frombuffer(binary, dtype="<f4").reshape(shape)
+        array = np.frombuffer(binary, dtype=dtype).reshape(shape)
     else:
         if "data" not in tensor:
             raise Problem("bad_tensor", f"input {name!r} has neither data nor binary data")
         try:
-            array = np.asarray(tensor["data"], dtype=np.float32).reshape(-1)
-        except (TypeError, ValueError) as err:
+            array = np.asarray(tensor["data"], dtype=dtype).reshape(-1)
+        except (TypeError, ValueError, OverflowError) as err:
             raise Problem("bad_tensor", f"input {name!r}: data is not numbers ({err})") from err
         if array.size != count:
             raise Problem(
@@ -140,7 +146,7 @@ def parse_infer(body: bytes, header_length: str | None, expected: TensorSpec) ->
     request_id = request.get("id")
     return InferRequest(
         str(request_id) if request_id is not None else None,
-        np.ascontiguousarray(array, dtype=np.float32),
+        np.ascontiguousarray(array, dtype=dtype.newbyteorder("=")),
         binary_out,
         names,
     )

@@ -7,7 +7,11 @@ and the upload directory.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -40,7 +44,26 @@ def run_server(
         timeout_graceful_shutdown=int(drain_s),
         lifespan="on",
     )
-    server = uvicorn.Server(config)
+
+    class Server(uvicorn.Server):  # type: ignore[misc]
+        """uvicorn's server, but a drained SIGTERM exits 0 (uvicorn re-raises the signal
+        after its graceful shutdown, which ends the process by that signal)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            handled = (signal.SIGINT, signal.SIGTERM)
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+    server = Server(config)
+    logger.info("listening on http://%s:%d", host, port)
     server.run()
     if not server.started:
         raise OSError(f"the server could not start on {host}:{port} (see the log above)")

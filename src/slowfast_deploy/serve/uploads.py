@@ -141,6 +141,14 @@ async def receive_upload(
             path, out = _temp_file(directory, filename)
             upload = Upload(path, os.path.basename(filename) or "upload")
             state["target"] = "video"
+        elif filename is not None:
+            errors.append(
+                Problem(
+                    "bad_request",
+                    f"a file in the field {name!r}: send the video in the field '{VIDEO_FIELD}'",
+                )
+            )
+            state["target"] = None
         else:
             state["target"] = name or ""
             state["value"] = bytearray()

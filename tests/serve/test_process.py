@@ -1,0 +1,65 @@
+"""``slowfast-deploy serve`` as a process: loopback by default, an access log, SIGTERM drains."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from tests.serve.conftest import free_port, httpx
+
+psutil = pytest.importorskip("psutil")
+
+
+def test_sigterm_drains_in_flight_requests(tiny_onnx, tmp_path):
+    port = free_port()
+    log = tmp_path / "serve.log"
+    # a batch waits 1.5 s to fill, so a request is in flight when SIGTERM comes
+    cmd = [sys.executable, "-m", "slowfast_deploy", "serve", "--model", str(tiny_onnx),
+           "--port", str(port), "--max-batch", "64", "--max-wait-ms", "1500"]  # fmt: skip
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(cmd, stderr=err, stdout=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the server did not become ready"
+            time.sleep(0.1)
+        bound = {c.laddr.ip for c in psutil.Process(proc.pid).net_connections("inet")
+                 if c.status == psutil.CONN_LISTEN}  # fmt: skip
+        assert bound == {"127.0.0.1"}
+
+        video = np.zeros((2, 1, 3, 32, 8, 8), dtype=np.float32)
+        body = {"inputs": [{"name": "video", "datatype": "FP32", "shape": list(video.shape),
+                            "data": video.ravel().tolist()}]}  # fmt: skip
+        answer: dict[str, httpx.Response] = {}
+        thread = threading.Thread(
+            target=lambda: answer.setdefault(
+                "r", httpx.post(f"{url}/v2/models/tiny/infer", json=body, timeout=30)
+            )
+        )
+        thread.start()
+        time.sleep(0.4)  # the request is waiting in the batcher
+        proc.send_signal(signal.SIGTERM)
+        thread.join(30)
+        assert answer["r"].status_code == 200, answer["r"].text
+        assert answer["r"].json()["outputs"][0]["shape"] == [2, 10]
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert '"POST /v2/models/tiny/infer" 200' in text, text
+    assert '"GET /v2/health/ready" 200' in text

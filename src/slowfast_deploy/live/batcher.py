@@ -12,10 +12,13 @@ the model loop ``take``s batches::
 and lag would pile up as in mmaction2's webcam demo). Latency stays bounded by dropping whole
 windows, oldest first, counted per stream:
 
-- a window whose age (now - arrival of its last frame) plus the expected model time exceeds
-  ``max_latency_s`` is dropped, unless it is its stream's newest window (so a model slower
-  than the budget still scores every stream's latest window: nothing starves);
-- a stream holding ``depth`` windows drops its oldest on the next ``put`` (memory bound).
+- a window whose age (now - arrival of its last frame) plus the expected model time of one
+  window exceeds ``max_latency_s`` is dropped, unless it is its stream's newest window (so a
+  model slower than the budget still scores every stream's latest window: nothing starves);
+- a stream holding ``depth`` windows drops its oldest on the next ``put`` (memory bound);
+- a batch holds no more windows than the model is expected to score before the oldest one's
+  budget runs out (at least one): on a CPU, where batching gains little, a full batch would
+  only add latency; where a window costs little (a GPU), batches fill up to ``max_batch``.
 
 Both rules act per stream on the oldest windows, and batches take the oldest windows across
 streams, so the streams share the model fairly. A ``lossless`` stream (a file read as fast as
@@ -97,7 +100,7 @@ class Batcher:
         self._queues: list[deque[PendingWindow | Notice]] = [deque() for _ in range(num_streams)]
         self._windows = [0] * num_streams  # windows (not notices) in each queue
         self._cond = threading.Condition()
-        self._model_s = 0.0  # expected seconds of one model call (moving average)
+        self._window_s = 0.0  # expected model seconds per window (moving average)
         self._woken = False
 
     # --- producers (stream threads) ---------------------------------------------------------
@@ -131,10 +134,13 @@ class Batcher:
 
     # --- the model loop -------------------------------------------------------------------
 
-    def observe(self, seconds: float) -> None:
-        """One model call took ``seconds``: the expectation used by the latency rule."""
+    def observe(self, seconds: float, windows: int) -> None:
+        """A model call scored ``windows`` windows in ``seconds``: the expectation used by the
+        latency rules."""
+        per_window = seconds / max(1, windows)
         with self._cond:
-            self._model_s = seconds if self._model_s == 0 else 0.7 * self._model_s + 0.3 * seconds
+            old = self._window_s
+            self._window_s = per_window if old == 0 else 0.7 * old + 0.3 * per_window
 
     def pending(self) -> int:
         with self._cond:
@@ -149,12 +155,11 @@ class Batcher:
                 self._drop_stale(now)
                 take = Take(before=self._head_notices())
                 oldest = self._oldest_arrival()
+                limit = self._batch_limit(now, oldest)
                 waiting = sum(self._windows)
-                due = waiting >= self.max_batch or (
-                    oldest is not None and now - oldest >= self.max_wait_s
-                )
+                due = waiting >= limit or (oldest is not None and now - oldest >= self.max_wait_s)
                 if due:
-                    take.batch, take.after = self._pop_batch()
+                    take.batch, take.after = self._pop_batch(limit)
                     self._cond.notify_all()  # room for lossless producers
                 if take or now >= deadline or self._woken:
                     self._woken = False
@@ -168,7 +173,7 @@ class Batcher:
         with self._cond:
             while any(self._queues):
                 take = Take(before=self._head_notices())
-                take.batch, take.after = self._pop_batch()
+                take.batch, take.after = self._pop_batch(self.max_batch)
                 takes.append(take)
         return takes
 
@@ -184,7 +189,7 @@ class Batcher:
                 return
 
     def _drop_stale(self, now: float) -> None:
-        budget = self.max_latency_s - self._model_s
+        budget = self.max_latency_s - self._window_s
         for stream, queue in enumerate(self._queues):
             while self._windows[stream] > 1 and stream not in self.lossless:
                 first = next(i for i, item in enumerate(queue) if isinstance(item, PendingWindow))
@@ -206,13 +211,21 @@ class Batcher:
         heads = [q[0].arrival_mono for q in self._queues if q and isinstance(q[0], PendingWindow)]
         return min(heads) if heads else None
 
-    def _pop_batch(self) -> tuple[list[PendingWindow], list[Notice]]:
-        """Up to ``max_batch`` windows, oldest first across the queues' heads; the notices
-        that then reach a head come after the batch (and end that queue's share of it)."""
+    def _batch_limit(self, now: float, oldest: float | None) -> int:
+        """Windows the next batch may hold: ``max_batch``, or fewer when the model is not
+        expected to score that many before the oldest window's budget runs out."""
+        if self._window_s <= 0 or oldest is None:
+            return self.max_batch
+        left = self.max_latency_s - (now - oldest)
+        return max(1, min(self.max_batch, int(left / self._window_s)))
+
+    def _pop_batch(self, limit: int) -> tuple[list[PendingWindow], list[Notice]]:
+        """Up to ``limit`` windows, oldest first across the queues' heads; the notices that
+        then reach a head come after the batch (and end that queue's share of it)."""
         batch: list[PendingWindow] = []
         after: list[Notice] = []
         blocked: set[int] = set()  # queues whose head is now a notice delivered after
-        while len(batch) < self.max_batch:
+        while len(batch) < limit:
             heads = [
                 (q[0].arrival_mono, s)
                 for s, q in enumerate(self._queues)

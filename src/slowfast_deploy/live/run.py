@@ -219,7 +219,7 @@ class Watch:
         t0 = time.perf_counter()
         records = list(score_windows([p.clip for p in batch], self.backend, batchsize=len(batch)))
         seconds = time.perf_counter() - t0
-        self.batcher.observe(seconds)
+        self.batcher.observe(seconds, len(batch))
         self.model_s += seconds
         self.model_calls += 1
         if self._names is None and records:

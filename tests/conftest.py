@@ -111,6 +111,21 @@ def tiny_onnx(tiny_checkpoint, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_uint8_onnx(tiny_checkpoint, tmp_path_factory):
+    """The tiny model exported with uint8 input (normalisation in the graph, +softmax), H and
+    W dynamic; the export itself checks it against the float model."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from slowfast_deploy.export.onnx import export_onnx
+
+    out = tmp_path_factory.mktemp("onnx_u8") / "tiny_u8.onnx"
+    export_onnx(
+        tiny_checkpoint, out, softmax=True, spec=tiny_spec(), dynamic_hw=True, input_dtype="uint8"
+    )
+    return out
+
+
 def export_plain_onnx(model, path: Path, shape: tuple[int, ...], *, softmax: bool) -> Path:
     """``torch.onnx.export`` of ``model`` with the reference I/O names and no metadata."""
     import warnings

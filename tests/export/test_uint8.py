@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import tiny_spec, write_video
+from conftest import write_video
 from slowfast_deploy.cli import main
 from slowfast_deploy.errors import BackendUnavailableError, ModelFormatError
 from slowfast_deploy.runtime import open_backend, run_batched
@@ -22,16 +22,8 @@ ATOL = PARITY_ATOL[("onnxruntime", "fp32")]
 
 
 @pytest.fixture(scope="module")
-def uint8_onnx(tiny_checkpoint, tmp_path_factory):
-    """The tiny model with uint8 input (export validates it against the float model)."""
-    from slowfast_deploy.export.onnx import export_onnx
-
-    out = tmp_path_factory.mktemp("u8") / "tiny_u8.onnx"
-    result = export_onnx(
-        tiny_checkpoint, out, softmax=True, spec=tiny_spec(), dynamic_hw=True, input_dtype="uint8"
-    )
-    assert result.parity.ok and result.parity.max_abs_diff <= ATOL
-    return out
+def uint8_onnx(tiny_uint8_onnx):
+    return tiny_uint8_onnx
 
 
 def crops(batch: int, seed: int = 0) -> np.ndarray:

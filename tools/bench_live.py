@@ -209,6 +209,7 @@ def main() -> int:
     args = p.parse_args()
 
     plan = WindowPlan(args.window, args.stride)
+    load_before = [round(x, 2) for x in os.getloadavg()]  # other jobs on the same cores
     config = ModelConfig(
         args.model, backend=args.backend, precision=args.precision, threads=args.threads
     )
@@ -248,6 +249,8 @@ def main() -> int:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "cpu": lscpu_model(),
         "cores": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "model": args.model,
         "backend": row.backend,
         "precision": row.precision,

@@ -122,10 +122,26 @@ class Senders:
                 proc.wait(timeout=10)
 
 
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def watch_run(
-    backend: Any, video: Path, n: int, args: argparse.Namespace, plan: WindowPlan
+    backend: Any,
+    video: Path,
+    n: int,
+    args: argparse.Namespace,
+    plan: WindowPlan,
+    *,
+    seconds: float | None = None,
 ) -> dict[str, Any]:
-    """N streams for ``args.seconds``: windows, drops and latency over all of them."""
+    """N streams for ``seconds`` (default ``args.seconds``): windows, drops and latency over
+    all of them, the RSS every 10 s and the p99 latency per minute (flat over a long run?)."""
+    seconds = args.seconds if seconds is None else seconds
     senders = Senders(video, n)
     sources = [
         Source(f"tcp://127.0.0.1:{p}", f"s{i}", "network") for i, p in enumerate(senders.ports)
@@ -138,13 +154,22 @@ def watch_run(
         max_latency_s=args.max_latency,
         reconnect=False,
     )
-    timer = threading.Timer(args.seconds, session.stop)
+    timer = threading.Timer(seconds, session.stop)
+    rss: list[tuple[float, float]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(10.0):
+            rss.append((round(time.time() - t0, 1), round(rss_mb(), 1)))
+
+    sampler = threading.Thread(target=sample, daemon=True)
     latencies: list[tuple[float, float]] = []  # (emit wall, latency)
     final: dict[str, dict[str, Any]] = {}
     lost: list[str] = []
     t0 = time.time()
     try:
         timer.start()
+        sampler.start()
         for event in session:
             kind = event["event"]
             if kind == "window":
@@ -155,6 +180,7 @@ def watch_run(
                 lost.append(f"{event['stream']}: {event.get('message', kind)}")
     finally:
         timer.cancel()
+        done.set()
         senders.stop()
     wall = time.time() - t0
     lat = np.array([x[1] for x in latencies]) if latencies else np.zeros(0)
@@ -172,6 +198,15 @@ def watch_run(
         "p99_first_half_s": round(float(np.percentile(lat[:half], 99)), 3) if half else None,
         "p99_second_half_s": round(float(np.percentile(lat[half:], 99)), 3) if half else None,
         "min_windows_per_stream": min((s["windows"] for s in final.values()), default=0),
+        "rss_mb_every_10_s": rss,
+        "p99_by_minute_s": [
+            round(float(np.percentile(m, 99)), 3)
+            for m in (
+                np.array([x[1] for x in latencies if k * 60 <= x[0] - t0 < (k + 1) * 60])
+                for k in range(int(wall // 60) + 1)
+            )
+            if m.size
+        ],
         "lost": lost,
     }
     row["sustained"] = (
@@ -205,6 +240,9 @@ def main() -> int:
     p.add_argument("--p99-max", type=float, default=1.0, help="sustained: p99 at most this")
     p.add_argument("--bench-loop", type=int, default=10)
     p.add_argument("--no-overload", action="store_true")
+    p.add_argument(
+        "--overload-seconds", type=float, default=None, help="a longer 2x-overload run (soak)"
+    )
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
 
@@ -223,9 +261,7 @@ def main() -> int:
     )
     per_stream = FPS / args.stride  # windows per second of one 30 fps stream
     ceiling = row.throughput / per_stream
-    print(
-        f"  {row.throughput:.3f} clips/s -> model-bound ceiling {ceiling:.2f} streams", flush=True
-    )
+    print(f"  {row.throughput:.3f} clips/s: model-bound ceiling {ceiling:.2f} streams", flush=True)
 
     backend = config.open()
     runs: list[dict[str, Any]] = []
@@ -242,7 +278,7 @@ def main() -> int:
         if not args.no_overload:
             n_over = max(2, 2 * capacity)
             print(f"2x overload: {n_over} streams", flush=True)
-            overload = watch_run(backend, video, n_over, args, plan)
+            overload = watch_run(backend, video, n_over, args, plan, seconds=args.overload_seconds)
     backend.close()
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     summary = {

@@ -29,9 +29,10 @@ import json
 import logging
 import shutil
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -41,7 +42,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Match, Route
 
 from slowfast_deploy import __version__
@@ -66,6 +67,7 @@ from slowfast_deploy.serve.metrics import Metrics, ObserveMiddleware
 from slowfast_deploy.serve.options import ServeOptions
 from slowfast_deploy.serve.problems import Problem, video_problem
 from slowfast_deploy.serve.security import ApiKeyMiddleware, check_url, resolve_server_path
+from slowfast_deploy.serve.streams import StreamRegistry
 from slowfast_deploy.serve.uploads import fetch_url, read_body, receive_upload
 from slowfast_deploy.specs import SINGLE_VIEW, VIEWS, view_spec
 from slowfast_deploy.timeline.output import SegmentOptions, render_timelines
@@ -91,8 +93,8 @@ class ServeState:
     output: kserve.TensorSpec
     num_classes: int
     views: dict[int, str | None]  # protocol -> None if the model takes it, else why not
+    streams: StreamRegistry
     owns_backend: bool = True
-    timelines: set[Any] = field(default_factory=set)
 
 
 class BatchedBackend:
@@ -184,13 +186,12 @@ def prediction_record(
 def create_app(
     model: ModelConfig | Backend,
     options: ServeOptions,
-    *,
-    extra_routes: list[Route] | None = None,
 ) -> Starlette:
-    """The service for ``model`` (a file to open at start-up, or a backend already open,
-    left open). ``extra_routes`` are added as they are (live streams)."""
+    """The service for ``model``: a file to open at start-up, or a backend already open
+    (left open)."""
     metrics = Metrics()
     holder: dict[str, ServeState] = {}
+    draining = asyncio.Event()
 
     def state() -> ServeState:
         if "state" not in holder:
@@ -202,6 +203,13 @@ def create_app(
         opened = await asyncio.to_thread(_open, model, options, metrics)
         holder["state"] = opened
         app.state.serve = opened
+        loop = asyncio.get_running_loop()
+
+        def begin_drain() -> None:  # SIGTERM (server.run_server): end event streams now
+            loop.call_soon_threadsafe(draining.set)
+            threading.Thread(target=opened.streams.close, daemon=True).start()
+
+        app.state.begin_drain = begin_drain
         logger.info(
             "serving %s (%s, %d classes) as %r",
             opened.backend.info.model_path,
@@ -363,6 +371,8 @@ def create_app(
                 yield str(path), str(spec["path"])
                 return
             url = check_url(str(spec["url"]), options.allow_urls)
+            if not url.lower().startswith(("http://", "https://")):
+                raise Problem("bad_request", f"{url!r}: only http(s) videos are fetched")
             fetched = fetch_url(url, directory=s.upload_dir, limit=options.max_upload_bytes)
             upload = await asyncio.to_thread(fetched.__enter__)
             try:
@@ -467,6 +477,43 @@ def create_app(
         labels = names_for(options.labels, s.num_classes)
         return render_timelines([result], fmt=fmt, topk=topk, segments=segments, labels=labels)[0]
 
+    # ---- live streams
+    @handler
+    async def add_stream(request: Request) -> Response:
+        s = state()
+        body = await read_body(request.stream(), request.headers, 64 * 1024)
+        try:
+            spec = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise Problem("bad_request", f"the request body is not valid JSON ({err})") from err
+        stream = await asyncio.to_thread(s.streams.add, spec)
+        return JSONResponse(stream.describe(), status_code=201)
+
+    @handler
+    async def list_streams(request: Request) -> Response:
+        return JSONResponse([st.describe() for st in state().streams.streams.values()])
+
+    @handler
+    async def get_stream(request: Request) -> Response:
+        return JSONResponse(state().streams.get(request.path_params["stream"]).describe())
+
+    @handler
+    async def delete_stream(request: Request) -> Response:
+        s = state()
+        stream = await asyncio.to_thread(s.streams.remove, request.path_params["stream"])
+        return JSONResponse(stream.describe())
+
+    @handler
+    async def stream_events(request: Request) -> Response:
+        s = state()
+        name = request.path_params["stream"]
+        s.streams.get(name)  # 404 before the stream of events starts
+        return StreamingResponse(
+            s.streams.events(name, draining),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
     # ---- the page, info, metrics
     page = resources.files("slowfast_deploy.serve").joinpath("static/index.html").read_text()
 
@@ -487,7 +534,7 @@ def create_app(
                 "views": [v for v, why in s.views.items() if why is None],
                 "max_upload_bytes": options.max_upload_bytes,
                 "max_batch": options.max_batch,
-                "streams": bool(extra_routes),
+                "streams": True,
             }
         )
 
@@ -505,6 +552,11 @@ def create_app(
         Route("/v1/info", info),
         Route("/v1/predict", predict, methods=["POST"]),
         Route("/v1/timeline", timeline, methods=["POST"]),
+        Route("/v1/streams", add_stream, methods=["POST"]),
+        Route("/v1/streams", list_streams, methods=["GET"]),
+        Route("/v1/streams/{stream}", get_stream, methods=["GET"]),
+        Route("/v1/streams/{stream}", delete_stream, methods=["DELETE"]),
+        Route("/v1/streams/{stream}/events", stream_events, methods=["GET"]),
         Route("/v2", server_metadata),
         Route("/v2/health/live", live),
         Route("/v2/health/ready", ready),
@@ -514,7 +566,6 @@ def create_app(
         Route("/v2/models/{name}/versions/{version}/ready", model_ready),
         Route("/v2/models/{name}/infer", infer, methods=["POST"]),
         Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
-        *(extra_routes or []),
     ]
 
     def route_of(scope: dict[str, Any]) -> str:
@@ -567,6 +618,13 @@ def _open(model: ModelConfig | Backend, options: ServeOptions, metrics: Metrics)
         )
         decoder.start()
         upload_dir = tempfile.mkdtemp(prefix="slowfast-serve-", dir=options.tmp_dir)  # 0700
+        streams = StreamRegistry(
+            lambda: BatchedBackend(backend, batcher, options.timeout_s),
+            allow_dirs=options.allow_dirs,
+            allow_urls=options.allow_urls,
+            labels=options.labels,
+            max_batch=options.max_batch,
+        )
     except BaseException:
         if owns:
             backend.close()
@@ -582,11 +640,13 @@ def _open(model: ModelConfig | Backend, options: ServeOptions, metrics: Metrics)
         output=kserve.TensorSpec(OUTPUT_NAME, (-1, num_classes)),
         num_classes=num_classes,
         views=supported,
+        streams=streams,
         owns_backend=owns,
     )
 
 
 def _close(state: ServeState) -> None:
+    state.streams.close()
     state.batcher.close()
     state.decoder.close()
     shutil.rmtree(state.upload_dir, ignore_errors=True)

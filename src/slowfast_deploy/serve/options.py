@@ -70,8 +70,8 @@ class ServeOptions:
         if self.api_key is not None and len(self.api_key) < 8:
             raise ValueError("api_key must be at least 8 characters long")
         for prefix in self.allow_urls:
-            if not re.match(r"https?://[^/]+/", prefix):
+            if not re.match(r"(https?|rtsps?|rtmps?|srt|udp|tcp|rtp)://[^/]+/", prefix):
                 raise ValueError(
-                    f"allow_urls entries must be http(s)://host[:port]/path prefixes ending in "
-                    f"a path (at least '/'), got {prefix!r}"
+                    "allow_urls entries must be scheme://host[:port]/path prefixes (http(s) for "
+                    f"videos to fetch; rtsp, rtmp, srt, ... for live streams), got {prefix!r}"
                 )

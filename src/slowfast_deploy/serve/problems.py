@@ -24,6 +24,7 @@ SERVER_REASONS: dict[str, int] = {
     "unknown_model": 404,
     "unknown_stream": 404,
     "method_not_allowed": 405,
+    "conflict": 409,  # a stream of that name exists
     "upload_too_large": 413,
     "unsupported_media_type": 415,
     "fetch_failed": 422,

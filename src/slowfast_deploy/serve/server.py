@@ -47,7 +47,15 @@ def run_server(
 
     class Server(uvicorn.Server):  # type: ignore[misc]
         """uvicorn's server, but a drained SIGTERM exits 0 (uvicorn re-raises the signal
-        after its graceful shutdown, which ends the process by that signal)."""
+        after its graceful shutdown, which ends the process by that signal), and the app
+        hears of it at once (``app.state.begin_drain``: event streams end, so they do not
+        hold the drain open)."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            begin = getattr(getattr(app, "state", None), "begin_drain", None)
+            if begin is not None and not self.should_exit:
+                begin()
+            super().handle_exit(sig, frame)
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:

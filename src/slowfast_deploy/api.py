@@ -1,12 +1,12 @@
 """The Python API: open a model, predict videos, evaluate a list, without shelling out.
 
-    import slowfast_deploy as sd
+import slowfast_deploy as sd
 
-    model = sd.open_model("slowfast_int8.xml", threads=2)
-    for p in model.predict(["a.mp4", "b.mp4"], views=30, topk=5):
-        print(p.video, p.top1, p.topk)           # [(class, name, score), ...]
-    summary = sd.evaluate("videos/", "val_list.txt", "slowfast_int8.xml",
-                          output="results.jsonl")  # resumable, as `slowfast-deploy evaluate`
+model = sd.open_model("slowfast_int8.xml", threads=2)
+for p in model.predict(["a.mp4", "b.mp4"], views=30, topk=5):
+    print(p.video, p.top1, p.topk)           # [(class, name, score), ...]
+summary = sd.evaluate("videos/", "val_list.txt", "slowfast_int8.xml",
+                      output="results.jsonl")  # resumable, as `slowfast-deploy evaluate`
 """
 
 from __future__ import annotations
@@ -48,6 +48,25 @@ class Prediction:
     @property
     def top1(self) -> tuple[int, str | None, float] | None:
         return self.topk[0] if self.topk else None
+
+    def to_dict(self, *, with_scores: bool = False) -> dict[str, Any]:
+        """The JSON of ``predict --format json`` (``with_scores``) and ``--format jsonl``: the
+        same keys as evaluate's records, without the node."""
+        if not self.ok:
+            return {"video": self.video, "status": "failed", "error": self.error, **self.info}
+        record: dict[str, Any] = {
+            "video": self.video,
+            "status": "ok",
+            "topk": [
+                {"class": c, "score": score, **({"name": name} if name is not None else {})}
+                for c, name, score in self.topk
+            ],
+        }
+        if with_scores and self.scores is not None:
+            record["scores"] = [float(f"{v:.8g}") for v in self.scores]
+        record["views"] = self.views
+        record.update({k: v for k, v in self.info.items() if k != "node"})
+        return record
 
 
 class Model:

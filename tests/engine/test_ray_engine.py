@@ -228,3 +228,27 @@ def test_predict_and_preprocess_on_ray_equal_local(many_videos, tiny_onnx, tmp_p
     for i in range(4):
         local = (tmp_path / "local" / "bin" / f"{i}.bin").read_bytes()
         assert (tmp_path / "ray" / "bin" / f"{i}.bin").read_bytes() == local
+
+
+def test_python_api_equals_the_cli(many_videos, tiny_onnx, tmp_path):
+    """``sd.evaluate(..., engine="ray")`` and ``evaluate --engine ray``, both on their
+    defaults: the same summary (timings and the machine aside) and the same records."""
+    import slowfast_deploy as sd
+
+    cli_out, api_out = tmp_path / "cli.jsonl", tmp_path / "api.jsonl"
+    assert main(evaluate_args(many_videos, tiny_onnx, cli_out, "--engine", "ray")) == 0
+    summary = sd.evaluate(
+        many_videos, many_videos / "list.txt", tiny_onnx, output=api_out, engine="ray"
+    )
+    cli_summary = json.loads((tmp_path / "cli.jsonl.summary.json").read_text())
+    assert summary == json.loads((tmp_path / "api.jsonl.summary.json").read_text())
+
+    def stable(s):  # node ids are new in every Ray session: only their counts compare
+        nodes = sorted(s["videos_per_node"].values())
+        return {
+            k: v for k, v in s.items() if k not in ("this_run", "cpu", "videos_per_node")
+        }, nodes
+
+    assert stable(summary) == stable(cli_summary)
+    assert summary["engine"] == "ray" and summary["num_ok"] == 12
+    assert_identical(comparable(api_out), comparable(cli_out))

@@ -86,10 +86,10 @@ def run_streaming(args: argparse.Namespace) -> int:
         bar = progress(run.records(), total=len(run.todo), desc="evaluate", quiet=args.quiet)
         try:
             for record in bar:
-                if record["status"] != "ok":
+                if not record.ok:
                     failures += 1
                     bar.set_postfix(failed=failures)
-                    print(f"failed: {record['error']}", file=sys.stderr)
+                    print(f"failed: {record.error}", file=sys.stderr)
         finally:
             bar.close()
         summary = run.finish()

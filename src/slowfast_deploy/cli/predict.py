@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             **dataclasses.asdict(options),
         )
         for p in predictions:
-            record = prediction_record(p, with_scores=fmt == "json")
+            record = p.to_dict(with_scores=fmt == "json")
             records.append(record)
             if fmt == "jsonl":
                 print(json.dumps(record), flush=True)
@@ -67,25 +67,6 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(records, indent=2))
     failed = sum(r["status"] != "ok" for r in records)
     return ExitStatus.SOME_FAILED if failed else ExitStatus.OK
-
-
-def prediction_record(p: Any, *, with_scores: bool) -> dict[str, Any]:
-    """A JSON-able record of one ``Prediction`` (the same keys as evaluate's records)."""
-    if not p.ok:
-        return {"video": p.video, "status": "failed", "error": p.error, **p.info}
-    record: dict[str, Any] = {
-        "video": p.video,
-        "status": "ok",
-        "topk": [
-            {"class": c, "score": score, **({"name": name} if name is not None else {})}
-            for c, name, score in p.topk
-        ],
-    }
-    if with_scores:
-        record["scores"] = [float(f"{v:.8g}") for v in p.scores]
-    record["views"] = p.views
-    record.update({k: v for k, v in p.info.items() if k != "node"})
-    return record
 
 
 def format_record(record: dict[str, Any]) -> str:

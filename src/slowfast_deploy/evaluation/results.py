@@ -14,7 +14,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -27,38 +27,101 @@ from slowfast_deploy.errors import DataFormatError
 from slowfast_deploy.labels import names_for
 
 
-def result_record(
-    result: VideoResult, *, index: int | None, labels: list[str] | None = None, topk: int = 5
-) -> dict[str, Any]:
-    """One JSON-able record: video, label, top-k (index, score[, name]), scores, timings."""
-    record: dict[str, Any] = {
-        "key": result.job.key,
-        "index": index,
-        "video": result.job.path,
-        "label": result.job.label,
-    }
-    if result.scores is None:
-        record.update(status="failed", error=result.error, **result.info)
-        return record
-    names = names_for(labels, len(result.scores))  # never Kinetics names on a 10-class model
-    record["status"] = "ok"
-    record["topk"] = [
-        {
-            "class": int(c),
-            "score": float(result.scores[c]),
-            **({"name": names[c]} if names else {}),
+@dataclass(frozen=True, slots=True)
+class TopClass:
+    class_index: int
+    score: float
+    name: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "class": self.class_index,
+            "score": self.score,
+            **({"name": self.name} if self.name is not None else {}),
         }
-        for c in top_k(result.scores, topk)
-    ]
-    record["scores"] = [float(f"{v:.8g}") for v in result.scores]
-    record["views"] = result.num_views
-    record["timing_ms"] = {
-        "decode": round(result.decode_ms, 3),
-        "preprocess": round(result.preprocess_ms, 3),
-        "infer": round(result.infer_ms, 3),
-    }
-    record.update(result.info)  # decoder used, node, retries, ...
-    return record
+
+
+@dataclass(frozen=True, slots=True)
+class VideoRecord:
+    """One video's line in a results file: its top-k, all scores and timings, or its error.
+
+    ``to_dict()`` is the JSON line, key for key: ``key, index, video, label, status``, then
+    ``error`` and the facts of a failure, or ``topk, scores, views, timing_ms`` and the facts
+    of a success (``info``: the decoder used, node, retries, failure ``reason``, ...).
+    """
+
+    key: str
+    index: int | None
+    video: str
+    label: int | None
+    status: str  # "ok" or "failed"
+    error: str | None = None
+    topk: tuple[TopClass, ...] = ()
+    scores: tuple[float, ...] = ()
+    views: int = 0
+    timing_ms: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "key": self.key,
+            "index": self.index,
+            "video": self.video,
+            "label": self.label,
+            "status": self.status,
+        }
+        if not self.ok:
+            record["error"] = self.error
+            record.update(self.info)
+            return record
+        record["topk"] = [t.to_dict() for t in self.topk]
+        record["scores"] = list(self.scores)
+        record["views"] = self.views
+        record["timing_ms"] = dict(self.timing_ms)
+        record.update(self.info)  # decoder used, node, retries, ...
+        return record
+
+
+def video_record(
+    result: VideoResult, *, index: int | None, labels: Sequence[str] | None = None, topk: int = 5
+) -> VideoRecord:
+    """The record of one engine result; names only when ``labels`` name the model's classes."""
+    job = result.job
+    if result.scores is None:
+        return VideoRecord(
+            job.key, index, job.path, job.label, "failed", result.error, info=dict(result.info)
+        )
+    names = names_for(labels, len(result.scores))  # never Kinetics names on a 10-class model
+    return VideoRecord(
+        job.key,
+        index,
+        job.path,
+        job.label,
+        "ok",
+        topk=tuple(
+            TopClass(int(c), float(result.scores[c]), names[c] if names else None)
+            for c in top_k(result.scores, topk)
+        ),
+        scores=tuple(float(f"{v:.8g}") for v in result.scores),
+        views=result.num_views,
+        timing_ms={
+            "decode": round(result.decode_ms, 3),
+            "preprocess": round(result.preprocess_ms, 3),
+            "infer": round(result.infer_ms, 3),
+        },
+        info=dict(result.info),
+    )
+
+
+def result_record(
+    result: VideoResult, *, index: int | None, labels: Sequence[str] | None = None, topk: int = 5
+) -> dict[str, Any]:
+    """``video_record(...).to_dict()``: the JSON line."""
+    return video_record(result, index=index, labels=labels, topk=topk).to_dict()
 
 
 HEADER_KEY = "#run"

@@ -27,8 +27,9 @@ from slowfast_deploy.engine.base import DecodeOptions, Engine, EngineOptions, Vi
 from slowfast_deploy.evaluation.results import (
     ResultsFile,
     RunLock,
+    VideoRecord,
     model_fingerprint,
-    result_record,
+    video_record,
 )
 from slowfast_deploy.evaluation.summary import RunSummary, ThisRun, summarize
 from slowfast_deploy.runtime import ModelConfig
@@ -116,7 +117,7 @@ class EvaluationRun:
         assert self._results is not None, "use EvaluationRun in a `with` block"
         return self._results.path
 
-    def records(self) -> Iterator[dict[str, Any]]:
+    def records(self) -> Iterator[VideoRecord]:
         """Run the engine over the videos still to do; yield each record once it is on disk."""
         assert self._results is not None, "use EvaluationRun in a `with` block"
         index_of = {job.key: i for i, job in enumerate(self.jobs)}
@@ -134,10 +135,10 @@ class EvaluationRun:
             if result.job.key in seen:  # an engine that retried a finished video
                 continue
             seen.add(result.job.key)
-            record = result_record(
+            record = video_record(
                 result, index=_list_index(result.job.key, index_of), labels=self.labels
             )
-            self._results.append(record)
+            self._results.append(record.to_dict())
             self._counts["ok" if result.error is None else "failed"] += 1
             self._counts["infer_ms"] += result.infer_ms
             last = time.perf_counter()
@@ -146,16 +147,16 @@ class EvaluationRun:
         missing = [job for job in self.todo if job.key not in seen]
         if missing:  # never silently smaller: an engine bug, but recorded as such
             for job in missing:
-                record = {
-                    "key": job.key,
-                    "index": index_of[job.key],
-                    "video": job.path,
-                    "label": job.label,
-                    "status": "failed",
-                    "error": f"{job.path}: the engine returned no result for it; rerun to retry",
-                    "reason": "lost",
-                }
-                self._results.append(record)
+                record = VideoRecord(
+                    job.key,
+                    index_of[job.key],
+                    job.path,
+                    job.label,
+                    "failed",
+                    f"{job.path}: the engine returned no result for it; rerun to retry",
+                    info={"reason": "lost"},
+                )
+                self._results.append(record.to_dict())
                 self._counts["failed"] += 1
                 yield record
         self.timing.update(

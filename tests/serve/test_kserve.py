@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-
 from tests.serve.conftest import metric
 
 httpclient = pytest.importorskip("tritonclient.http")

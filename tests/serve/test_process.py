@@ -10,7 +10,6 @@ import time
 
 import numpy as np
 import pytest
-
 from tests.serve.conftest import free_port, httpx
 
 psutil = pytest.importorskip("psutil")

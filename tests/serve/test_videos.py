@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.serve.conftest import metric, running
 
 from slowfast_deploy.cli import main
-from tests.serve.conftest import metric, running
 
 
 def _upload(http, path: Path, *, endpoint: str = "/v1/predict", field: str = "video", **params):  # type: ignore[no-untyped-def]

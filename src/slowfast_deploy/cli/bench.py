@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from slowfast_deploy._files import write_text_atomic
 from slowfast_deploy.cli._model_args import add_spec_arg
 from slowfast_deploy.cli._status import UsageError
 from slowfast_deploy.cli._types import non_negative_int, positive_int
@@ -87,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
     if len(models) > 1 and not any(row.backend == "torch" for row in rows):
         print("(no .pth model in the run: add the checkpoint to --compare for speed-ups)")
     if args.summary:
-        args.summary.parent.mkdir(parents=True, exist_ok=True)
-        args.summary.write_text(
+        write_text_atomic(
+            args.summary,
             json.dumps(
                 {
                     "loop": args.loop,
@@ -99,6 +100,6 @@ def run(args: argparse.Namespace) -> int:
                 },
                 indent=2,
             )
-            + "\n"
+            + "\n",
         )
     return 0

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from slowfast_deploy._files import write_text_atomic
 from slowfast_deploy.cli._model_args import add_model_args, open_model
 from slowfast_deploy.cli._progress import progress
 from slowfast_deploy.cli._status import UsageError, note
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         "throughput": throughput(args.batchsize, stats),
     }
     summary_path = args.output / f"{args.output_dirname}_summary.json"
-    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(summary_path, json.dumps(summary, indent=2) + "\n")
     sys.stdout.write(reference_lines(stats, args.batchsize))
     note(args, f"[INFO] wrote {len(bins)} results to {out_dir} and {summary_path}")
     return 0

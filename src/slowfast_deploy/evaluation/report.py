@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from slowfast_deploy._files import write_text_atomic
 from slowfast_deploy._optional import require
 from slowfast_deploy.engine.scoring import top_k
 from slowfast_deploy.errors import DataFormatError
@@ -415,7 +416,7 @@ def write_report(
                 f"## {title}\n\n| {' | '.join(header)} |\n|{'---|' * len(header)}\n"
                 + "".join(f"| {' | '.join(r)} |\n" for r in rows)
             )
-        out.write_text("\n".join(parts))
+        write_text_atomic(out, "\n".join(parts))
     else:
         parts = [
             "<!doctype html><meta charset='utf-8'><title>slowfast-deploy report</title>",
@@ -451,5 +452,5 @@ def write_report(
                 )
                 + "</table>"
             )
-        out.write_text("\n".join(parts))
+        write_text_atomic(out, "\n".join(parts))
     return written

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from slowfast_deploy._files import sha256_file, write_atomic
+from slowfast_deploy._files import open_atomic, sha256_file, write_atomic
 from slowfast_deploy.engine.base import VideoResult
 from slowfast_deploy.engine.decode import decoder_reusable
 from slowfast_deploy.engine.scoring import top_k
@@ -245,24 +245,16 @@ class ResultsFile:
             for raw in f:
                 offsets[json.loads(raw)["key"]] = (position, len(raw))
                 position += len(raw)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        try:
-            with open(self.path, "rb") as src, open(tmp, "w", encoding="utf-8") as dst:
-                dst.write(_dumps({"key": HEADER_KEY, "run": self.run}) + "\n")
-                for key, label in order:
-                    if key not in offsets:
-                        continue
-                    start, length = offsets[key]
-                    src.seek(start)
-                    record = json.loads(src.read(length))
-                    record["label"] = label
-                    dst.write(_dumps(record) + "\n")
-                dst.flush()
-                os.fsync(dst.fileno())
-            os.replace(tmp, self.path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        with open(self.path, "rb") as src, open_atomic(self.path) as dst:
+            dst.write((_dumps({"key": HEADER_KEY, "run": self.run}) + "\n").encode())
+            for key, label in order:
+                if key not in offsets:
+                    continue
+                start, length = offsets[key]
+                src.seek(start)
+                record = json.loads(src.read(length))
+                record["label"] = label
+                dst.write((_dumps(record) + "\n").encode())
 
     def close(self) -> None:
         if self._handle is not None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from slowfast_deploy._files import write_text_atomic
 from slowfast_deploy._optional import require
 from slowfast_deploy.engine.decode import load_views
 from slowfast_deploy.errors import DataFormatError
@@ -248,7 +249,7 @@ def quantize_to_ir(
         },
     )
     recipe_path = path.with_suffix(".recipe.json")
-    recipe_path.write_text(recipe_json, encoding="utf-8")
+    write_text_atomic(recipe_path, recipe_json)
     logger.info("int8 fidelity vs fp32: %s", fidelity.summary())
     return Int8Outcome(
         path, recipe, recipe_path, fidelity, in_sample, warnings, **outcome_extra, **timing

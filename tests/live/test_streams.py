@@ -5,6 +5,7 @@ at 2x overload keep latency bounded, with drops counted."""
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -133,6 +134,8 @@ def test_a_killed_server_is_lost_and_restored_while_another_stream_carries_on(
         return event["event"] == "window" and event["stream"] == "cam" and event["connection"] == 1
 
     events = collect(session, timeout_s=60, until=act)
+    for worker in session.workers:  # memory: about one window of crops per stream
+        assert 0 < worker.stats.peak_cached_frames <= PLAN.window
     cam_states = [e for e in events if e["stream"] == "cam" and e["event"].startswith("stream_")]
     assert [e["event"] for e in cam_states] == ["stream_opened", "stream_lost", "stream_restored"]
     lost, restored = cam_states[1], cam_states[2]
@@ -195,3 +198,32 @@ def test_two_streams_at_twice_the_capacity_keep_latency_bounded(tmp_path: Path) 
     assert np.percentile(latencies, 99) <= 2.0
     half = len(latencies) // 2  # no growth: the second half is no later than the first
     assert latencies[half:].mean() <= latencies[:half].mean() + 0.5
+
+
+@needs_ffmpeg
+def test_a_stalled_stream_is_lost_after_the_stall_timeout(
+    long_video: Path, backend: Any, servers: list[Server]
+) -> None:
+    port = free_port()
+    sender = mpegts_server(long_video, port).start()
+    servers.append(sender)
+    url = f"tcp://127.0.0.1:{port}"
+    session = watch([url], backend, plan=PLAN, reconnect=False, stall_timeout_s=2)
+    stalled_at: list[float] = []
+
+    def act(event: dict[str, Any], events: list[dict[str, Any]]) -> bool:
+        if event["event"] == "window" and not stalled_at:
+            assert sender.proc is not None
+            sender.proc.send_signal(signal.SIGSTOP)  # the connection stays open, silent
+            stalled_at.append(time.time())
+        return event["event"] == "stream_ended"
+
+    try:
+        events = collect(session, timeout_s=60, until=act)
+    finally:
+        if sender.proc is not None:
+            sender.proc.send_signal(signal.SIGCONT)
+    (ended,) = [e for e in events if e["event"] == "stream_ended"]
+    assert ended["reason"] == "stalled"
+    assert "no data for 2 s" in ended["message"]
+    assert 1.5 <= ended["wall"] - stalled_at[0] <= 10

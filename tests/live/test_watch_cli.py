@@ -92,9 +92,11 @@ def test_sources_that_never_open_get_one_plain_line_and_the_others_go_on(
         str(tmp_path / "missing.mp4"): "not_found",
         str(tmp_path / "notes.mp4"): "not_a_video",
     }
+    listing = tmp_path / "sources.txt"  # the good one named in a --sources file
+    listing.write_text(f"# cameras\n{good} good cam\n")
     status = main(
-        ["-q", "watch", *bad, str(good), "--model", str(tiny_onnx), "--window", "32",
-         "--stride", "16", "--open-timeout", "2"]
+        ["-q", "watch", *bad, "--sources", str(listing), "--model", str(tiny_onnx),
+         "--window", "32", "--stride", "16", "--open-timeout", "2"]
     )  # fmt: skip
     out, err = capsys.readouterr()
     assert status == 3  # some sources failed, the run finished
@@ -108,7 +110,7 @@ def test_sources_that_never_open_get_one_plain_line_and_the_others_go_on(
     failed = {e["stream"]: e["reason"] for e in events if e["event"] == "stream_failed"}
     assert failed == bad
     windows = [e for e in events if e["event"] == "window"]
-    assert [(e["stream"], e["index"]) for e in windows] == [(str(good), 0)]
+    assert [(e["stream"], e["index"]) for e in windows] == [("good cam", 0)]
 
 
 @needs_ffmpeg
@@ -143,6 +145,7 @@ def test_interrupt_flushes_every_output(
     assert "segment_end" in kinds  # the open segment was closed
     final = [e for e in events if e["event"] == "stats" and e["final"]]
     assert len(final) == 1
+    assert any(e["event"] == "stats" and not e["final"] for e in events)  # --stats-every 1
     assert final[0]["windows"] == kinds.count("window") >= 1
     assert kinds[-1] == "webhook"
     report = events[-1]

@@ -5,10 +5,13 @@ at 2x overload keep latency bounded, with drops counted."""
 
 from __future__ import annotations
 
+import functools
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -59,19 +62,46 @@ def collect(session: Watch, *, timeout_s: float, until: Any = None) -> list[dict
     return events
 
 
+@pytest.fixture
+def hls_url(h264_video: Path, tmp_path: Path) -> Iterator[str]:
+    """The file's bitstream cut into HLS segments by FFmpeg (``-c copy``), served over HTTP
+    by a loopback server in this process."""
+    root = tmp_path / "hls"
+    root.mkdir()
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-i", str(h264_video), "-c", "copy", "-f", "hls",
+         "-hls_time", "1", "-hls_list_size", "0", str(root / "index.m3u8")],
+        check=True,
+    )  # fmt: skip
+    handler = functools.partial(QuietHandler, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/index.m3u8"
+    server.shutdown()
+    server.server_close()
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 @needs_ffmpeg
 @needs_rtsp
-@pytest.mark.parametrize("sender", ["rtsp", "mpegts-tcp"])
+@pytest.mark.parametrize("sender", ["rtsp", "mpegts-tcp", "hls"])
 def test_stream_windows_equal_the_timeline_of_the_file(
-    sender: str, h264_video: Path, backend: Any, servers: list[Server]
+    sender: str, h264_video: Path, backend: Any, servers: list[Server], request: Any
 ) -> None:
     port = free_port()
     if sender == "rtsp":
         servers.append(rtsp_server(h264_video, port).start())
         url = f"rtsp://127.0.0.1:{port}/stream"
-    else:
+    elif sender == "mpegts-tcp":
         servers.append(mpegts_server(h264_video, port).start())
         url = f"tcp://127.0.0.1:{port}"
+    else:
+        url = request.getfixturevalue("hls_url")
     # nothing may be dropped here: a generous budget and queue
     session = watch(
         [url], backend, plan=PLAN, reconnect=False, scores=True, topk=3, smooth=3,

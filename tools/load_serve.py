@@ -7,8 +7,11 @@ In one run, on this machine: ``slowfast-deploy bench`` of the model at ``--max-b
 the server (``--max-batch``, ``--max-wait-ms``) with ``--clients`` threads, each sending one
 clip ``[1, 1, 3, 32, 224, 224]`` at a time with ``tritonclient.http`` (binary tensors) and
 waiting for the answer. Reported: clips/s, p50/p90/p99 request latency, the batch sizes the
-model ran (from ``/metrics``), and the ratio to ``bench``'s clips/s. The clients run on the
-same CPU as the server (they cost it a little).
+model ran (from ``/metrics``), and the ratio to ``bench``'s clips/s (the mean of a bench
+before and one after the load). The clients run on the same CPU as the server (they cost it
+a little). ``--max-wait-ms`` should be small beside one model call: with as many clients as
+``--max-batch``, every answer sends its client's next request at the same moment, and a
+batch dispatched before they all arrive runs short.
 """
 
 from __future__ import annotations
@@ -179,9 +182,13 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
-    bench = run_bench(args.model, args.max_batch, args.bench_loop, args.threads)
-    row = bench["rows"][0]
+    # bench before and after the load: on a shared machine the two show how much the CPU
+    # available changed during the run; the ratio uses their mean
+    before = run_bench(args.model, args.max_batch, args.bench_loop, args.threads)["rows"][0]
     load = run_load(args)
+    after = run_bench(args.model, args.max_batch, args.bench_loop, args.threads)["rows"][0]
+    row = dict(before)
+    row["throughput"] = (before["throughput"] + after["throughput"]) / 2
     result = {
         "command": " ".join(["python", "tools/load_serve.py", *sys.argv[1:]]),
         "cpu": cpu_name(),
@@ -193,6 +200,9 @@ def main() -> None:
             "throughput": row["throughput"],
             "latency_ms": row["latency"],
             "backend": row["backend"],
+            "throughput_before": before["throughput"],
+            "throughput_after": after["throughput"],
+            "latency_ms_after": after["latency"],
         },
         "serve": load,
         "serve_vs_bench": load["throughput"] / row["throughput"],

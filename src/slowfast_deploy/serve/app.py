@@ -30,7 +30,7 @@ import logging
 import shutil
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from importlib import resources
@@ -41,7 +41,7 @@ from numpy.typing import NDArray
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Match, Route
 
@@ -98,8 +98,9 @@ class ServeState:
 
 
 class BatchedBackend:
-    """The backend contract over the batcher: a timeline's model calls join other requests'
-    batches. ``deadline`` (``loop.time()``-free: monotonic seconds) bounds each wait."""
+    """The backend contract over the batcher: a timeline's (or a live stream's) model calls
+    join other requests' batches. Each call waits at most ``timeout_s``; after ``cancel()``
+    (its request timed out) every call raises, so the work behind it stops."""
 
     def __init__(self, backend: Backend, batcher: DynamicBatcher, timeout_s: float) -> None:
         self.info: BackendInfo = backend.info
@@ -107,12 +108,18 @@ class BatchedBackend:
         self.output_kind: OutputKind = backend.output_kind
         self.input_dtype: InputDType = input_dtype_of(backend)
         self._batcher, self._timeout_s = batcher, timeout_s
+        self._cancelled = threading.Event()
 
     def run(self, video: NDArray[np.float32]) -> NDArray[np.float32]:
+        if self._cancelled.is_set():
+            raise Problem("timeout", "the request timed out")
         try:
             return self._batcher.run(Clips.of(video), self._timeout_s)
         except TimeoutError as err:
             raise Problem("timeout", "the model did not answer in time") from err
+
+    def cancel(self) -> None:
+        self._cancelled.set()
 
     def close(self) -> None:
         pass
@@ -192,6 +199,7 @@ def create_app(
     metrics = Metrics()
     holder: dict[str, ServeState] = {}
     draining = asyncio.Event()
+    active = [0]  # heavy requests in progress (one event loop: no lock needed)
 
     def state() -> ServeState:
         if "state" not in holder:
@@ -237,6 +245,9 @@ def create_app(
         async def wrapped(request: Request) -> Response:
             try:
                 return await fn(request)
+            except ClientDisconnect:
+                logger.info("%s %s: the client went away", request.method, request.url.path)
+                return Response(status_code=400)
             except Problem as problem:
                 return problem_response(problem)
             except (QueueFull, BatcherClosed) as err:
@@ -264,6 +275,22 @@ def create_app(
                 reason, f"{request.method} {request.url.path}: {exc.detail}", status=exc.status_code
             )
         )
+
+    @contextlib.contextmanager
+    def admitted() -> Iterator[None]:
+        """At most ``max_queue`` heavy requests (tensors, videos) at a time, bodies included:
+        past it 429 before a byte of the body is read, so memory stays bounded."""
+        if active[0] >= options.max_queue:
+            raise Problem(
+                "queue_full",
+                f"{active[0]} requests are in progress (--max-queue {options.max_queue}); "
+                "retry later",
+            )
+        active[0] += 1
+        try:
+            yield
+        finally:
+            active[0] -= 1
 
     async def with_timeout(
         work: Awaitable[Any], on_timeout: Callable[[], None] | None = None
@@ -338,6 +365,10 @@ def create_app(
     async def infer(request: Request) -> Response:
         s = state()
         check_model(s, request)
+        with admitted():
+            return await _infer(s, request)
+
+    async def _infer(s: ServeState, request: Request) -> Response:
         body = await read_body(request.stream(), request.headers, options.max_upload_bytes)
         if request.headers.get("content-encoding", "identity") != "identity":
             raise Problem(
@@ -399,6 +430,10 @@ def create_app(
             raise Problem("invalid", f"topk must be in 1..{s.num_classes}, got {topk}")
         if s.views[views] is not None:
             raise Problem("invalid", str(s.views[views]))
+        with admitted():
+            return await _predict(s, request, views, topk)
+
+    async def _predict(s: ServeState, request: Request, views: int, topk: int) -> Response:
         async with video_source(request) as (path, name):
             future = s.decoder.submit(path, views)
             metrics.decode_depth.set(s.decoder.pending)
@@ -445,14 +480,19 @@ def create_app(
         topk = _int_param(request, "topk", 5)
         if not 1 <= topk <= s.num_classes:
             raise Problem("invalid", f"topk must be in 1..{s.num_classes}, got {topk}")
-        async with video_source(request) as (path, name):
-            text = await with_timeout(
-                asyncio.to_thread(_run_timeline, s, path, name, plan, segments, topk, fmt)
-            )
+        backend = BatchedBackend(s.backend, s.batcher, options.timeout_s)
+        with admitted():
+            async with video_source(request) as (path, name):
+                text = await with_timeout(
+                    asyncio.to_thread(
+                        _run_timeline, backend, path, name, plan, segments, topk, fmt
+                    ),
+                    backend.cancel,
+                )
         return Response(text, media_type=TIMELINE_FORMATS[fmt])
 
     def _run_timeline(
-        s: ServeState,
+        backend: BatchedBackend,
         path: str,
         name: str,
         plan: WindowPlan,
@@ -464,7 +504,6 @@ def create_app(
             open_video(path, decoder="pyav").close()
         except VideoDecodeError as err:
             raise video_problem(err.reason, str(err).replace(path, name)) from err
-        backend = BatchedBackend(s.backend, s.batcher, options.timeout_s)
         result = VideoTimeline(path, plan)
         if result.open(backend, decoder="pyav", batchsize=options.max_batch):
             for _ in result.run():
@@ -474,7 +513,9 @@ def create_app(
                 "corrupt", (result.error or "cannot be decoded").replace(path, name)
             )
         result.video = name
-        labels = names_for(options.labels, s.num_classes)
+        labels = (
+            names_for(options.labels, len(result.records[0].scores)) if result.records else None
+        )
         return render_timelines([result], fmt=fmt, topk=topk, segments=segments, labels=labels)[0]
 
     # ---- live streams

@@ -1,0 +1,197 @@
+"""The pure parts: sizes, URL and path checks, the v2 request parser, the batcher."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from contextlib import nullcontext as does_not_raise
+
+import numpy as np
+import pytest
+
+from slowfast_deploy.serve.batcher import Clips, DynamicBatcher, QueueFull
+from slowfast_deploy.serve.kserve import TensorSpec, infer_response, parse_infer
+from slowfast_deploy.serve.options import ServeOptions, parse_size
+from slowfast_deploy.serve.problems import Problem
+from slowfast_deploy.serve.security import check_url, resolve_server_path
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("100", 100), ("5MB", 5_000_000), ("5MiB", 5 * 2**20), ("2g", 2 * 10**9), ("1.5k", 1500),
+     ("512 KiB", 512 * 1024), ("lots", pytest.raises(ValueError, match="a size must be"))],
+)  # fmt: skip
+def test_parse_size(text, expected):
+    if isinstance(expected, int):
+        assert parse_size(text) == expected
+    else:
+        with expected:
+            parse_size(text)
+
+
+ALLOW = ("http://127.0.0.1:9000/videos/", "rtsp://cam.local:8554/")
+
+
+@pytest.mark.parametrize(
+    ("url", "outcome"),
+    [
+        ("http://127.0.0.1:9000/videos/a.mp4", does_not_raise()),
+        ("http://127.0.0.1:9000/videos/sub/a.mp4?x=1", does_not_raise()),
+        ("rtsp://cam.local:8554/stream1", does_not_raise()),
+        ("http://127.0.0.1:9000/other/a.mp4", pytest.raises(Problem, match="not under")),
+        ("http://127.0.0.1:9000/videos/../secret", pytest.raises(Problem)),
+        ("http://127.0.0.1:9000/videos/%2E%2E/secret", pytest.raises(Problem)),
+        ("http://127.0.0.1:9001/videos/a.mp4", pytest.raises(Problem)),  # another port
+        ("https://127.0.0.1:9000/videos/a.mp4", pytest.raises(Problem)),  # another scheme
+        ("http://127.0.0.1:9000@evil.example/videos/a.mp4", pytest.raises(Problem)),
+        ("http://user:pw@127.0.0.1:9000/videos/a.mp4", pytest.raises(Problem)),
+        ("http://127.0.0.1:9000/videosX/a.mp4", pytest.raises(Problem)),
+    ],
+)
+def test_check_url(url, outcome):
+    with outcome:
+        check_url(url, ALLOW)
+
+
+def test_nothing_fetched_or_read_without_an_allow_list(tmp_path):
+    with pytest.raises(Problem, match="--allow-url") as err:
+        check_url("http://127.0.0.1/a.mp4", ())
+    assert err.value.status == 403
+    with pytest.raises(Problem, match="--allow-dir"):
+        resolve_server_path(str(tmp_path / "a.mp4"), ())
+
+
+def test_server_paths(tmp_path):
+    root = tmp_path / "videos"
+    (root / "sub").mkdir(parents=True)
+    (tmp_path / "secret.mp4").write_bytes(b"x")
+    (root / "escape.mp4").symlink_to(tmp_path / "secret.mp4")
+    allow = (str(root),)
+    assert resolve_server_path("sub/a.mp4", allow) == root / "sub" / "a.mp4"
+    assert resolve_server_path(str(root / "a.mp4"), allow) == root / "a.mp4"
+    for bad in ("../secret.mp4", str(root / "sub" / ".." / ".." / "secret.mp4"),
+                str(root / "escape.mp4"), "/etc/passwd", "a\x00b"):  # fmt: skip
+        with pytest.raises(Problem):
+            resolve_server_path(bad, allow)
+
+
+def test_options_are_checked():
+    with pytest.raises(ValueError, match="max_batch must be an integer >= 1"):
+        ServeOptions(max_batch=0)
+    with pytest.raises(ValueError, match="allow_urls"):
+        ServeOptions(allow_urls=("file:///etc/",))
+    with pytest.raises(ValueError, match="api_key"):
+        ServeOptions(api_key="short")
+
+
+SPEC = TensorSpec("video", (-1, 1, 3, 4, -1, -1))
+
+
+def _binary(array: np.ndarray, **extra) -> tuple[bytes, str]:
+    head = {"inputs": [{"name": "video", "datatype": "FP32", "shape": list(array.shape),
+                        "parameters": {"binary_data_size": array.nbytes}}], **extra}  # fmt: skip
+    header = json.dumps(head).encode()
+    return header + array.astype("<f4").tobytes(), str(len(header))
+
+
+def test_parse_binary_and_json_alike():
+    array = np.arange(2 * 3 * 4 * 2 * 2, dtype=np.float32).reshape(2, 1, 3, 4, 2, 2)
+    body, length = _binary(array, parameters={"binary_data_output": True}, id="r1")
+    parsed = parse_infer(body, length, SPEC)
+    np.testing.assert_array_equal(parsed.tensor, array)
+    assert parsed.binary_output and parsed.id == "r1"
+    as_json = {"inputs": [{"name": "video", "datatype": "FP32", "shape": list(array.shape),
+                           "data": array.ravel().tolist()}]}  # fmt: skip
+    parsed_json = parse_infer(json.dumps(as_json).encode(), None, SPEC)
+    np.testing.assert_array_equal(parsed_json.tensor, array)
+    assert not parsed_json.binary_output
+    out = np.ones((2, 10), dtype=np.float32)
+    content, headers = infer_response("m", parsed, TensorSpec("class", (-1, 10)), out)
+    split = int(headers["inference-header-content-length"])
+    head = json.loads(content[:split])
+    assert head["outputs"][0]["parameters"]["binary_data_size"] == 80 and head["id"] == "r1"
+    np.testing.assert_array_equal(np.frombuffer(content[split:], "<f4").reshape(2, 10), out)
+
+
+@pytest.mark.parametrize(
+    ("shape", "datatype", "reason", "words"),
+    [
+        ([1, 3, 4, 2, 2], "FP32", "wrong_shape", "expected [-1, 1, 3, 4, -1, -1]"),
+        ([1, 2, 3, 4, 2, 2], "FP32", "wrong_shape", "expected [-1, 1, 3, 4, -1, -1]"),
+        ([0, 1, 3, 4, 2, 2], "FP32", "wrong_shape", "expected"),
+        ([1, 1, 3, 4, 2, 2], "FP16", "wrong_datatype", "expected FP32"),
+        ([1, 1, 3, 4, 2, 2], "INT64", "wrong_datatype", "expected FP32"),
+    ],
+)
+def test_bad_tensors_name_what_is_expected(shape, datatype, reason, words):
+    head = {"inputs": [{"name": "video", "datatype": datatype, "shape": shape, "data": [0]}]}
+    with pytest.raises(Problem) as err:
+        parse_infer(json.dumps(head).encode(), None, SPEC)
+    assert (err.value.reason, err.value.status) == (reason, 400)
+    assert words in str(err.value)
+
+
+def test_binary_size_must_match():
+    array = np.zeros((1, 1, 3, 4, 2, 2), dtype=np.float32)
+    body, length = _binary(array)
+    with pytest.raises(Problem, match="binary_data_size") as err:
+        parse_infer(body[:-4], length, SPEC)
+    assert err.value.reason == "bad_tensor"
+    with pytest.raises(Problem, match="does not fit"):
+        parse_infer(body, str(len(body) + 1), SPEC)
+    with pytest.raises(Problem, match="unknown input 'x'"):
+        parse_infer(body.replace(b'"video"', b'"x"', 1), str(int(length) - 4), SPEC)
+
+
+class _Model:
+    """A backend that records its batch sizes and sleeps like a model."""
+
+    info = type("Info", (), {"model_path": "m"})()
+    input_shape = (None, 1, 2)
+    output_kind = "probs"
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def run(self, video: np.ndarray) -> np.ndarray:
+        self.calls.append(video.shape[0])
+        time.sleep(0.05)
+        return video.reshape(video.shape[0], -1) * 2
+
+
+def test_batcher_batches_concurrent_requests_and_splits_answers():
+    model = _Model()
+    batcher = DynamicBatcher(model, max_batch=4, max_wait_ms=200, max_queue=100)
+    try:
+        results: dict[int, np.ndarray] = {}
+
+        def ask(i: int) -> None:
+            rows = np.full((1, 1, 2), i, dtype=np.float32)
+            results[i] = batcher.run(Clips.of(rows), 10)
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(model.calls) == [4, 4]  # 8 requests, 2 model calls
+        for i, got in results.items():
+            np.testing.assert_array_equal(got, [[2 * i, 2 * i]])
+        big = np.arange(20, dtype=np.float32).reshape(10, 1, 2)
+        np.testing.assert_array_equal(batcher.run(Clips.of(big), 10), big.reshape(10, 2) * 2)
+        assert model.calls[-3:] == [4, 4, 2]  # a large request in chunks of max_batch
+    finally:
+        batcher.close()
+
+
+def test_batcher_queue_is_bounded():
+    model = _Model()
+    batcher = DynamicBatcher(model, max_batch=64, max_wait_ms=300, max_queue=2)
+    try:
+        first = batcher.submit(Clips.of(np.zeros((2, 1, 2), np.float32)))
+        with pytest.raises(QueueFull, match="--max-queue 2"):
+            batcher.submit(Clips.of(np.zeros((1, 1, 2), np.float32)))
+        assert first[0].result(5).shape == (2, 2)
+    finally:
+        batcher.close()

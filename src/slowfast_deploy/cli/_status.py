@@ -34,6 +34,15 @@ PARAM_FLAGS = {
     "validation_size": "--validation-size",
     "max_minutes": "--max-minutes",
     "kept_precision": "--kept-precision",
+    "max_batch": "--max-batch",
+    "max_wait_ms": "--max-wait-ms",
+    "max_latency_s": "--max-latency",
+    "open_timeout_s": "--open-timeout",
+    "stall_timeout_s": "--stall-timeout",
+    "stats_every_s": "--stats-every",
+    "webhook": "--webhook",
+    "webhook_timeout_s": "--webhook-timeout",
+    "webhook_retries": "--webhook-retries",
 }
 
 

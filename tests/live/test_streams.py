@@ -257,3 +257,15 @@ def test_a_stalled_stream_is_lost_after_the_stall_timeout(
     assert ended["reason"] == "stalled"
     assert "no data for 2 s" in ended["message"]
     assert 1.5 <= ended["wall"] - stalled_at[0] <= 10
+
+
+@needs_ffmpeg
+def test_a_file_read_as_fast_as_it_decodes_loses_no_window(tmp_path: Path) -> None:
+    video = write_h264(tmp_path / "small.mp4", seconds=3, size="160x120")
+    slow = SlowBackend(0.05)  # slower than decoding: the reader waits, nothing is dropped
+    session = watch([str(video)], slow, plan=PLAN, max_batch=1, max_latency_s=0.01)
+    events = collect(session, timeout_s=60)
+    windows = [e["index"] for e in events if e["event"] == "window"]
+    assert windows == list(range((90 - 32) // 16 + 1))
+    (final,) = [e for e in events if e["event"] == "stats"]
+    assert final["dropped"] == 0

@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 Event = dict[str, Any]
 _TAKE_TIMEOUT_S = 0.2  # the loop looks at the clock (stats, the end) at least this often
-_JOIN_S = 1.0  # how long stopping waits for each stream thread (a stalled read is abandoned)
+_JOIN_S = 1.0  # how long stopping waits for the stream threads (daemons)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +166,9 @@ class Watch:
         self._finished = True
         self._stop.set()
         self.batcher.close()
+        deadline = time.monotonic() + _JOIN_S  # one wait for all: stalled reads are abandoned
         for worker in self.workers:
-            worker.join(_JOIN_S)
+            worker.join(max(0.0, deadline - time.monotonic()))
         events: list[Event] = []
         for stream in sorted(self._trackers):
             events += self._close_segments(stream)

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from slowfast_deploy.engine.decode import load_views
+from slowfast_deploy.engine.base import DecodeOptions, VideoJob
+from slowfast_deploy.engine.decode import decode_job
 from slowfast_deploy.engine.scoring import score_views
 from slowfast_deploy.runtime import open_backend
+from slowfast_deploy.runtime.base import input_dtype_of, model_input
 from slowfast_deploy.runtime.benchmark import parse_model_arg as parse_model
 from slowfast_deploy.specs import SINGLE_VIEW
 from slowfast_deploy.video.decode import open_video
@@ -47,7 +49,10 @@ def main() -> None:
             f"{'equal' if (crops == ref['cropped']).all() else 'DIFFER'} | "
             f"{top2[1] - top2[0]:.3f} |"
         )
-        inputs[e["video"]] = (load_views(path, decoder=args.decoder), ref["scores"], e)
+        decoded = decode_job(
+            VideoJob(str(path), str(path)), SINGLE_VIEW, DecodeOptions(args.decoder)
+        )
+        inputs[e["video"]] = (decoded.crops, ref["scores"], e)  # uint8 [V, T, S, S, 3]
     for text in args.models:
         path, backend_name, precision = parse_model(text)
         backend = open_backend(
@@ -58,7 +63,9 @@ def main() -> None:
         print("| --- | --- | --- | --- |")
         agree1 = agree5 = 0
         worst = 0.0
-        for name, (views, ref_scores, e) in inputs.items():
+        for name, (crops, ref_scores, e) in inputs.items():
+            # the model's own input: normalised float32, or the bytes for a uint8 model
+            views = model_input(crops, SINGLE_VIEW.preprocess, input_dtype_of(backend))
             scores = score_views(backend, views[None])[0]
             diff = float(np.abs(scores - ref_scores).max())
             same1 = int(scores.argmax()) == e["top1"]

@@ -23,6 +23,7 @@ from slowfast_deploy.engine.base import DecodedVideo, VideoResult
 from slowfast_deploy.errors import ModelFormatError
 from slowfast_deploy.runtime.base import (
     Backend,
+    ModelInput,
     check_input_shape,
     input_dtype_of,
     model_input,
@@ -71,7 +72,7 @@ class ViewMean:
         return (self._sum / self.count).astype(np.float32)
 
 
-def score_views(backend: Backend, batch: NDArray[np.float32]) -> NDArray[np.float32]:
+def score_views(backend: Backend, batch: ModelInput) -> NDArray[np.float32]:
     """``[N, V, 3, T, H, W]`` -> ``[N, classes]``: softmax per view, averaged over views.
 
     This is mmaction2's ``average_clips='prob'`` (``ViewMean``); with one view it is the

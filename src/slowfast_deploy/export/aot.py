@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from slowfast_deploy._optional import require
+from slowfast_deploy._optional import package_version, require
 from slowfast_deploy.export.onnx import sample_input
 from slowfast_deploy.export.validate import OutputCheck, ParityReport, compare_outputs
 from slowfast_deploy.runtime.aot_backend import cpu_isa, write_pt2_metadata
@@ -63,7 +63,6 @@ def compile_torch(
     torch = require("torch", extra="torch", purpose="compile --backend torch")
     from torch._inductor import aoti_compile_and_package
 
-    from slowfast_deploy import __version__
     from slowfast_deploy._files import sha256_file
     from slowfast_deploy.model.checkpoint import load_checkpoint
     from slowfast_deploy.model.slowfast import ReferenceContract
@@ -104,7 +103,7 @@ def compile_torch(
         write_pt2_metadata(
             staged,
             {
-                "slowfast_deploy_version": __version__,
+                "slowfast_deploy_version": package_version(),
                 "torch_version": torch.__version__,
                 "device": device,
                 "cpu_isa": cpu_isa(torch) if device == "cpu" else "",

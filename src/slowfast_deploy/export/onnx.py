@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from numpy.typing import NDArray
 
 from slowfast_deploy._optional import package_version, require
 from slowfast_deploy.export.validate import ParityReport, compare_outputs
@@ -24,6 +23,8 @@ from slowfast_deploy.runtime.base import (
     INPUT_DTYPES,
     PARITY_ATOL,
     InputDType,
+    ModelInput,
+    OutputKind,
     model_input,
     to_probs,
 )
@@ -43,9 +44,7 @@ class ExportResult:
     simplified_with: str | None
 
 
-def sample_input(
-    batch: int = 1, input_dtype: InputDType = "float32"
-) -> NDArray[np.float32] | NDArray[np.uint8]:
+def sample_input(batch: int = 1, input_dtype: InputDType = "float32") -> ModelInput:
     """Real model input: generated moving-pattern clips through the test pipeline, as
     ``model_input`` makes it for ``input_dtype`` (``[batch, 1, 3, 32, 224, 224]``)."""
     from slowfast_deploy.video.preprocess import crop_clips
@@ -155,7 +154,7 @@ def validate_onnx(
     with torch.inference_mode():
         expected = model(torch.from_numpy(video)).numpy()  # type: ignore[operator]
     got = session.run(None, {INPUT_NAME: sample_input(2, input_dtype)})[0]
-    kind = "probs" if softmax else "logits"  # compared as softmax scores either way
+    kind: OutputKind = "probs" if softmax else "logits"  # compared as softmax scores either way
     return compare_outputs(
         {OUTPUT_NAME: to_probs(expected, kind)},
         {OUTPUT_NAME: to_probs(got, kind)},

@@ -238,6 +238,9 @@ class ReferenceContract(nn.Module):
     normalisation and softmax stay in float32 and the output is float32.
     """
 
+    mean: torch.Tensor  # [1, 3, 1, 1, 1] float32, with ``normalize`` only
+    std: torch.Tensor
+
     def __init__(
         self,
         model: SlowFast,

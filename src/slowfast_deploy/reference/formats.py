@@ -24,11 +24,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from slowfast_deploy.errors import DataFormatError
+from slowfast_deploy.runtime.base import ModelInput
 
 BIN_SHAPE = (1, 1, 3, 32, 224, 224)
-BIN_DTYPE = np.dtype("<f4")  # the reference's; the default
+BIN_DTYPE: np.dtype[np.float32] = np.dtype("<f4")  # the reference's; the default
 # .bin element types by the model input dtype they feed (``runtime.base.InputDType``)
-BIN_DTYPES = {"float32": BIN_DTYPE, "uint8": np.dtype("u1")}
+BIN_DTYPES: dict[str, np.dtype[np.float32] | np.dtype[np.uint8]] = {
+    "float32": BIN_DTYPE,
+    "uint8": np.dtype(np.uint8),
+}
 BIN_FORMAT_NAME = "bin_format.json"  # {"dtype": ..., "shape": [...]}, beside kinetics400.info
 RESULT_FORMATS = ("TXT", "NPY", "BIN")
 
@@ -53,24 +57,25 @@ def read_info(path: str | os.PathLike[str]) -> list[tuple[int, int]]:
     return pairs
 
 
-def bin_dtype(dtype: str) -> np.dtype[np.generic]:
+def bin_dtype(dtype: str) -> np.dtype[np.float32] | np.dtype[np.uint8]:
     """The ``.bin`` element type for a model input dtype name (float32, uint8)."""
     if dtype not in BIN_DTYPES:
         raise ValueError(f"a .bin holds {' or '.join(BIN_DTYPES)}, not {dtype!r}")
     return BIN_DTYPES[dtype]
 
 
-def bin_bytes(video: NDArray[np.float32] | NDArray[np.uint8]) -> bytes:
+def bin_bytes(video: ModelInput) -> bytes:
     """One view's ``.bin`` bytes: float32 clips as the reference writes them; uint8 crops as is."""
     if video.shape != BIN_SHAPE:
         raise ValueError(f"a .bin holds one view {BIN_SHAPE}, got {video.shape}")
-    dtype = BIN_DTYPES["uint8"] if video.dtype == np.uint8 else BIN_DTYPE
-    return np.ascontiguousarray(video, dtype=dtype).tobytes()
+    if video.dtype == np.uint8:
+        return np.ascontiguousarray(video).tobytes()
+    return np.ascontiguousarray(video, dtype=BIN_DTYPE).tobytes()
 
 
 def read_bin(
     path: Path, shape: tuple[int, ...] = BIN_SHAPE, dtype: str = "float32"
-) -> NDArray[np.float32] | NDArray[np.uint8]:
+) -> ModelInput:
     """A ``.bin`` of ``dtype`` elements (float32 or uint8), checked for its size."""
     element = bin_dtype(dtype)
     count = int(np.prod(shape))

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from slowfast_deploy._optional import require
 from slowfast_deploy.errors import BackendUnavailableError, ModelFormatError
-from slowfast_deploy.runtime.base import BackendInfo, InputDType, OutputKind
+from slowfast_deploy.runtime.base import BackendInfo, InputDType, ModelInput, OutputKind
 from slowfast_deploy.runtime.torch_backend import check_torch_device, check_torch_precision
 
 logger = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class AotBackend:
         from torch._inductor import aoti_load_package
 
         try:
-            self._model = aoti_load_package(str(model_path))
+            self._model: Any = aoti_load_package(str(model_path))
         except Exception as err:  # the loader raises RuntimeError for any bad package
             raise ModelFormatError(
                 f"{model_path}: AOTInductor cannot load it ({str(err).strip().splitlines()[0]})"
@@ -139,7 +139,7 @@ class AotBackend:
             threads_used,
         )
 
-    def run(self, video: NDArray[np.float32] | NDArray[np.uint8]) -> NDArray[np.float32]:
+    def run(self, video: ModelInput) -> NDArray[np.float32]:
         torch = self._torch
         tensor = torch.from_numpy(np.ascontiguousarray(video))
         with torch.inference_mode():

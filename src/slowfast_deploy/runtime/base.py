@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,6 +20,9 @@ OutputKind = Literal["probs", "logits", "unknown"]
 # uint8``: 4x fewer bytes per clip through pipes, object stores and HTTP).
 InputDType = Literal["float32", "uint8"]
 INPUT_DTYPES: tuple[InputDType, ...] = ("float32", "uint8")
+# What ``model_input`` makes: float32 or uint8 (``InputDType``); numpy's stubs lose the element
+# type through ``np.stack``/``np.fromfile``, hence ``Any``.
+ModelInput = NDArray[Any]
 
 # Max |softmax score difference| allowed, per backend and precision (logits are compared after
 # softmax). fp32 values are the golden README's tolerance; reduced precisions have no entry:
@@ -54,7 +57,7 @@ class Backend(Protocol):
     output_kind: OutputKind
     input_dtype: InputDType
 
-    def run(self, video: NDArray[np.float32] | NDArray[np.uint8]) -> NDArray[np.float32]: ...
+    def run(self, video: ModelInput) -> NDArray[np.float32]: ...
 
     def close(self) -> None: ...
 
@@ -80,7 +83,7 @@ def input_dtype_of(backend: Backend) -> InputDType:
 
 def model_input(
     crops_vthwc: NDArray[np.uint8], spec: PreprocessSpec, input_dtype: InputDType
-) -> NDArray[np.float32] | NDArray[np.uint8]:
+) -> ModelInput:
     """uint8 crops ``[V, T, H, W, 3]`` -> the ``[V, 3, T, H, W]`` a model of ``input_dtype`` takes.
 
     The one place every command turns crops into model input: float32 is
@@ -132,9 +135,7 @@ def check_input_shape(
         )
 
 
-def run_batched(
-    backend: Backend, video: NDArray[np.float32] | NDArray[np.uint8]
-) -> NDArray[np.float32]:
+def run_batched(backend: Backend, video: ModelInput) -> NDArray[np.float32]:
     """``backend.run`` for any N: a fixed-batch model gets zero-padded chunks, extras dropped."""
     check_input_shape(backend.input_shape, video.shape, model_path=backend.info.model_path)
     check_input_dtype(backend, video)

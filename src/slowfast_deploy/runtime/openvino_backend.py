@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from slowfast_deploy._optional import require
 from slowfast_deploy.errors import BackendUnavailableError, ModelFormatError
-from slowfast_deploy.runtime.base import BackendInfo, InputDType, OutputKind
+from slowfast_deploy.runtime.base import BackendInfo, InputDType, ModelInput, OutputKind
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,9 @@ class OpenVinoBackend:
             )
         self.input_dtype: InputDType = "uint8" if element == ov.Type.u8 else "float32"
         kind = rt_value(model, "output_kind") or "unknown"
-        self.output_kind: OutputKind = kind if kind in ("probs", "logits") else "unknown"
+        self.output_kind: OutputKind = (
+            "probs" if kind == "probs" else "logits" if kind == "logits" else "unknown"
+        )
         used = self._compiled.get_property("INFERENCE_PRECISION_HINT")
         logger.info("OpenVINO %s on %s, inference precision %s", ov.__version__, device, used)
         self.info = BackendInfo(
@@ -120,7 +122,7 @@ class OpenVinoBackend:
             versions={"openvino": ov.__version__},
         )
 
-    def run(self, video: NDArray[np.float32] | NDArray[np.uint8]) -> NDArray[np.float32]:
+    def run(self, video: ModelInput) -> NDArray[np.float32]:
         result = self._request.infer({0: np.ascontiguousarray(video)})
         return np.asarray(result[self._compiled.outputs[0]], dtype=np.float32).copy()
 

@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from slowfast_deploy._optional import require
 from slowfast_deploy.errors import BackendUnavailableError, ModelFormatError
-from slowfast_deploy.runtime.base import BackendInfo, InputDType, OutputKind
+from slowfast_deploy.runtime.base import BackendInfo, InputDType, ModelInput, OutputKind
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class OnnxRuntimeBackend:
             versions={"onnxruntime": ort.__version__},
         )
 
-    def run(self, video: NDArray[np.float32] | NDArray[np.uint8]) -> NDArray[np.float32]:
+    def run(self, video: ModelInput) -> NDArray[np.float32]:
         out = self._session.run(None, {self._input_name: np.ascontiguousarray(video)})[0]
         return np.asarray(out, dtype=np.float32)
 

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from slowfast_deploy._optional import require
 from slowfast_deploy.errors import BackendUnavailableError
-from slowfast_deploy.runtime.base import BackendInfo, InputDType, OutputKind
+from slowfast_deploy.runtime.base import BackendInfo, InputDType, ModelInput, OutputKind
 from slowfast_deploy.specs import SLOWFAST_R50_8X8, ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class TorchBackend:
         if threads:
             torch.set_num_threads(threads)
         self._torch = torch
-        self._model = ReferenceContract(
+        self._model: Any = ReferenceContract(
             load_checkpoint(model_path, spec), softmax=softmax, dtype=torch_dtype(torch, precision)
         ).eval()
         self.input_shape: tuple[int | None, ...] = (None, None, 3, spec.clip_len, None, None)
@@ -99,7 +99,7 @@ class TorchBackend:
         )
         logger.info("torch eager %s, %d threads", precision, torch.get_num_threads())
 
-    def run(self, video: NDArray[np.float32] | NDArray[np.uint8]) -> NDArray[np.float32]:
+    def run(self, video: ModelInput) -> NDArray[np.float32]:
         with self._torch.inference_mode():
             out = self._model(self._torch.from_numpy(np.ascontiguousarray(video)))
         return out.numpy()

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from slowfast_deploy.engine.scoring import score_views
 from slowfast_deploy.errors import VideoDecodeError
-from slowfast_deploy.runtime.base import Backend, check_input_shape, input_dtype_of
+from slowfast_deploy.runtime.base import Backend, ModelInput, check_input_shape, input_dtype_of
 from slowfast_deploy.timeline.windows import (
     TimelineStats,
     WindowClip,
@@ -57,7 +57,7 @@ def score_windows(
     if batchsize < 1:
         raise ValueError(f"batchsize must be >= 1, got {batchsize}")
     stats = stats if stats is not None else TimelineStats()
-    batches: Generator[tuple[list[WindowClip], NDArray[np.generic]], None, None]
+    batches: Generator[tuple[list[WindowClip], ModelInput], None, None]
     batches = _model_inputs(clips, batchsize, stats)
     if prefetch > 0:
         batches = _in_background(batches, prefetch)
@@ -77,7 +77,7 @@ def score_windows(
 
 def _model_inputs(
     clips: Iterable[WindowClip], batchsize: int, stats: TimelineStats
-) -> Generator[tuple[list[WindowClip], NDArray[np.generic]], None, None]:
+) -> Generator[tuple[list[WindowClip], ModelInput], None, None]:
     """Batches of ``batchsize`` windows and their model input ``[N, 3, T, S, S]``."""
     pending: list[WindowClip] = []
     for clip in clips:
@@ -89,7 +89,7 @@ def _model_inputs(
         yield pending, _batch(pending, stats)
 
 
-def _batch(clips: list[WindowClip], stats: TimelineStats) -> NDArray[np.generic]:
+def _batch(clips: list[WindowClip], stats: TimelineStats) -> ModelInput:
     if len(clips) == 1:
         return clips[0].input[None]
     t0 = time.perf_counter()

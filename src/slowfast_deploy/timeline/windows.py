@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from slowfast_deploy.runtime.base import InputDType, model_input
+from slowfast_deploy.runtime.base import InputDType, ModelInput, model_input
 from slowfast_deploy.specs import SINGLE_VIEW, ClipSpec, PreprocessSpec
 from slowfast_deploy.video.decode import TimedFrame, VideoInfo
 from slowfast_deploy.video.preprocess import crop_views
@@ -78,7 +78,7 @@ class WindowClip:
     window: Window
     start_s: float  # presentation time of the first frame
     end_s: float  # presentation time of the last frame + one frame
-    input: NDArray[np.float32] | NDArray[np.uint8]  # [3, T, S, S], as model_input makes it
+    input: ModelInput  # [3, T, S, S], as model_input makes it
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -152,7 +152,7 @@ def assemble_windows(
     """
     stats = stats if stats is not None else TimelineStats()
     frame_s = 1.0 / fps if fps > 0 else 0.0
-    cache: dict[int, NDArray[np.generic]] = {}  # frame index -> [3, S, S], insertion ordered
+    cache: dict[int, ModelInput] = {}  # frame index -> [3, S, S], insertion ordered
     start_times: dict[int, float] = {}
     next_window = 0
     stop = windows[-1].end_frame

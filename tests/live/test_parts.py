@@ -211,3 +211,13 @@ def test_batcher_batches_only_what_fits_in_the_latency_budget() -> None:
         batcher.put(_pending(stream, 1, now - 0.9))  # 1.3 s left: 2 windows fit
     assert len(batcher.take(0.0).batch) == 2
     assert len(batcher.take(0.0).batch) >= 1
+
+
+def test_batcher_serves_the_streams_in_turn() -> None:
+    batcher = Batcher(2, max_batch=1, max_wait_s=0.0, max_latency_s=100, depth=3)
+    now = time.monotonic()
+    for k in range(3):  # stream 1's windows always arrive a millisecond earlier
+        batcher.put(_pending(0, k, now - 3 + k))
+        batcher.put(_pending(1, k, now - 3 + k - 0.001))
+    served = [batcher.take(0.0).batch[0].stream for _ in range(6)]
+    assert served == [1, 0, 1, 0, 1, 0]

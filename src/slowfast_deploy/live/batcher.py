@@ -4,7 +4,7 @@ Each stream thread ``put``s its windows and its state notices into its own queue
 the model loop ``take``s batches::
 
     stream 0 ──put──> [w w N w] ─┐
-    stream 1 ──put──> [w]        ├─ take: oldest windows first, up to max_batch ──> model
+    stream 1 ──put──> [w]        ├─ take: streams in turn, each its oldest window ──> model
     stream 2 ──put──> [N w w]   ─┘        (a batch is due when full, or when its oldest
                                            window has waited max_wait_s)
 
@@ -20,8 +20,11 @@ windows, oldest first, counted per stream:
   budget runs out (at least one): on a CPU, where batching gains little, a full batch would
   only add latency; where a window costs little (a GPU), batches fill up to ``max_batch``.
 
-Both rules act per stream on the oldest windows, and batches take the oldest windows across
-streams, so the streams share the model fairly. A ``lossless`` stream (a file read as fast as
+The drop rules act per stream on its oldest windows, and batches take the streams in turn
+(the least recently served stream first, ties to the oldest window; each stream's oldest
+window), so the streams share the model fairly: oldest-first across streams alone would let a
+stream whose windows arrive a millisecond earlier take every turn while the others' queues
+overflow. A ``lossless`` stream (a file read as fast as
 it decodes: nothing is live, nothing is lost by waiting) drops nothing: its ``put`` waits
 for room instead. Notices (stream lost, restored, ...) are never
 dropped and keep their place: a notice comes out after the windows that were put before it.
@@ -99,6 +102,8 @@ class Batcher:
         self.dropped = [0] * num_streams  # windows dropped, per stream, since the start
         self._queues: list[deque[PendingWindow | Notice]] = [deque() for _ in range(num_streams)]
         self._windows = [0] * num_streams  # windows (not notices) in each queue
+        self._last_served = [-1] * num_streams  # the serial of each stream's last turn
+        self._serial = 0
         self._cond = threading.Condition()
         self._window_s = 0.0  # expected model seconds per window (moving average)
         self._woken = False
@@ -220,20 +225,23 @@ class Batcher:
         return max(1, min(self.max_batch, int(left / self._window_s)))
 
     def _pop_batch(self, limit: int) -> tuple[list[PendingWindow], list[Notice]]:
-        """Up to ``limit`` windows, oldest first across the queues' heads; the notices that
-        then reach a head come after the batch (and end that queue's share of it)."""
+        """Up to ``limit`` windows, the streams in turn (least recently served first, then
+        the oldest head), each its oldest window; the notices that then reach a head come
+        after the batch (and end that queue's share of it)."""
         batch: list[PendingWindow] = []
         after: list[Notice] = []
         blocked: set[int] = set()  # queues whose head is now a notice delivered after
         while len(batch) < limit:
             heads = [
-                (q[0].arrival_mono, s)
+                (self._last_served[s], q[0].arrival_mono, s)
                 for s, q in enumerate(self._queues)
                 if s not in blocked and q and isinstance(q[0], PendingWindow)
             ]
             if not heads:
                 break
-            _, stream = min(heads)
+            *_, stream = min(heads)
+            self._serial += 1
+            self._last_served[stream] = self._serial
             queue = self._queues[stream]
             batch.append(queue.popleft())  # type: ignore[arg-type]
             self._windows[stream] -= 1

@@ -222,8 +222,9 @@ def test_two_streams_at_twice_the_capacity_keep_latency_bounded(tmp_path: Path) 
         mine = [e for e in windows if e["stream"] == name]
         assert final[name]["dropped"] > 0
         assert len(mine) + final[name]["dropped"] == made  # every window scored or counted
-        assert len(mine) >= made // 4  # a fair share each
         assert final[name]["latency_p99_s"] <= 2.0
+    scored = [sum(e["stream"] == name for e in windows) for name in ("a", "b")]
+    assert abs(scored[0] - scored[1]) <= 2, scored  # the streams take turns: fair shares
     latencies = np.array([e["latency_s"] for e in windows])
     assert np.percentile(latencies, 99) <= 2.0
     half = len(latencies) // 2  # no growth: the second half is no later than the first

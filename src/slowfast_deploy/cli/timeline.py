@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     if several and len({v.stem for v in args.videos}) < len(args.videos):
         raise UsageError("several videos with the same file name; run them in separate calls")
     targets = _prepare_targets(args, several)  # fails here, before any decoding
-    labels = resolve_labels(args.label_map)  # Kinetics-400 names by default
+    labels: Sequence[str] | None = resolve_labels(args.label_map)  # Kinetics-400 by default
 
     backend = open_model(args)
     size = plan.preprocess.crop_size

@@ -329,9 +329,10 @@ class DecodePool:
                         got_seq, result = worker.conn.recv()
                     except (EOFError, OSError):
                         break  # it died: handled below
-                    task = next((t for t in worker.held if t.seq == got_seq), None)
-                    if task is None:  # not one of this imap's videos
+                    found = next((t for t in worker.held if t.seq == got_seq), None)
+                    if found is None:  # not one of this imap's videos
                         continue
+                    task = found
                     worker.held.remove(task)
                     if task.attempts:
                         result = replace(result, info={**result.info, "retries": task.attempts})

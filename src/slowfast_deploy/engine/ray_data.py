@@ -308,7 +308,7 @@ class RayEngine:
         from ray.data import ActorPoolStrategy
 
         items = [{"key": job.key, "path": job.path} for job in jobs]
-        ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
+        ds: Any = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
         ds = ds.map_batches(
             DecodeStage,
             fn_constructor_kwargs={

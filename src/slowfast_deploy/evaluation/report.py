@@ -402,6 +402,7 @@ def write_report(
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     written = [out]
+    parts: list[str]
     if fmt == ".md":
         parts = ["# slowfast-deploy evaluation report\n"]
         for facts in header:
@@ -411,9 +412,9 @@ def write_report(
             image.write_bytes(png)
             written.append(image)
             parts.append(f"## {title}\n\n![{title}]({image.name})\n")
-        for title, header, rows in blocks:
+        for title, columns, rows in blocks:
             parts.append(
-                f"## {title}\n\n| {' | '.join(header)} |\n|{'---|' * len(header)}\n"
+                f"## {title}\n\n| {' | '.join(columns)} |\n|{'---|' * len(columns)}\n"
                 + "".join(f"| {' | '.join(r)} |\n" for r in rows)
             )
         write_text_atomic(out, "\n".join(parts))
@@ -441,10 +442,10 @@ def write_report(
                 f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' "
                 f"src='data:image/png;base64,{data}'>"
             )
-        for title, header, rows in blocks:
+        for title, columns, rows in blocks:
             parts.append(
                 f"<h2>{html.escape(title)}</h2><table><tr>"
-                + "".join(f"<th>{html.escape(h)}</th>" for h in header)
+                + "".join(f"<th>{html.escape(h)}</th>" for h in columns)
                 + "</tr>"
                 + "".join(
                     "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"

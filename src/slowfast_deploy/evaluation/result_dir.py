@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from slowfast_deploy.errors import DataFormatError
 from slowfast_deploy.evaluation.metrics import Accuracy, accuracy
@@ -22,7 +23,7 @@ def evaluate_results(result_dir: Path, label_file: Path) -> Accuracy:
     pairs = read_info(label_file)
     if not pairs:
         raise DataFormatError(f"{label_file}: lists no videos")
-    scores = []
+    scores: list[NDArray[np.float32]] = []
     for line_no, (index, _label) in enumerate(pairs, start=1):
         path = find_result(result_dir, str(index))
         if path is None:

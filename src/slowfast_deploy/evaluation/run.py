@@ -64,7 +64,8 @@ class EvaluationRun:
         self.todo: list[VideoJob] = []
         self.resumed = 0
         self.timing: dict[str, float] = {}
-        self._counts = {"ok": 0, "failed": 0, "infer_ms": 0.0}
+        self._counts = {"ok": 0, "failed": 0}
+        self._infer_ms = 0.0
 
     def run_header(self) -> dict[str, Any]:
         """What must match for a results file to be resumed (engine and workers may differ)."""
@@ -140,7 +141,7 @@ class EvaluationRun:
             )
             self._results.append(record.to_dict())
             self._counts["ok" if result.error is None else "failed"] += 1
-            self._counts["infer_ms"] += result.infer_ms
+            self._infer_ms += result.infer_ms
             last = time.perf_counter()
             first = first or last
             yield record
@@ -176,7 +177,7 @@ class EvaluationRun:
         done_now = self._counts["ok"] + self._counts["failed"]
         wall = self.timing.get("wall_s", 0.0)
         steady = self.timing.get("steady_s", 0.0)
-        model_s = self._counts["infer_ms"] / 1e3
+        model_s = self._infer_ms / 1e3
         summary.cpu = cpu_name()
         summary.views = self.views
         summary.model = engine.describe() if self.todo else {}

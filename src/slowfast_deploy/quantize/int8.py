@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -230,7 +231,7 @@ def quantize_to_ir(
         recipe = base
         model = quantize_model(fp32, clip_set.clips, recipe)
         fidelity, _ = evaluate(model, None)
-    timing: dict[str, float] = {}
+    timing: dict[str, Any] = {}
     if recipe.keep_fp32:
         if all_int8 is None:
             all_int8 = quantize_model(fp32, clip_set.clips, replace(recipe, keep_fp32=()))
@@ -256,6 +257,10 @@ def quantize_to_ir(
     )
 
 
+def _infer_one(request: Any, video: NDArray[np.float32]) -> object:
+    return request.infer({0: video})
+
+
 def _speed_cost(
     ov: Any,
     all_int8: Any,
@@ -267,10 +272,10 @@ def _speed_cost(
 ) -> dict[str, float]:
     """Latency of the fully int8 model and of ``model``, timed alternately on one clip."""
 
-    runners = []
+    runners: list[tuple[str, str, str, str, Callable[[NDArray[np.float32]], object]]] = []
     for label, m in (("all int8", all_int8), ("kept", model)):
         request = _compile(ov, m, threads, hint).create_infer_request()
-        runners.append((label, "openvino", "int8", "CPU", lambda v, r=request: r.infer({0: v})))
+        runners.append((label, "openvino", "int8", "CPU", partial(_infer_one, request)))
     clip = clips[0]
     rows = bench_alternating(
         runners,

@@ -77,7 +77,10 @@ class Recipe:
             data = json.loads(text)
             if data.pop("version", None) != RECIPE_VERSION:
                 raise ValueError(f"recipe version must be {RECIPE_VERSION}")
-            return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+            fields: dict[str, Any] = {
+                k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
+            }
+            return cls(**fields)
         except (ValueError, TypeError) as err:
             raise DataFormatError(
                 f"{source}: not a quantization recipe ({err}); use the NAME.recipe.json that "

@@ -247,7 +247,7 @@ def cpu_name() -> str:
     import os
     import platform
 
-    name, flags = platform.processor() or platform.machine(), set()
+    name, flags = platform.processor() or platform.machine(), set[str]()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:

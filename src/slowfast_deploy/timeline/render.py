@@ -136,8 +136,9 @@ def _text_overlay(text: str, size: int) -> tuple[NDArray[np.uint8], NDArray[np.f
     pad = max(2, size // 4)
     image = Image.new("RGBA", (right - left + 2 * pad, bottom - top + 2 * pad), (0, 0, 0, 170))
     ImageDraw.Draw(image).text((pad - left, pad - top), text, font=font, fill=(255, 255, 255, 255))
-    rgba = np.asarray(image)
-    return np.ascontiguousarray(rgba[..., :3]), rgba[..., 3:].astype(np.float32) / 255
+    rgba: NDArray[np.uint8] = np.asarray(image, dtype=np.uint8)
+    alpha: NDArray[np.float32] = rgba[..., 3:].astype(np.float32) / np.float32(255)
+    return np.ascontiguousarray(rgba[..., :3]), alpha
 
 
 def draw_label(frame: NDArray[np.uint8], text: str) -> NDArray[np.uint8]:

@@ -183,40 +183,15 @@ def evaluate(
     labels: list[str] | None = None,
     engine: str = "local",
     **engine_options: Any,
-) -> dict[str, Any]:
-    """Evaluate the videos of ``ann_file`` (``relative/path.mp4 <label>`` lines) and return the
-    summary (accuracy, failures, throughput) as JSON-able data. With ``output`` the per-video
-    results are kept in a JSONL file and a rerun resumes it, exactly as
-    ``slowfast-deploy evaluate --output``: the same defaults (``EngineOptions``), the same
-    ``RAY_ADDRESS``. ``evaluate_run`` returns the typed ``RunSummary``."""
-    return evaluate_run(
-        video_dir,
-        ann_file,
-        model,
-        output=output,
-        views=views,
-        decoder=decoder,
-        frame_count=frame_count,
-        labels=labels,
-        engine=engine,
-        **engine_options,
-    ).to_dict()
-
-
-def evaluate_run(
-    video_dir: str | os.PathLike[str],
-    ann_file: str | os.PathLike[str],
-    model: str | os.PathLike[str] | ModelConfig,
-    *,
-    output: str | os.PathLike[str] | None = None,
-    views: int = 1,
-    decoder: str = "auto",
-    frame_count: str = "container",
-    labels: list[str] | None = None,
-    engine: str = "local",
-    **engine_options: Any,
 ) -> RunSummary:
-    """``evaluate``, returning the ``RunSummary`` dataclass."""
+    """Evaluate the videos of ``ann_file`` (``relative/path.mp4 <label>`` lines) and return the
+    summary: accuracy, failures, throughput (``.to_dict()`` is ``evaluate --format json``).
+
+    With ``output`` the per-video results are kept in a JSONL file and a rerun resumes it,
+    exactly as ``slowfast-deploy evaluate --output``: the same defaults (``EngineOptions``:
+    workers per engine, ``RAY_ADDRESS`` for ``engine="ray"``), the same checks. ``labels``:
+    class names; default: the Kinetics-400 names, shown for a 400-class model.
+    """
     config = model if isinstance(model, ModelConfig) else ModelConfig(str(model))
     run = EvaluationRun(
         jobs_from_list(video_dir, ann_file),

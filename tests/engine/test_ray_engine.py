@@ -239,7 +239,7 @@ def test_python_api_equals_the_cli(many_videos, tiny_onnx, tmp_path):
     assert main(evaluate_args(many_videos, tiny_onnx, cli_out, "--engine", "ray")) == 0
     summary = sd.evaluate(
         many_videos, many_videos / "list.txt", tiny_onnx, output=api_out, engine="ray"
-    )
+    ).to_dict()
     cli_summary = json.loads((tmp_path / "cli.jsonl.summary.json").read_text())
     assert summary == json.loads((tmp_path / "api.jsonl.summary.json").read_text())
 

@@ -107,7 +107,7 @@ def test_python_api_predict_and_evaluate(video_dir, tiny_onnx, tmp_path):
         assert name == f"class {c}" and score == pytest.approx(float(p.scores.max()))
         assert abs(float(p.scores.sum()) - 1) < 1e-5
     summary = sd.evaluate(video_dir, video_dir / "list.txt", tiny_onnx, output=tmp_path / "r.jsonl")
-    assert summary["num_ok"] == 3 and summary["engine"] == "local"
+    assert summary.num_ok == 3 and summary.engine == "local"
     from slowfast_deploy.evaluation.results import read_records
 
     by_video = {r["video"]: r for r in read_records(tmp_path / "r.jsonl")}

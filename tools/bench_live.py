@@ -13,8 +13,9 @@ In one run, on loopback only:
    its own FFmpeg as MPEG-TS over TCP, ``-c copy``, looped), watched for ``--seconds`` with
    the default latency budget, for N = 1, 2, ... until a run drops windows or its p99 latency
    exceeds ``--p99-max`` (1 s): the last N that passed is the capacity.
-3. The same at twice that many streams (2x overload, at least 2): p99 latency, drops, and
-   the p99 of the first and second half of the run (latency must not grow).
+3. 2x overload: streams asking for twice what the model scores (2 x the ceiling, at least
+   2): p99 latency, drops, and the p99 of each half and each minute of the run (latency must
+   not grow), and the RSS every 10 s (memory must stay flat).
 
 Prints a table and writes every figure, the CPU (``lscpu``'s model name), the versions and
 the exact command to ``--out``.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -276,7 +278,7 @@ def main() -> int:
             capacity = n
         overload = None
         if not args.no_overload:
-            n_over = max(2, 2 * capacity)
+            n_over = max(2, math.ceil(2 * ceiling))
             print(f"2x overload: {n_over} streams", flush=True)
             overload = watch_run(backend, video, n_over, args, plan, seconds=args.overload_seconds)
     backend.close()
@@ -300,6 +302,7 @@ def main() -> int:
         "ceiling_streams": round(ceiling, 2),
         "sustained_streams": capacity,
         "ratio_to_ceiling": round(capacity / ceiling, 3) if ceiling else None,
+        "overload_streams": overload["streams"] if overload else None,
         "p99_max_s": args.p99_max,
         "runs": runs,
         "overload": overload,

@@ -103,6 +103,7 @@ def _pending(stream: int, index: int, arrival: float) -> PendingWindow:
 
 def test_batcher_takes_oldest_first_and_keeps_notices_in_place() -> None:
     batcher = Batcher(2, max_batch=2, max_wait_s=0.0, max_latency_s=100)
+    batcher.observe(0.001, 1)  # a fast model
     now = time.monotonic()
     batcher.put(_pending(0, 0, now - 3))
     batcher.put(Notice(0, {"event": "stream_lost"}))
@@ -118,6 +119,7 @@ def test_batcher_takes_oldest_first_and_keeps_notices_in_place() -> None:
 
 def test_batcher_drops_stale_windows_oldest_first_but_never_a_streams_newest() -> None:
     batcher = Batcher(2, max_batch=8, max_wait_s=0.0, max_latency_s=1.0, depth=10)
+    batcher.observe(0.001, 1)  # a fast model
     now = time.monotonic()
     for k in range(4):  # stream 0: three stale windows, then a fresh one
         batcher.put(_pending(0, k, now - 5 + k if k < 3 else now))
@@ -144,6 +146,7 @@ def test_batcher_full_queue_drops_its_oldest_window_and_lossless_waits() -> None
 
 def test_batcher_waits_at_most_max_wait_for_a_full_batch() -> None:
     batcher = Batcher(1, max_batch=4, max_wait_s=0.2, max_latency_s=100)
+    batcher.observe(0.001, 1)  # a fast model
     batcher.put(_pending(0, 0, time.monotonic()))
     t0 = time.monotonic()
     take = batcher.take(5.0)
@@ -221,3 +224,14 @@ def test_batcher_serves_the_streams_in_turn() -> None:
         batcher.put(_pending(1, k, now - 3 + k - 0.001))
     served = [batcher.take(0.0).batch[0].stream for _ in range(6)]
     assert served == [1, 0, 1, 0, 1, 0]
+
+
+def test_batcher_takes_one_window_while_the_models_speed_is_unknown() -> None:
+    batcher = Batcher(2, max_batch=4, max_wait_s=0.0, max_latency_s=100)
+    now = time.monotonic()
+    batcher.put(_pending(0, 0, now))
+    batcher.put(_pending(1, 0, now))
+    assert len(batcher.take(0.0).batch) == 1
+    batcher.observe(0.01, 1)
+    batcher.put(_pending(0, 1, now))
+    assert len(batcher.take(0.0).batch) == 2

@@ -219,8 +219,10 @@ class Batcher:
     def _batch_limit(self, now: float, oldest: float | None) -> int:
         """Windows the next batch may hold: ``max_batch``, or fewer when the model is not
         expected to score that many before the oldest window's budget runs out."""
-        if self._window_s <= 0 or oldest is None:
+        if oldest is None:
             return self.max_batch
+        if self._window_s <= 0:  # the model's speed is not known yet: one window
+            return 1
         left = self.max_latency_s - (now - oldest)
         return max(1, min(self.max_batch, int(left / self._window_s)))
 

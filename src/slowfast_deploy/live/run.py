@@ -37,13 +37,15 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import numpy as np
+
 from slowfast_deploy.labels import class_name, names_for, resolve_labels
 from slowfast_deploy.live.batcher import Batcher, Notice, PendingWindow, Take
 from slowfast_deploy.live.events import SegmentStart, SegmentTracker, StreamStats
 from slowfast_deploy.live.sources import OpenOptions, Source, check_names, parse_source
 from slowfast_deploy.live.stream import Reconnect, StreamWorker
 from slowfast_deploy.runtime import Backend, ModelConfig
-from slowfast_deploy.runtime.base import check_input_shape
+from slowfast_deploy.runtime.base import check_input_shape, input_dtype_of, run_batched
 from slowfast_deploy.timeline.output import segment_entry, window_entry
 from slowfast_deploy.timeline.run import score_windows
 from slowfast_deploy.timeline.segments import Segment
@@ -193,6 +195,7 @@ class Watch:
         self._started = self._period_start = time.monotonic()
         every = self.options.stats_every_s
         next_stats = self._started + every if every else float("inf")
+        self._warm_up()
         for worker in self.workers:
             worker.start()
         while not self._stop.is_set():
@@ -207,6 +210,17 @@ class Watch:
             for take in self.batcher.drain():
                 yield from self._handle(take)
         yield from self.finish()
+
+    def _warm_up(self) -> None:
+        """One model call before the streams start: the first call of a runtime is its
+        slowest (graph set-up), and the batcher learns the model's speed from it."""
+        plan = self.options.plan
+        size = plan.preprocess.crop_size
+        shape = (1, 1, 3, plan.clip.clip_len, size, size)
+        zeros = np.zeros(shape, dtype=input_dtype_of(self.backend))
+        t0 = time.perf_counter()
+        run_batched(self.backend, zeros)
+        self.batcher.observe(time.perf_counter() - t0, 1)
 
     def _handle(self, take: Take) -> Iterator[Event]:
         for notice in take.before:

@@ -39,7 +39,18 @@ def test_drop_a_video_see_top5_and_timeline(server, browser, video_dir, tmp_path
     assert rows.count() == 5
     page.wait_for_selector("#plot svg polyline", state="attached", timeout=60_000)
     assert page.locator("#plot svg polyline").count() >= 1
-    assert "not enabled" in page.text_content("#streams") or page.locator("#streams table").count()
+    with server.client() as http:  # a live stream: listed with its current label
+        source = str(video_dir / "a" / "land.mp4")
+        assert http.post("/v1/streams", json={"source": source, "name": "cam-page"}).is_success
+    try:
+        page.wait_for_function(
+            "[...document.querySelectorAll('#streams tbody tr')].some(r => "
+            "r.textContent.includes('cam-page') && /class \\d+ [0-9.]+/.test(r.textContent))",
+            timeout=60_000,
+        )
+    finally:
+        with server.client() as http:
+            http.delete("/v1/streams/cam-page")
     with server.client() as http:
         [want] = http.post(
             "/v1/predict", files={"video": ("short.mp4", (video_dir / "short.mp4").read_bytes())}

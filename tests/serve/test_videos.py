@@ -53,7 +53,8 @@ def test_thirty_views(server, video_dir):
     [got] = r.json()
     assert got["views"] == 30
     assert sum(got["scores"]) == pytest.approx(1.0, abs=1e-5)  # a mean of softmax rows
-    assert [t["score"] for t in got["topk"]] == sorted(got["scores"], reverse=True)
+    top = sorted(got["scores"], reverse=True)[:10]
+    assert [t["score"] for t in got["topk"]] == pytest.approx(top, rel=1e-6)
 
 
 def test_timeline_equals_timeline(server, tiny_onnx, video_dir, capsys):

@@ -68,8 +68,11 @@ class Clips:
                     cache.append(self.make())
                 return cache[0]
 
+        def part(start: int) -> Callable[[], NDArray[Any]]:
+            return lambda: whole()[start : start + size]
+
         return [
-            Clips(min(size, self.count - s), self.row_shape, lambda s=s: whole()[s : s + size])
+            Clips(min(size, self.count - s), self.row_shape, part(s))
             for s in range(0, self.count, size)
         ]
 

@@ -26,7 +26,7 @@ PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "openvino": "openvino", "torch":
 DTYPE = "FP32"
 # KServe datatype -> numpy (little-endian); the model's input is FP32 or, for a model exported
 # with --input-dtype uint8, UINT8
-NUMPY_DTYPES = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1")}
+NUMPY_DTYPES: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1")}
 KSERVE_DTYPES = {"float32": "FP32", "uint8": "UINT8"}
 
 
@@ -118,7 +118,7 @@ def parse_infer(body: bytes, header_length: str | None, expected: TensorSpec) ->
                 f"input {name!r}: binary_data_size {size!r} with {len(binary)} bytes after the "
                 f"header; shape {shape} {expected.datatype} needs {needed}",
             )
-        array = np.frombuffer(binary, dtype=dtype).reshape(shape)
+        array: NDArray[Any] = np.frombuffer(binary, dtype=dtype).reshape(shape)
     else:
         if "data" not in tensor:
             raise Problem("bad_tensor", f"input {name!r} has neither data nor binary data")

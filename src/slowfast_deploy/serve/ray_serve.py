@@ -92,7 +92,7 @@ def build_application(config: ModelConfig, options: ServeOptions, *, replicas: i
     class SlowFast:
         pass
 
-    return SlowFast.bind()
+    return SlowFast.bind()  # type: ignore[attr-defined]  # added by @serve.deployment
 
 
 def run_ray_serve(

@@ -45,7 +45,7 @@ def run_server(
         lifespan="on",
     )
 
-    class Server(uvicorn.Server):  # type: ignore[misc]
+    class Server(uvicorn.Server):
         """uvicorn's server, but a drained SIGTERM exits 0 (uvicorn re-raises the signal
         after its graceful shutdown, which ends the process by that signal), and the app
         hears of it at once (``app.state.begin_drain``: event streams end, so they do not

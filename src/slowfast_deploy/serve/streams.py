@@ -226,8 +226,8 @@ class StreamRegistry:
             ended = stream.thread is not None and not stream.thread.is_alive()
             stream.subscribers.append(sub)
         try:
-            for event in backlog:
-                yield _sse(event)
+            for old in backlog:
+                yield _sse(old)
             if ended:
                 return
             while not draining.is_set():

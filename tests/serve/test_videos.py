@@ -200,3 +200,39 @@ def test_api_key(tiny_onnx, video_dir):
         with s.client(headers={"authorization": "Bearer s3cret-key-0123"}) as http:
             assert http.get("/v2/models/tiny").status_code == 200
             assert _upload(http, video_dir / "short.mp4").status_code == 200
+
+
+def test_timeline_decoder_killed_fails_that_request_alone(server, tmp_path, video_dir):
+    import threading
+    import time
+
+    psutil = pytest.importorskip("psutil")
+    from tests.conftest import write_video
+
+    long_video = tmp_path / "long.mp4"
+    write_video(long_video, num_frames=400, width=64, height=48, seed=5)
+    answer = {}
+
+    def ask() -> None:
+        with server.client() as http:
+            answer["r"] = _upload(http, long_video, endpoint="/v1/timeline", window=32, stride=16)
+
+    thread = threading.Thread(target=ask)
+    thread.start()
+    deadline = time.monotonic() + 60
+    killed = False
+    while not killed and time.monotonic() < deadline and thread.is_alive():
+        for proc in psutil.Process().children(recursive=True):
+            if "slowfast_deploy.serve.timeline_worker" in " ".join(proc.cmdline()):
+                time.sleep(0.5)  # mid-video
+                proc.kill()
+                killed = True
+                break
+        time.sleep(0.05)
+    thread.join(60)
+    assert killed, "no timeline decoder process was seen"
+    r = answer["r"]
+    assert (r.status_code, r.json()["reason"]) == (422, "decoder_died"), r.text
+    assert str(tmp_path) not in r.json()["error"]
+    with server.client() as http:  # the server goes on
+        assert _upload(http, video_dir / "short.mp4", endpoint="/v1/timeline").status_code == 200

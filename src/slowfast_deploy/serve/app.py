@@ -30,6 +30,7 @@ import logging
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -68,12 +69,12 @@ from slowfast_deploy.serve.options import ServeOptions
 from slowfast_deploy.serve.problems import Problem, video_problem
 from slowfast_deploy.serve.security import ApiKeyMiddleware, check_url, resolve_server_path
 from slowfast_deploy.serve.streams import StreamRegistry
+from slowfast_deploy.serve.timeline_worker import TimelineDecoder
 from slowfast_deploy.serve.uploads import fetch_url, read_body, receive_upload
 from slowfast_deploy.specs import SINGLE_VIEW, VIEWS, view_spec
 from slowfast_deploy.timeline.output import SegmentOptions, render_timelines
-from slowfast_deploy.timeline.run import VideoTimeline
-from slowfast_deploy.timeline.windows import WindowPlan
-from slowfast_deploy.video.decode import open_video
+from slowfast_deploy.timeline.run import VideoTimeline, score_windows
+from slowfast_deploy.timeline.windows import TimelineStats, WindowPlan
 
 logger = logging.getLogger(__name__)
 
@@ -500,18 +501,29 @@ def create_app(
         topk: int,
         fmt: str,
     ) -> str:
-        try:  # the reason code of a video that cannot be opened, as the CLI reports it
-            open_video(path, decoder="pyav").close()
-        except VideoDecodeError as err:
+        t0 = time.perf_counter()
+        decoding = TimelineDecoder(
+            path,
+            plan,
+            decoder="pyav",  # as `timeline` decodes: in order, flat memory
+            input_dtype=backend.input_dtype,
+            timeout_s=options.decode_timeout_s,
+        )
+        stats = TimelineStats()
+        try:
+            decoding.open()
+            result = VideoTimeline(path, plan, info=decoding.info, num_windows=decoding.num_windows)
+            for record in score_windows(
+                decoding, backend, batchsize=options.max_batch, stats=stats, prefetch=2
+            ):
+                result.records.append(record)
+        except VideoDecodeError as err:  # the child's reason code, as the CLI reports it
             raise video_problem(err.reason, str(err).replace(path, name)) from err
-        result = VideoTimeline(path, plan)
-        if result.open(backend, decoder="pyav", batchsize=options.max_batch):
-            for _ in result.run():
-                pass
-        if result.status == "failed":
-            raise video_problem(
-                "corrupt", (result.error or "cannot be decoded").replace(path, name)
-            )
+        finally:
+            decoding.close()
+        stats.decode_s = decoding.stats.decode_s
+        stats.preprocess_s += decoding.stats.preprocess_s
+        result.status, result.stats, result.wall_s = "ok", stats, time.perf_counter() - t0
         result.video = name
         labels = (
             names_for(options.labels, len(result.records[0].scores)) if result.records else None

@@ -303,6 +303,12 @@ def main() -> int:
         "sustained_streams": capacity,
         "ratio_to_ceiling": round(capacity / ceiling, 3) if ceiling else None,
         "overload_streams": overload["streams"] if overload else None,
+        # windows/s the watch scored over bench's clips/s: how much of the model it used
+        "model_share_used": round(
+            max(r["windows_per_s"] for r in [*runs, *([overload] if overload else [])])
+            / row.throughput,
+            3,
+        ),
         "p99_max_s": args.p99_max,
         "runs": runs,
         "overload": overload,

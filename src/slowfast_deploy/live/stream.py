@@ -289,6 +289,8 @@ class StreamWorker:
             if reason == "unreachable":  # a read that timed out: no data for stall_timeout_s
                 reason = "stalled"
                 what = f"no data for {self.options.stall_timeout_s:g} s (stalled)"
+            elif reason == "not_a_video":  # data FFmpeg cannot read, mid-stream
+                reason, what = "corrupt", "undecodable data"
             raise _Lost(reason, f"{self.source.name}: {what} after {index} frames") from err
         raise _Lost("ended", f"{self.source.name}: the stream ended after {index} frames")
 

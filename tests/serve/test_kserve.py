@@ -157,3 +157,27 @@ def test_queue_full_429_and_timeout_504(tiny_onnx):
             assert metric(text, "slowfast_failures_total", reason="queue_full") == 1
             assert metric(text, "slowfast_failures_total", reason="timeout") == 1
             assert json.loads(http.get("/v2/health/ready").text) == {"ready": True}
+
+
+def test_uint8_model_takes_uint8_tensors_and_videos(tiny_uint8_onnx, server, video_dir):
+    """A model exported with --input-dtype uint8: UINT8 in /v2, the bytes fed as they are;
+    its video answers equal the float model's (the normalisation moved into the graph)."""
+    from tests.serve.conftest import running
+
+    crops = np.random.default_rng(2).integers(0, 256, (2, 1, 3, 32, 16, 16), dtype=np.uint8)
+    with running(tiny_uint8_onnx) as s:
+        client = _client(s)
+        meta = client.get_model_metadata("tiny")
+        assert meta["inputs"][0]["datatype"] == "UINT8"
+        inp = httpclient.InferInput("video", list(crops.shape), "UINT8")
+        inp.set_data_from_numpy(crops)
+        got = client.infer("tiny", [inp]).as_numpy("class")
+        np.testing.assert_allclose(got, _reference(tiny_uint8_onnx, crops), rtol=1e-5, atol=1e-6)
+        with pytest.raises(InferenceServerException, match="expected UINT8"):
+            client.infer("tiny", [_input(crops.astype(np.float32), binary=True)])
+        with s.client() as http, open(video_dir / "short.mp4", "rb") as f:
+            [record] = http.post("/v1/predict", files={"video": ("short.mp4", f)}).json()
+    with server.client() as http, open(video_dir / "short.mp4", "rb") as f:  # the float model
+        [float_record] = http.post("/v1/predict", files={"video": ("short.mp4", f)}).json()
+    assert [t["class"] for t in record["topk"]] == [t["class"] for t in float_record["topk"]]
+    np.testing.assert_allclose(record["scores"], float_record["scores"], atol=1e-5)

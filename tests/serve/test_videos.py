@@ -44,6 +44,7 @@ def test_predict_upload_equals_predict(server, tiny_onnx, video_dir, capsys, nam
     }
 
 
+@pytest.mark.slow  # 30 tiny-model views at 256x256: ~20-35 s on 2 shared cores
 def test_thirty_views(server, video_dir):
     # the CLI's 30-view answer is not recomputed here: 30 tiny-model views take ~20 s on 2
     # shared cores; the 1-view tests above hold the record equal to predict's

@@ -46,6 +46,11 @@ def test_metadata_and_health(server):
     assert meta["platform"] == "onnxruntime_onnx"
     assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
     assert not client.is_model_ready("nope")
+    config = client.get_model_config("tiny")
+    assert config["max_batch_size"] == 8
+    assert config["input"] == [
+        {"name": "video", "data_type": "TYPE_FP32", "dims": [1, 3, 32, -1, -1]}
+    ]
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])

@@ -357,6 +357,16 @@ def create_app(
         )
 
     @handler
+    async def model_config(request: Request) -> Response:
+        s = state()
+        check_model(s, request)
+        return JSONResponse(
+            kserve.model_config(
+                options.name, s.backend.info.name, s.input, s.output, max_batch=options.max_batch
+            )
+        )
+
+    @handler
     async def model_ready(request: Request) -> Response:
         s = state()
         check_model(s, request)
@@ -616,6 +626,7 @@ def create_app(
         Route("/v2/models/{name}", model_metadata),
         Route("/v2/models/{name}/versions/{version}", model_metadata),
         Route("/v2/models/{name}/ready", model_ready),
+        Route("/v2/models/{name}/config", model_config),
         Route("/v2/models/{name}/versions/{version}/ready", model_ready),
         Route("/v2/models/{name}/infer", infer, methods=["POST"]),
         Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),

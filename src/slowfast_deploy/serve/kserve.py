@@ -191,3 +191,26 @@ def model_metadata(
         "inputs": [inputs.meta()],
         "outputs": [outputs.meta()],
     }
+
+
+def model_config(
+    name: str, platform: str, inputs: TensorSpec, outputs: TensorSpec, *, max_batch: int
+) -> dict[str, Any]:
+    """Triton's model configuration (``/v2/models/{name}/config``, what ``tritonclient``'s
+    ``get_model_config`` and ``perf_analyzer`` read): dims without the batch axis."""
+
+    def tensor(spec: TensorSpec) -> dict[str, Any]:
+        return {
+            "name": spec.name,
+            "data_type": f"TYPE_{spec.datatype}",
+            "dims": list(spec.shape[1:]),
+        }
+
+    return {
+        "name": name,
+        "platform": PLATFORMS.get(platform, platform),
+        "max_batch_size": max_batch,
+        "input": [tensor(inputs)],
+        "output": [tensor(outputs)],
+        "dynamic_batching": {},
+    }

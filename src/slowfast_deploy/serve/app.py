@@ -49,7 +49,7 @@ from starlette.routing import Match, Route
 from slowfast_deploy import __version__
 from slowfast_deploy.engine.base import DecodeOptions
 from slowfast_deploy.engine.scoring import ViewMean, check_model_views, top_k
-from slowfast_deploy.errors import ModelFormatError, VideoDecodeError
+from slowfast_deploy.errors import ModelFormatError, SlowFastDeployError, VideoDecodeError
 from slowfast_deploy.export.onnx import INPUT_NAME, OUTPUT_NAME
 from slowfast_deploy.labels import names_for
 from slowfast_deploy.runtime import Backend, ModelConfig
@@ -258,8 +258,10 @@ def create_app(
                         "queue_full" if busy else "not_ready", str(err), status=429 if busy else 503
                     )
                 )
-            except ValueError as err:  # the library's checks name the parameter and range
-                return problem_response(Problem("invalid", str(err)))
+            except VideoDecodeError as err:
+                return problem_response(video_problem(err.reason, str(err)))
+            except (SlowFastDeployError, ValueError) as err:  # the library's checks: they
+                return problem_response(Problem("invalid", str(err)))  # name value and range
             except Exception:
                 logger.exception("%s %s failed", request.method, request.url.path)
                 return problem_response(

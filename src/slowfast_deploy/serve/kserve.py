@@ -13,6 +13,7 @@ extension).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,7 +107,7 @@ def parse_infer(body: bytes, header_length: str | None, expected: TensorSpec) ->
             "wrong_shape",
             f"input {name!r} has shape {shape}, expected {list(expected.shape)} (-1: any size)",
         )
-    count = int(np.prod(shape))
+    count = math.prod(shape)
     dtype = NUMPY_DTYPES[expected.datatype]
     params = tensor.get("parameters") or {}
     if "binary_data_size" in params:

@@ -16,11 +16,15 @@ psutil = pytest.importorskip("psutil")
 
 
 def test_sigterm_drains_in_flight_requests(tiny_onnx, tmp_path):
+    from tests.conftest import write_video
+
     port = free_port()
     log = tmp_path / "serve.log"
+    write_video(tmp_path / "live.mp4", num_frames=500, width=64, height=48)  # 20 s, played live
     # a batch waits 1.5 s to fill, so a request is in flight when SIGTERM comes
     cmd = [sys.executable, "-m", "slowfast_deploy", "serve", "--model", str(tiny_onnx),
-           "--port", str(port), "--max-batch", "64", "--max-wait-ms", "1500"]  # fmt: skip
+           "--port", str(port), "--max-batch", "64", "--max-wait-ms", "1500",
+           "--allow-dir", str(tmp_path)]  # fmt: skip
     with open(log, "wb") as err:
         proc = subprocess.Popen(cmd, stderr=err, stdout=subprocess.DEVNULL)
     try:
@@ -39,6 +43,17 @@ def test_sigterm_drains_in_flight_requests(tiny_onnx, tmp_path):
                  if c.status == psutil.CONN_LISTEN}  # fmt: skip
         assert bound == {"127.0.0.1"}
 
+        # a live stream with a client on its events: SIGTERM ends the events, not the drain
+        stream = {"source": str(tmp_path / "live.mp4"), "name": "cam"}
+        assert httpx.post(f"{url}/v1/streams", json=stream).status_code == 201
+        events: list[str] = []
+
+        def listen() -> None:
+            with httpx.stream("GET", f"{url}/v1/streams/cam/events", timeout=120) as r:
+                events.extend(line for line in r.iter_lines() if line.startswith("data:"))
+
+        listener = threading.Thread(target=listen)
+        listener.start()
         video = np.zeros((2, 1, 3, 32, 8, 8), dtype=np.float32)
         body = {"inputs": [{"name": "video", "datatype": "FP32", "shape": list(video.shape),
                             "data": video.ravel().tolist()}]}  # fmt: skip
@@ -50,11 +65,15 @@ def test_sigterm_drains_in_flight_requests(tiny_onnx, tmp_path):
         )
         thread.start()
         time.sleep(0.4)  # the request is waiting in the batcher
+        signalled = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         thread.join(30)
         assert answer["r"].status_code == 200, answer["r"].text
         assert answer["r"].json()["outputs"][0]["shape"] == [2, 10]
         assert proc.wait(30) == 0
+        assert time.monotonic() - signalled < 15  # the event stream did not hold the drain
+        listener.join(10)
+        assert not listener.is_alive() and events  # it got events, then its end
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -195,3 +195,28 @@ def test_batcher_queue_is_bounded():
         assert first[0].result(5).shape == (2, 2)
     finally:
         batcher.close()
+
+
+def test_cli_options(monkeypatch, tmp_path):
+    from slowfast_deploy.cli import build_parser
+    from slowfast_deploy.cli.serve import API_KEY_ENV, serve_options
+
+    monkeypatch.setenv(API_KEY_ENV, "from-the-environment")
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "--model",
+            str(tmp_path / "m.onnx"),
+            "--max-upload",
+            "5MB",
+            "--allow-dir",
+            str(tmp_path),
+            "--max-batch",
+            "4",
+        ]  # fmt: skip
+    )
+    options = serve_options(args)
+    assert options.api_key == "from-the-environment"
+    assert (options.name, options.max_upload_bytes, options.max_batch) == ("m", 5_000_000, 4)
+    assert options.allow_dirs == (str(tmp_path.resolve()),)
+    assert args.host == "127.0.0.1"

@@ -213,7 +213,7 @@ def test_cli_options(monkeypatch, tmp_path):
             str(tmp_path),
             "--max-batch",
             "4",
-        ]  # fmt: skip
+        ]
     )
     options = serve_options(args)
     assert options.api_key == "from-the-environment"

@@ -106,6 +106,14 @@ def mpegts_server(video: Path, port: int) -> Server:
     return Server(args, port=port)
 
 
+def rtmp_server(video: Path, port: int) -> Server:
+    """FFmpeg as an RTMP server sending ``video``'s bitstream (``-c copy``, FLV) in real time
+    to the first client that plays ``rtmp://127.0.0.1:PORT/live/stream``."""
+    args = ["ffmpeg", "-loglevel", "error", "-re", "-i", str(video), "-c", "copy", "-f", "flv",
+            "-listen", "1", f"rtmp://127.0.0.1:{port}/live/stream"]  # fmt: skip
+    return Server(args, port=port)
+
+
 def watch_cmd(*args: str) -> list[str]:
     """``slowfast-deploy watch ARGS`` as a subprocess command line."""
     return [sys.executable, "-m", "slowfast_deploy", "watch", *args]

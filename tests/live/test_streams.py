@@ -23,6 +23,7 @@ from tests.live.senders import (
     mpegts_server,
     needs_ffmpeg,
     needs_rtsp,
+    rtmp_server,
     rtsp_server,
     write_h264,
 )
@@ -89,7 +90,7 @@ class QuietHandler(SimpleHTTPRequestHandler):
 
 @needs_ffmpeg
 @needs_rtsp
-@pytest.mark.parametrize("sender", ["rtsp", "mpegts-tcp", "hls"])
+@pytest.mark.parametrize("sender", ["rtsp", "mpegts-tcp", "rtmp", "hls"])
 def test_stream_windows_equal_the_timeline_of_the_file(
     sender: str, h264_video: Path, backend: Any, servers: list[Server], request: Any
 ) -> None:
@@ -100,6 +101,9 @@ def test_stream_windows_equal_the_timeline_of_the_file(
     elif sender == "mpegts-tcp":
         servers.append(mpegts_server(h264_video, port).start())
         url = f"tcp://127.0.0.1:{port}"
+    elif sender == "rtmp":
+        servers.append(rtmp_server(h264_video, port).start())
+        url = f"rtmp://127.0.0.1:{port}/live/stream"
     else:
         url = request.getfixturevalue("hls_url")
     # nothing may be dropped here: a generous budget and queue

@@ -175,3 +175,18 @@ def test_compile_cli_cuda_without_cuda_is_one_line(tiny_checkpoint, tmp_path, ca
 def test_probs_of_pt2_sum_to_one(tiny_pt2):
     out = run_batched(open_backend(tiny_pt2), as_input(crops(1), "uint8"))
     np.testing.assert_allclose(to_probs(out, "probs").sum(-1), 1, atol=1e-5)
+
+
+def test_fold_batchnorm_keeps_the_function(tiny_model):
+    """bf16 folds BN into the convolutions first (one rounding per layer); in fp32 the folded
+    model is the same function."""
+    import copy
+
+    from slowfast_deploy.model.slowfast import fold_batchnorm
+
+    folded = copy.deepcopy(tiny_model)
+    fold_batchnorm(folded)
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in folded.modules())
+    x = torch.from_numpy(as_input(crops(1), "float32")[:, 0])
+    with torch.inference_mode():
+        np.testing.assert_allclose(folded(x).numpy(), tiny_model(x).numpy(), atol=1e-4, rtol=1e-4)

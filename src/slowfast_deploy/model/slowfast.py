@@ -234,8 +234,11 @@ class ReferenceContract(nn.Module):
     ``normalize`` (a ``PreprocessSpec``) makes a uint8-input model: ``video`` holds RGB crops
     0-255 and the graph computes ``(x - mean) / std`` in float32, the same operations as
     ``video.preprocess.normalize_to_ncthw``, so its scores equal the float model's.
-    ``dtype`` is the dtype the network runs in (``torch.bfloat16``: weights and activations);
-    normalisation and softmax stay in float32 and the output is float32.
+    ``dtype`` is the dtype the backbone runs in (``torch.bfloat16``: weights and activations),
+    with each BatchNorm folded into its convolution first, in float32 (``fold_batchnorm``: one
+    rounding per layer instead of two); normalisation, the head (pooling and ``fc_cls`` over
+    2304 features) and softmax stay in float32, and the output is float32. With float32 the
+    operations are exactly those of ``model(x)``.
     """
 
     mean: torch.Tensor  # [1, 3, 1, 1, 1] float32, with ``normalize`` only
@@ -250,7 +253,10 @@ class ReferenceContract(nn.Module):
         dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
-        self.model = model.to(dtype)
+        if dtype != torch.float32:
+            fold_batchnorm(model)
+            model.backbone.to(dtype)
+        self.model = model
         self.softmax = softmax
         self.dtype = dtype
         self.byte_input = normalize is not None
@@ -268,8 +274,25 @@ class ReferenceContract(nn.Module):
         x = video.flatten(0, 1)
         if self.byte_input:
             x = (x.to(torch.float32) - self.mean) / self.std  # [N*V, 3, T, H, W] float32
-        logits = self.model(x.to(self.dtype)).to(torch.float32)
+        slow, fast = self.model.forward_features(x.to(self.dtype))
+        logits = self.model.forward_head((slow.to(torch.float32), fast.to(torch.float32)))
         return torch.softmax(logits, dim=1) if self.softmax else logits
+
+
+def fold_batchnorm(model: nn.Module) -> None:
+    """Fold every ``ConvBnAct``'s eval-mode BatchNorm into its convolution, in place.
+
+    ``conv(x) * gamma / sqrt(var + eps) + (beta - mean * gamma / sqrt(var + eps))`` as one
+    convolution with a bias, computed in float32 (``torch.nn.utils.fusion``); used before a
+    reduced-precision cast so each layer's output is rounded once. Equal to the unfolded
+    model within float32 rounding.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for module in model.modules():
+        if isinstance(module, ConvBnAct) and module.bn is not None:
+            module.conv = fuse_conv_bn_eval(module.conv, module.bn)
+            module.bn = None
 
 
 def slowfast_r50(spec: ModelSpec = SLOWFAST_R50_8X8) -> SlowFast:

@@ -220,3 +220,29 @@ def test_cli_options(monkeypatch, tmp_path):
     assert (options.name, options.max_upload_bytes, options.max_batch) == ("m", 5_000_000, 4)
     assert options.allow_dirs == (str(tmp_path.resolve()),)
     assert args.host == "127.0.0.1"
+
+
+def test_budget_makes_requests_wait_for_their_share():
+    import asyncio
+
+    from slowfast_deploy.serve.budget import Budget
+
+    async def scenario() -> list[str]:
+        budget = Budget(10)
+        order: list[str] = []
+        first = await budget.acquire(8)
+
+        async def later(name: str, units: int) -> None:
+            held = await budget.acquire(units)
+            order.append(name)
+            await budget.release(held)
+
+        waiting = asyncio.gather(later("big", 5), later("huge", 50))  # 50: all 10, alone
+        await asyncio.sleep(0.05)
+        order.append("released")
+        await budget.release(first)
+        await waiting
+        assert budget.free == 10
+        return order
+
+    assert asyncio.run(scenario())[0] == "released"

@@ -32,7 +32,6 @@ import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -47,7 +46,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Match, Route
 
 from slowfast_deploy import __version__
-from slowfast_deploy.engine.base import DecodeOptions
+from slowfast_deploy.engine.base import DecodedVideo, DecodeOptions
 from slowfast_deploy.engine.scoring import ViewMean, check_model_views, top_k
 from slowfast_deploy.errors import ModelFormatError, SlowFastDeployError, VideoDecodeError
 from slowfast_deploy.export.onnx import INPUT_NAME, OUTPUT_NAME
@@ -63,6 +62,7 @@ from slowfast_deploy.runtime.base import (
 )
 from slowfast_deploy.serve import kserve
 from slowfast_deploy.serve.batcher import BatcherClosed, Clips, DynamicBatcher, QueueFull
+from slowfast_deploy.serve.budget import Budget
 from slowfast_deploy.serve.decoding import DecodeService
 from slowfast_deploy.serve.metrics import Metrics, ObserveMiddleware
 from slowfast_deploy.serve.options import ServeOptions
@@ -79,6 +79,9 @@ from slowfast_deploy.timeline.windows import TimelineStats, WindowPlan
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 1
+# one clip of the reference contract, [1, 3, 32, 224, 224] float32: the unit of the tensor
+# body budget (--max-queue clips' worth of request bodies in memory at once)
+CLIP_BYTES = 3 * 32 * 224 * 224 * 4
 TIMELINE_FORMATS = {"json": "application/json", "csv": "text/csv", "srt": "application/x-subrip"}
 
 
@@ -200,6 +203,9 @@ def create_app(
     metrics = Metrics()
     holder: dict[str, ServeState] = {}
     draining = asyncio.Event()
+    # memory held at once (see ``budget``): tensor bodies, and decoded clips not yet scored
+    body_budget = Budget(options.max_queue * CLIP_BYTES)
+    clip_budget = Budget(max(2 * options.max_batch, 2 * max(VIEWS)))
     active = [0]  # heavy requests in progress (one event loop: no lock needed)
 
     def state() -> ServeState:
@@ -382,15 +388,22 @@ def create_app(
             return await _infer(s, request)
 
     async def _infer(s: ServeState, request: Request) -> Response:
-        body = await read_body(request.stream(), request.headers, options.max_upload_bytes)
         if request.headers.get("content-encoding", "identity") != "identity":
             raise Problem(
                 "unsupported_media_type",
                 f"Content-Encoding {request.headers['content-encoding']!r} is not accepted; "
                 "send the request uncompressed",
             )
-        parsed = kserve.parse_infer(body, request.headers.get(kserve.HEADER_LENGTH), s.input)
-        values = await with_timeout(model_rows(s, Clips.of(parsed.tensor)))
+        declared = request.headers.get("content-length", "")
+        size = int(declared) if declared.isdigit() else options.max_upload_bytes
+        held = await with_timeout(body_budget.acquire(min(size, options.max_upload_bytes)))
+        try:
+            body = await read_body(request.stream(), request.headers, options.max_upload_bytes)
+            parsed = kserve.parse_infer(body, request.headers.get(kserve.HEADER_LENGTH), s.input)
+            del body
+            values = await with_timeout(model_rows(s, Clips.of(parsed.tensor)))
+        finally:
+            await body_budget.release(held)
         content, headers = kserve.infer_response(options.name, parsed, s.output, values)
         return Response(content, headers=headers)
 
@@ -448,17 +461,28 @@ def create_app(
 
     async def _predict(s: ServeState, request: Request, views: int, topk: int) -> Response:
         async with video_source(request) as (path, name):
-            future = s.decoder.submit(path, views)
-            metrics.decode_depth.set(s.decoder.pending)
-            record = await with_timeout(
-                _score_video(s, future, path, name, views, topk), lambda: s.decoder.cancel(future)
-            )
+            record = await with_timeout(_score_video(s, path, name, views, topk))
         return JSONResponse([record])
 
     async def _score_video(
-        s: ServeState, future: Future[Any], path: str, name: str, views: int, topk: int
+        s: ServeState, path: str, name: str, views: int, topk: int
     ) -> dict[str, Any]:
-        decoded = await asyncio.wrap_future(future)
+        held = await clip_budget.acquire(views)  # decoded clips wait for the model: bounded
+        try:
+            future = s.decoder.submit(path, views)
+            metrics.decode_depth.set(s.decoder.pending)
+            try:
+                decoded = await asyncio.wrap_future(future)
+            except asyncio.CancelledError:  # the request timed out or went away
+                s.decoder.cancel(future)
+                raise
+            return await _scores(s, decoded, path, name, views, topk)
+        finally:
+            await clip_budget.release(held)
+
+    async def _scores(
+        s: ServeState, decoded: DecodedVideo, path: str, name: str, views: int, topk: int
+    ) -> dict[str, Any]:
         metrics.decode_depth.set(s.decoder.pending)
         if decoded.crops is None:
             reason = decoded.info.get("reason", "corrupt")

@@ -34,6 +34,13 @@ def listening(port: int) -> bool:
         )
 
 
+def udp_bound(port: int) -> bool:
+    """Whether a UDP socket is bound to 127.0.0.1:``port`` (Linux /proc/net/udp)."""
+    wanted = f"0100007F:{port:04X}"
+    with open("/proc/net/udp") as table:
+        return any(line.split()[1] == wanted for line in table.readlines()[1:])
+
+
 def have_rtsp_server() -> bool:
     if not Path(DEBIAN_PYTHON).exists():
         return False
@@ -79,6 +86,8 @@ class Server:
             assert self.proc.stdout is not None
             line = self.proc.stdout.readline()
             assert self.ready in line, f"server did not start: {line!r} {self.proc.stderr!r}"
+        elif self.args[-1].startswith("udp://"):  # a sender: nothing listens
+            pass
         else:  # wait until the port listens (read from /proc: a probe would be its client)
             deadline = time.monotonic() + timeout_s
             while not listening(self.port):
@@ -104,6 +113,14 @@ def mpegts_server(video: Path, port: int) -> Server:
     args = ["ffmpeg", "-loglevel", "error", "-re", "-i", str(video), "-c", "copy",
             "-f", "mpegts", f"tcp://127.0.0.1:{port}?listen=1"]  # fmt: skip
     return Server(args, port=port)
+
+
+def udp_sender(video: Path, port: int) -> Server:
+    """FFmpeg sending ``video``'s bitstream (``-c copy``) as MPEG-TS over UDP, in real time;
+    start it once the receiver is bound (``udp_bound``): UDP keeps nothing for a late one."""
+    args = ["ffmpeg", "-loglevel", "error", "-re", "-i", str(video), "-c", "copy",
+            "-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316"]  # fmt: skip
+    return Server(args, ready=None, port=port)
 
 
 def rtmp_server(video: Path, port: int) -> Server:

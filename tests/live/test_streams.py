@@ -25,6 +25,8 @@ from tests.live.senders import (
     needs_rtsp,
     rtmp_server,
     rtsp_server,
+    udp_bound,
+    udp_sender,
     write_h264,
 )
 
@@ -90,7 +92,7 @@ class QuietHandler(SimpleHTTPRequestHandler):
 
 @needs_ffmpeg
 @needs_rtsp
-@pytest.mark.parametrize("sender", ["rtsp", "mpegts-tcp", "rtmp", "hls"])
+@pytest.mark.parametrize("sender", ["rtsp", "mpegts-tcp", "mpegts-udp", "rtmp", "hls"])
 def test_stream_windows_equal_the_timeline_of_the_file(
     sender: str, h264_video: Path, backend: Any, servers: list[Server], request: Any
 ) -> None:
@@ -101,6 +103,16 @@ def test_stream_windows_equal_the_timeline_of_the_file(
     elif sender == "mpegts-tcp":
         servers.append(mpegts_server(h264_video, port).start())
         url = f"tcp://127.0.0.1:{port}"
+    elif sender == "mpegts-udp":  # the watch binds the port; the sender starts after
+        url = f"udp://127.0.0.1:{port}"
+
+        def send_when_bound() -> None:
+            deadline = time.monotonic() + 60
+            while not udp_bound(port) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            servers.append(udp_sender(h264_video, port).start())
+
+        threading.Thread(target=send_when_bound, daemon=True).start()
     elif sender == "rtmp":
         servers.append(rtmp_server(h264_video, port).start())
         url = f"rtmp://127.0.0.1:{port}/live/stream"

@@ -40,7 +40,7 @@ def _ray_serve() -> tuple[Any, Any]:
     except ImportError as err:
         raise BackendUnavailableError(
             f"--engine ray needs Ray Serve, which is not installed ({err.name}); "
-            "pip install 'slowfast-deploy[ray,serve]' 'ray[serve]'"
+            "pip install 'slowfast-deploy[ray,serve]'"
         ) from None
     return ray, serve
 

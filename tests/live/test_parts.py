@@ -235,3 +235,22 @@ def test_batcher_takes_one_window_while_the_models_speed_is_unknown() -> None:
     batcher.observe(0.01, 1)
     batcher.put(_pending(0, 1, now))
     assert len(batcher.take(0.0).batch) == 2
+
+
+def test_subtitles_keep_one_timeline_per_stream_across_reconnects(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from slowfast_deploy.live.subtitles import SubtitleFiles
+
+    files = SubtitleFiles(tmp_path / "srt", ["rtsp://127.0.0.1:8554/cam", "door"])
+    segment = {"class": 3, "name": "dancing", "mean_score": 0.8125}
+    files.add({"event": "stream_opened", "stream": "door", "connection": 0, "wall": 100.0})
+    files.add({"event": "segment_end", "stream": "door", "connection": 0, "start_s": 0.0,
+               "end_s": 2.5, **segment})  # fmt: skip
+    files.add({"event": "stream_restored", "stream": "door", "connection": 1, "wall": 130.0})
+    files.add({"event": "segment_end", "stream": "door", "connection": 1, "start_s": 1.0,
+               "end_s": 2.0, **segment})  # fmt: skip
+    files.close()
+    assert (tmp_path / "srt" / "door.srt").read_text() == (
+        "1\n00:00:00,000 --> 00:00:02,500\ndancing 0.81\n\n"
+        "2\n00:00:31,000 --> 00:00:32,000\ndancing 0.81\n"
+    )
+    assert (tmp_path / "srt" / "rtsp_127.0.0.1_8554_cam.srt").read_text() == ""

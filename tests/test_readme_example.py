@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.helpers import write_video
 
-from conftest import write_video
 from slowfast_deploy.export.compile import compile_model
 
 ROOT = Path(__file__).resolve().parents[1]

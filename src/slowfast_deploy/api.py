@@ -12,7 +12,7 @@ summary = sd.evaluate("videos/", "val_list.txt", "slowfast_int8.xml",
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,27 @@ class Prediction:
     @property
     def top1(self) -> tuple[int, str | None, float] | None:
         return self.topk[0] if self.topk else None
+
+    @classmethod
+    def from_scores(
+        cls,
+        video: str,
+        scores: NDArray[np.float32],
+        *,
+        views: int,
+        topk: int = 5,
+        labels: Sequence[str] | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> Prediction:
+        """The prediction of one video's averaged scores: the ``topk`` best classes
+        (``engine.scoring.top_k``), named when ``labels`` name the model's classes."""
+        if topk < 1:
+            raise ValueError(f"topk must be >= 1, got {topk}")
+        names = names_for(labels, len(scores))
+        top = [
+            (int(c), names[c] if names else None, float(scores[c])) for c in top_k(scores, topk)
+        ]
+        return cls(video, top, scores, views, None, dict(info or {}))
 
     def to_dict(self, *, with_scores: bool = False) -> dict[str, Any]:
         """The JSON of ``predict --format json`` (``with_scores``) and ``--format jsonl``: the
@@ -146,12 +167,14 @@ class Model:
     def _prediction(self, result: VideoResult, topk: int) -> Prediction:
         if result.scores is None:
             return Prediction(result.job.path, [], None, 0, result.error, result.info)
-        names = names_for(self.labels, len(result.scores))
-        top = [
-            (int(c), names[c] if names else None, float(result.scores[c]))
-            for c in top_k(result.scores, topk)
-        ]
-        return Prediction(result.job.path, top, result.scores, result.num_views, None, result.info)
+        return Prediction.from_scores(
+            result.job.path,
+            result.scores,
+            views=result.num_views,
+            topk=topk,
+            labels=self.labels,
+            info=result.info,
+        )
 
     def close(self) -> None:
         if self._backend is not None:

@@ -13,7 +13,7 @@ from slowfast_deploy.cli import ExitStatus, main
 @pytest.fixture(scope="module")
 def plain_onnx(tiny_model, tmp_path_factory):
     """A logits-output ONNX file without slowfast-deploy metadata (e.g. from another tool)."""
-    from conftest import export_plain_onnx
+    from tests.helpers import export_plain_onnx
 
     path = tmp_path_factory.mktemp("plain") / "plain.onnx"
     return export_plain_onnx(tiny_model, path, (1, 1, 3, 32, 224, 224), softmax=False)
@@ -145,7 +145,8 @@ def test_infer_logits_flag_on_a_probability_model(tiny_onnx, tmp_path, capsys):
 def test_thirty_views_on_a_224_model_stops_before_decoding(
     tiny_checkpoint, video_dir, tmp_path, capsys
 ):
-    from conftest import tiny_spec
+    from tests.helpers import tiny_spec
+
     from slowfast_deploy.export.onnx import export_onnx
 
     static = tmp_path / "static.onnx"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+from tests.helpers import evaluate_cmd
 
-from conftest import evaluate_cmd
 from slowfast_deploy.engine.decode import DecodedVideo, DecodeOptions, VideoJob, decode_job
 from slowfast_deploy.engine.pool import DecodePool
 from slowfast_deploy.specs import SINGLE_VIEW

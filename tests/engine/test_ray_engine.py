@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 import pytest
+from tests.helpers import evaluate_args, evaluate_cmd, wait_for_records
 
-from conftest import evaluate_args, evaluate_cmd, wait_for_records
 from slowfast_deploy.cli import main
 
 assert os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0"  # set by conftest, before ray

@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 import pytest
+from tests.helpers import evaluate_args
 
-from conftest import evaluate_args
 from slowfast_deploy.cli import main
 
 HOLD_LOCK = """

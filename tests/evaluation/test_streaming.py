@@ -10,8 +10,8 @@ import subprocess
 
 import numpy as np
 import pytest
+from tests.helpers import evaluate_args, evaluate_cmd, wait_for_records
 
-from conftest import evaluate_args, evaluate_cmd, wait_for_records
 from slowfast_deploy.cli import ExitStatus, main
 
 

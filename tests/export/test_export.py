@@ -11,7 +11,8 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from conftest import tiny_spec  # noqa: E402
+from tests.helpers import tiny_spec  # noqa: E402
+
 from slowfast_deploy.errors import ModelFormatError, ParityError  # noqa: E402
 from slowfast_deploy.export.onnx import export_onnx, sample_input  # noqa: E402
 from slowfast_deploy.export.validate import compare_outputs  # noqa: E402

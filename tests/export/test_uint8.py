@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
+from tests.helpers import write_video
 
-from conftest import write_video
 from slowfast_deploy.cli import main
 from slowfast_deploy.errors import BackendUnavailableError, ModelFormatError
 from slowfast_deploy.runtime import open_backend, run_batched
@@ -109,7 +109,8 @@ def test_predict_and_timeline_give_the_float_models_scores(uint8_onnx, tiny_onnx
 
 
 def test_evaluate_gives_the_float_models_scores(uint8_onnx, tiny_onnx, video_dir, tmp_path):
-    from conftest import evaluate_args
+    from tests.helpers import evaluate_args
+
     from slowfast_deploy.evaluation.results import read_records
 
     scores = {}

@@ -6,7 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import tiny_spec  # noqa: E402
+from tests.helpers import tiny_spec  # noqa: E402
+
 from slowfast_deploy.errors import CheckpointError  # noqa: E402
 from slowfast_deploy.model.checkpoint import load_checkpoint  # noqa: E402
 

@@ -27,7 +27,8 @@ def _clip(seed: int, scale: float = 1.0) -> np.ndarray:
 @pytest.fixture(scope="module")
 def sensitive_onnx(tiny_model, tmp_path_factory):
     """The tiny model with a sharper classifier, exported with H and W dynamic."""
-    from conftest import tiny_spec
+    from tests.helpers import tiny_spec
+
     from slowfast_deploy.export.onnx import export_onnx
 
     model = copy.deepcopy(tiny_model)

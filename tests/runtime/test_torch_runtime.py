@@ -12,8 +12,8 @@ import zipfile
 
 import numpy as np
 import pytest
+from tests.helpers import tiny_spec
 
-from conftest import tiny_spec
 from slowfast_deploy.cli import main
 from slowfast_deploy.errors import BackendUnavailableError, ModelFormatError
 from slowfast_deploy.runtime import open_backend, run_batched

@@ -2,66 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-pytest.importorskip("starlette")
-pytest.importorskip("uvicorn")
-pytest.importorskip("python_multipart")
-pytest.importorskip("prometheus_client")
-httpx = pytest.importorskip("httpx")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class RunningServer:
-    url: str
-    port: int
-    app: Any
-
-    def client(self, **kwargs: Any) -> Any:
-        return httpx.Client(base_url=self.url, timeout=60, **kwargs)
-
-
-@contextlib.contextmanager
-def running(model: Path, **options: Any) -> Iterator[RunningServer]:
-    """``create_app(model, ServeOptions(**options))`` served by uvicorn in a thread."""
-    import uvicorn
-
-    from slowfast_deploy.runtime import ModelConfig
-    from slowfast_deploy.serve.app import create_app
-    from slowfast_deploy.serve.options import ServeOptions
-
-    options.setdefault("name", "tiny")
-    app = create_app(ModelConfig(str(model)), ServeOptions(**options))
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the server did not start")
-        time.sleep(0.02)
-    try:
-        yield RunningServer(f"http://127.0.0.1:{port}", port, app)
-    finally:
-        server.should_exit = True
-        thread.join(30)
+from tests.serve.helpers import RunningServer, running
 
 
 @pytest.fixture(scope="session")
@@ -69,17 +14,3 @@ def server(tiny_onnx: Path, video_dir: Path) -> Iterator[RunningServer]:
     """The tiny model, batching up to 8 clips, server paths allowed under ``video_dir``."""
     with running(tiny_onnx, max_batch=8, max_wait_ms=20, allow_dirs=(str(video_dir),)) as s:
         yield s
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in Prometheus text ``text`` (0 if absent)."""
-    import re
-
-    for line in text.splitlines():
-        match = re.fullmatch(r"(\w+)(?:\{(.*)\})? (\S+)", line)
-        if match is None or match.group(1) != name:
-            continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
-        if found == labels:
-            return float(match.group(3))
-    return 0.0

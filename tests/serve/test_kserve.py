@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from tests.serve.conftest import metric
+from tests.serve.helpers import metric
 
 httpclient = pytest.importorskip("tritonclient.http")
 from tritonclient.utils import InferenceServerException  # noqa: E402
@@ -132,7 +132,7 @@ def test_concurrent_clients_are_batched(server, tiny_onnx):
 
 
 def test_queue_full_429_and_timeout_504(tiny_onnx):
-    from tests.serve.conftest import running
+    from tests.serve.helpers import running
 
     # a batch waits 1.5 s to fill: the first request sits in the queue, the second finds it
     # full; the first outlives its 0.5 s limit
@@ -167,7 +167,7 @@ def test_queue_full_429_and_timeout_504(tiny_onnx):
 def test_uint8_model_takes_uint8_tensors_and_videos(tiny_uint8_onnx, server, video_dir):
     """A model exported with --input-dtype uint8: UINT8 in /v2, the bytes fed as they are;
     its video answers equal the float model's (the normalisation moved into the graph)."""
-    from tests.serve.conftest import running
+    from tests.serve.helpers import running
 
     crops = np.random.default_rng(2).integers(0, 256, (2, 1, 3, 32, 16, 16), dtype=np.uint8)
     with running(tiny_uint8_onnx) as s:

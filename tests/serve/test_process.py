@@ -10,13 +10,13 @@ import time
 
 import numpy as np
 import pytest
-from tests.serve.conftest import free_port, httpx
+from tests.serve.helpers import free_port, httpx
 
 psutil = pytest.importorskip("psutil")
 
 
 def test_sigterm_drains_in_flight_requests(tiny_onnx, tmp_path):
-    from tests.conftest import write_video
+    from tests.helpers import write_video
 
     port = free_port()
     log = tmp_path / "serve.log"

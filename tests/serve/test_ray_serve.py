@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from tests.serve.conftest import free_port, httpx
+from tests.serve.helpers import free_port, httpx
 
 pytest.importorskip("ray.serve")
 psutil = pytest.importorskip("psutil")

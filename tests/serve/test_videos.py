@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.serve.conftest import metric, running
+from tests.serve.helpers import metric, running
 
 from slowfast_deploy.cli import main
 
@@ -208,7 +208,7 @@ def test_timeline_decoder_killed_fails_that_request_alone(server, tmp_path, vide
     import time
 
     psutil = pytest.importorskip("psutil")
-    from tests.conftest import write_video
+    from tests.helpers import write_video
 
     long_video = tmp_path / "long.mp4"
     write_video(long_video, num_frames=400, width=64, height=48, seed=5)

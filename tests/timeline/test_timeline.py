@@ -75,7 +75,7 @@ def step_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def long_video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
-    from conftest import write_video
+    from tests.helpers import write_video
 
     path = tmp_path_factory.mktemp("long") / "long.mp4"
     return path, write_video(path, num_frames=150, width=96, height=72, fps=30, seed=5)
@@ -261,7 +261,8 @@ def _predict_scores(backend, path, decoder="decord") -> np.ndarray:
 def test_a_video_one_window_long_gives_predicts_scores(
     tiny_onnx, tmp_path, num_frames, window, decoder
 ) -> None:
-    from conftest import write_video
+    from tests.helpers import write_video
+
     from slowfast_deploy.runtime import open_backend
 
     path = tmp_path / "clip.mp4"
@@ -273,7 +274,8 @@ def test_a_video_one_window_long_gives_predicts_scores(
 
 
 def test_one_window_through_both_commands(tiny_onnx, tmp_path, capsys) -> None:
-    from conftest import write_video
+    from tests.helpers import write_video
+
     from slowfast_deploy.cli import main
 
     path = tmp_path / "clip.mp4"

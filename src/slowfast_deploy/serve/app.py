@@ -46,8 +46,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Match, Route
 
 from slowfast_deploy import __version__
+from slowfast_deploy.api import Prediction
 from slowfast_deploy.engine.base import DecodedVideo, DecodeOptions
-from slowfast_deploy.engine.scoring import ViewMean, check_model_views, top_k
+from slowfast_deploy.engine.scoring import ViewMean, check_model_views
 from slowfast_deploy.errors import ModelFormatError, SlowFastDeployError, VideoDecodeError
 from slowfast_deploy.export.onnx import INPUT_NAME, OUTPUT_NAME
 from slowfast_deploy.labels import names_for
@@ -163,35 +164,6 @@ def _float_param(request: Request, name: str, default: float) -> float:
         return float(value)
     except ValueError as err:
         raise Problem("invalid", f"{name} must be a number, got {value!r}") from err
-
-
-def prediction_record(
-    name: str,
-    scores: NDArray[np.float32],
-    *,
-    views: int,
-    topk: int,
-    labels: list[str] | None,
-    info: dict[str, Any],
-) -> dict[str, Any]:
-    """The record ``predict --format json`` prints for one video (``cli.predict``'s
-    ``prediction_record`` with scores; a test holds the two equal)."""
-    names = names_for(labels, len(scores))
-    return {
-        "video": name,
-        "status": "ok",
-        "topk": [
-            {
-                "class": int(c),
-                "score": float(scores[c]),
-                **({"name": names[c]} if names is not None else {}),
-            }
-            for c in top_k(scores, topk)
-        ],
-        "scores": [float(f"{v:.8g}") for v in scores],
-        "views": views,
-        **{k: v for k, v in info.items() if k != "node"},
-    }
 
 
 def create_app(
@@ -498,9 +470,10 @@ def create_app(
         mean = ViewMean()
         for row in probs:
             mean.add(row)
-        return prediction_record(
+        prediction = Prediction.from_scores(
             name, mean.mean(), views=count, topk=topk, labels=options.labels, info=decoded.info
         )
+        return prediction.to_dict(with_scores=True)  # predict --format json
 
     @handler
     async def timeline(request: Request) -> Response:
@@ -745,4 +718,4 @@ def _close(state: ServeState) -> None:
     logger.info("stopped; removed %s", state.upload_dir)
 
 
-__all__ = ["BatchedBackend", "ServeState", "create_app", "prediction_record"]
+__all__ = ["BatchedBackend", "ServeState", "create_app"]

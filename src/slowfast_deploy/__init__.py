@@ -19,7 +19,7 @@ from slowfast_deploy.specs import SINGLE_VIEW as SINGLE_VIEW
 from slowfast_deploy.specs import SLOWFAST_R50_8X8 as SLOWFAST_R50_8X8
 from slowfast_deploy.specs import THIRTY_VIEW as THIRTY_VIEW
 
-_API = ("Model", "Prediction", "evaluate", "open_model")
+_API = ("Model", "Prediction", "Watch", "evaluate", "open_model", "watch")
 __all__ = ["SINGLE_VIEW", "SLOWFAST_R50_8X8", "THIRTY_VIEW", "SlowFastDeployError", *_API]
 
 

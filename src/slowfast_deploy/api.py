@@ -1,12 +1,16 @@
-"""The Python API: open a model, predict videos, evaluate a list, without shelling out.
+"""The Python API: open a model, predict videos, evaluate a list, watch live streams.
 
-import slowfast_deploy as sd
+    import slowfast_deploy as sd
 
-model = sd.open_model("slowfast_int8.xml", threads=2)
-for p in model.predict(["a.mp4", "b.mp4"], views=30, topk=5):
-    print(p.video, p.top1, p.topk)           # [(class, name, score), ...]
-summary = sd.evaluate("videos/", "val_list.txt", "slowfast_int8.xml",
-                      output="results.jsonl")  # resumable, as `slowfast-deploy evaluate`
+    model = sd.open_model("slowfast_int8.xml", threads=2)
+    for p in model.predict(["a.mp4", "b.mp4"], views=30, topk=5):
+        print(p.video, p.top1, p.topk)           # [(class, name, score), ...]
+    summary = sd.evaluate("videos/", "val_list.txt", "slowfast_int8.xml",
+                          output="results.jsonl")  # resumable, as `slowfast-deploy evaluate`
+    print(summary.accuracy, summary.num_failed)    # RunSummary; .to_dict() is the JSON
+    with sd.watch(["rtsp://127.0.0.1:8554/cam"], "slowfast_int8.xml") as events:
+        for event in events:                     # the JSON events of `slowfast-deploy watch`
+            print(event)
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from slowfast_deploy.engine.jobs import jobs_from_list, jobs_from_paths
 from slowfast_deploy.engine.scoring import top_k
 from slowfast_deploy.evaluation.run import EvaluationRun, RunSummary
 from slowfast_deploy.labels import names_for, resolve_labels
+from slowfast_deploy.live.run import Watch as Watch
+from slowfast_deploy.live.run import watch as watch
 from slowfast_deploy.runtime import Backend, ModelConfig
 from slowfast_deploy.specs import view_spec
 

@@ -116,8 +116,9 @@ def check_state_dict(
             more = f" and {len(keys) - _SHOW} more" if len(keys) > _SHOW else ""
             problems.append(f"{len(keys)} {label}: {', '.join(keys[:_SHOW])}{more}")
     if problems:
+        spec_name = getattr(getattr(model, "spec", None), "name", None)
         raise CheckpointError(
-            f"{source}: does not fit SlowFast '{getattr(model, 'spec', None) and model.spec.name}'"
+            f"{source}: does not fit SlowFast '{spec_name}'"
             f" ({len(expected)} keys expected, {len(state_dict)} found); "
             + "; ".join(problems)
             + ". Use an mmaction2 SlowFast R50 checkpoint, or --spec for another variant."

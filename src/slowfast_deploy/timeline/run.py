@@ -46,7 +46,7 @@ def score_windows(
     batchsize: int = 1,
     stats: TimelineStats | None = None,
     prefetch: int = 0,
-) -> Iterator[WindowRecord]:
+) -> Generator[WindowRecord, None, None]:
     """Windows in, records out: ``batchsize`` windows per model call, one view each.
 
     The scores come from ``engine.scoring.score_views``, as ``predict``'s do. With ``prefetch`` > 0,

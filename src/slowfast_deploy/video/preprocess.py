@@ -14,6 +14,8 @@ and ``imresize``), re-implemented:
 
 from __future__ import annotations
 
+from typing import cast
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -42,8 +44,7 @@ def resize_frame(frame_hwc: NDArray[np.uint8], short_side: int) -> NDArray[np.ui
     size = resized_size(width, height, short_side)
     if size == (width, height):
         return frame_hwc
-    resized: NDArray[np.uint8] = cv2.resize(frame_hwc, size, interpolation=cv2.INTER_LINEAR)
-    return resized
+    return cast(NDArray[np.uint8], cv2.resize(frame_hwc, size, interpolation=cv2.INTER_LINEAR))
 
 
 def crop_offsets(width: int, height: int, crop_size: int, num_crops: int) -> list[tuple[int, int]]:

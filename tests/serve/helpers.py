@@ -59,8 +59,13 @@ def running(model: Path, **options: Any) -> Iterator[RunningServer]:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the server did not start")
         time.sleep(0.02)
+    url = f"http://127.0.0.1:{port}"
+    while httpx.get(f"{url}/v2/health/ready", timeout=5).status_code != 200:  # model loading
+        if time.monotonic() > deadline:
+            raise RuntimeError("the server did not become ready")
+        time.sleep(0.05)
     try:
-        yield RunningServer(f"http://127.0.0.1:{port}", port, app)
+        yield RunningServer(url, port, app)
     finally:
         server.should_exit = True
         thread.join(30)

@@ -191,7 +191,8 @@ def test_api_key(tiny_onnx, video_dir):
         with s.client() as http:
             assert http.get("/v2/health/live").status_code == 200
             assert http.get("/v2/health/ready").status_code == 200
-            for path in ("/", "/v2", "/v2/models/tiny", "/metrics", "/v1/info"):
+            assert http.get("/").status_code == 200  # the page: static, it asks for the key
+            for path in ("/v2", "/v2/models/tiny", "/metrics", "/v1/info", "/v1/streams"):
                 r = http.get(path)
                 assert r.status_code == 401 and r.json()["reason"] == "unauthorized", path
             r = http.get("/v1/info", headers={"authorization": "Bearer wrong"})

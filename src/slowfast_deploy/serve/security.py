@@ -1,7 +1,8 @@
 """Who may call, which server paths and which URLs a request may name.
 
 - ``ApiKeyMiddleware``: with a key, every request needs ``Authorization: Bearer KEY``
-  (compared in constant time); only the ``/v2/health/*`` probes stay open.
+  (compared in constant time); only the ``/v2/health/*`` probes and the page at ``/``
+  (static, no data: it asks for the key and sends it) stay open.
 - ``resolve_server_path``: a path is accepted only if, with every symlink and ``..``
   resolved, it lies under one of ``--allow-dir``; nothing is accepted without one.
 - ``check_url``: the server fetches a URL only under an ``--allow-url`` prefix (same scheme,
@@ -21,6 +22,9 @@ from urllib.parse import unquote, urlsplit
 from slowfast_deploy.serve.problems import Problem
 
 OPEN_PREFIXES = ("/v2/health/",)
+# the page itself (static HTML and JavaScript, no data): it asks for the key and sends it with
+# every request it makes, which a browser cannot do for the page it is opening
+OPEN_PATHS = ("/",)
 
 
 class ApiKeyMiddleware:
@@ -32,7 +36,8 @@ class ApiKeyMiddleware:
         self.on_reject = on_reject
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(OPEN_PREFIXES):
+        path = scope.get("path", "")  # a lifespan scope has none
+        if scope["type"] != "http" or path.startswith(OPEN_PREFIXES) or path in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"authorization", b"")

@@ -3,7 +3,9 @@
 ``torch.export`` traces the reference contract (``video [N, 1, 3, 32, 224, 224]`` ->
 ``class [N, classes]``) with a dynamic batch ``N``; ``torch._inductor.aoti_compile_and_package``
 turns it into a package of machine code for this torch version, device and CPU instruction
-set. ``precision="bf16"`` runs the network in bfloat16 (normalisation and softmax in float32);
+set, with Inductor's freezing (weights as constants: oneDNN convolutions with pre-packed
+weights and fused bias/ReLU/residual-add). ``precision="bf16"`` runs the backbone in
+bfloat16 (BatchNorm folded first; normalisation, head and softmax in float32);
 ``input_dtype="uint8"`` puts the mean/std normalisation in the graph. The package carries
 ``runtime.aot_backend.PT2_METADATA`` and is checked against the eager fp32 model before it is
 kept: fp32 within ``PARITY_ATOL``, reduced precision reported (max |diff|, top-1).
@@ -62,6 +64,7 @@ def compile_torch(
     """Export and AOT-compile ``checkpoint`` to ``output`` (``.pt2`` added if missing)."""
     torch = require("torch", extra="torch", purpose="compile --backend torch")
     from torch._inductor import aoti_compile_and_package
+    from torch._inductor import config as inductor_config
 
     from slowfast_deploy._files import sha256_file
     from slowfast_deploy.model.checkpoint import load_checkpoint
@@ -97,7 +100,14 @@ def compile_torch(
     # written beside the target, then renamed: an interrupted compile leaves no .pt2
     with tempfile.TemporaryDirectory(dir=output.parent) as tmp:
         staged = Path(tmp) / output.name
-        aoti_compile_and_package(program, package_path=str(staged))
+        # freezing: weights become constants, so convolutions are lowered to oneDNN with
+        # pre-packed weights and fused post-ops (bias, ReLU, the residual add) instead of
+        # ATen's convolution followed by separate kernels; set globally as well, since the
+        # lowering reads the global config; it only applies with gradients off
+        with inductor_config.patch(freezing=True), torch.no_grad():
+            aoti_compile_and_package(
+                program, package_path=str(staged), inductor_configs={"freezing": True}
+            )
         compile_s = time.perf_counter() - t0
         shape = [None, 1, 3, spec.clip_len, *(SINGLE_VIEW.preprocess.crop_size,) * 2]
         write_pt2_metadata(

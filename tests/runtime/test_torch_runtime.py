@@ -190,3 +190,14 @@ def test_fold_batchnorm_keeps_the_function(tiny_model):
     x = torch.from_numpy(as_input(crops(1), "float32")[:, 0])
     with torch.inference_mode():
         np.testing.assert_allclose(folded(x).numpy(), tiny_model(x).numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_a_pt2_off_beyond_tolerance_is_not_kept(tiny_checkpoint, tmp_path, monkeypatch):
+    from slowfast_deploy.errors import ParityError
+    from slowfast_deploy.export.aot import compile_torch
+    from slowfast_deploy.runtime.base import PARITY_ATOL
+
+    monkeypatch.setitem(PARITY_ATOL, ("torch", "fp32"), -1.0)  # nothing can pass
+    with pytest.raises(ParityError, match=r"m\.pt2"):
+        compile_torch(tiny_checkpoint, tmp_path / "m.pt2", spec=tiny_spec())
+    assert list(tmp_path.iterdir()) == []

@@ -129,15 +129,20 @@ def compile_torch(
                 "checkpoint_name": Path(checkpoint).name,
             },
         )
+        logger.info("AOTInductor compile of %s took %.0f s", output, compile_s)
+        # checked before it is kept: a package off beyond tolerance never replaces ``output``
+        reference = ReferenceContract(load_checkpoint(checkpoint, spec), softmax=softmax).eval()
+        compiled = AotBackend(str(staged), device=device)
+        parity, agree = check_pt2(reference, compiled, precision, source=str(output))
         os.replace(staged, output)
-    logger.info("AOTInductor compile of %s took %.0f s", output, compile_s)
-    reference = ReferenceContract(load_checkpoint(checkpoint, spec), softmax=softmax).eval()
-    parity, agree = check_pt2(reference, AotBackend(str(output), device=device), precision)
     return AotResult(output, precision, device, input_dtype, parity, agree, compile_s)
 
 
-def check_pt2(reference: object, compiled: object, precision: str) -> tuple[ParityReport, bool]:
-    """``compiled`` (a ``.pt2`` backend) against the eager fp32 float-input ``reference``.
+def check_pt2(
+    reference: object, compiled: object, precision: str, *, source: str
+) -> tuple[ParityReport, bool]:
+    """``compiled`` (a ``.pt2`` backend; ``source`` names it) against the eager fp32
+    float-input ``reference``.
 
     fp32 must agree within ``PARITY_ATOL`` (else ``ParityError``); bf16/fp16 are reported.
     """
@@ -153,7 +158,7 @@ def check_pt2(reference: object, compiled: object, precision: str) -> tuple[Pari
     )
     agree = bool((expected.argmax(-1) == got.argmax(-1)).all())
     atol = PARITY_ATOL.get(("torch", precision))
-    path = compiled.info.model_path  # type: ignore[attr-defined]
+    path = source
     if atol is None:
         diff = float(np.abs(expected - got).max())
         report = ParityReport(

@@ -120,7 +120,7 @@ def measure(
         with run:
             for _ in run.records():
                 pass
-            summary = run.finish()
+            summary = run.finish().to_dict()
     resources = sampler.stop()
     this = summary["this_run"]
     return {

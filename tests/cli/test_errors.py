@@ -77,7 +77,7 @@ def test_logits_model_without_metadata_is_softmaxed(plain_onnx, video_dir, capsy
         (
             ["predict", "{video}", "--model", "{ckpt}", "--device", "cuda"],
             ExitStatus.ERROR,
-            "the torch backend runs on the CPU here",
+            "the torch backend runs .pth checkpoints on the CPU here",
         ),
         (["predict", "{video}", "--model", "{onnx}", "--batchsize", "0"], ExitStatus.USAGE, ""),
         (

@@ -96,7 +96,7 @@ def test_two_node_cluster_losing_its_worker_node(many_videos, tiny_onnx, local_r
                     removed = True
             summary = run.finish()
         assert removed
-        assert summary["num_ok"] == 12
+        assert summary.num_ok == 12
         assert_identical(comparable(out), local_reference)
     finally:
         ray.shutdown()

@@ -27,8 +27,8 @@ ATOL = PARITY_ATOL[("torch", "fp32")]
 HAS_BF16 = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
-def crops(batch: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (batch, 32, 224, 224, 3), dtype=np.uint8)
+def crops(batch: int, seed: int = 0, size: int = 224) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (batch, 32, size, size, 3), dtype=np.uint8)
 
 
 def as_input(views: np.ndarray, dtype: str) -> np.ndarray:
@@ -37,11 +37,14 @@ def as_input(views: np.ndarray, dtype: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def tiny_pt2(tiny_checkpoint, tmp_path_factory):
-    """The tiny model as a uint8-input fp32 ``.pt2`` (compile checks it against eager fp32)."""
+    """The tiny model as a uint8-input fp32 ``.pt2``, batch, H and W dynamic (compile checks it
+    against eager fp32)."""
     from slowfast_deploy.export.aot import compile_torch
 
     out = tmp_path_factory.mktemp("pt2") / "tiny"  # .pt2 is added
-    result = compile_torch(tiny_checkpoint, out, spec=tiny_spec(), input_dtype="uint8")
+    result = compile_torch(
+        tiny_checkpoint, out, spec=tiny_spec(), input_dtype="uint8", dynamic_hw=True
+    )
     assert result.path.name == "tiny.pt2" and result.parity.ok and result.top1_agree
     return result.path
 
@@ -50,17 +53,17 @@ def test_pt2_metadata_says_what_it_needs(tiny_pt2):
     meta = read_pt2_metadata(tiny_pt2)
     assert meta["torch_version"] == torch.__version__
     assert (meta["device"], meta["precision"], meta["input_dtype"]) == ("cpu", "fp32", "uint8")
-    assert meta["input_shape"] == [None, 1, 3, 32, 224, 224]
+    assert meta["input_shape"] == [None, 1, 3, 32, None, None]
     assert (meta["output_kind"], meta["softmax"]) == ("probs", True)
     assert meta["model_spec"]["num_classes"] == 10 and meta["cpu_isa"]
 
 
-def test_pt2_equals_eager_fp32_at_any_batch(tiny_pt2, tiny_checkpoint):
+def test_pt2_equals_eager_fp32_at_any_batch_and_crop_size(tiny_pt2, tiny_checkpoint):
     pt2 = open_backend(tiny_pt2)
     eager = open_backend(tiny_checkpoint, spec=tiny_spec())
     assert (pt2.info.name, pt2.input_dtype, eager.input_dtype) == ("torch", "uint8", "float32")
-    for batch in (1, 3):  # the batch is dynamic
-        views = crops(batch, seed=batch)
+    for batch, size in ((1, 224), (3, 224), (2, 256)):  # batch, H and W are dynamic
+        views = crops(batch, seed=batch, size=size)
         got = run_batched(pt2, as_input(views, "uint8"))
         want = run_batched(eager, as_input(views, "float32"))
         assert got.shape == (batch, 10)

@@ -59,6 +59,12 @@ def add_parser(subparsers: Any) -> None:
         default="float32",
         help="uint8: RGB crops in, mean/std normalisation in the graph (as export --input-dtype)",
     )
+    t.add_argument(
+        "--dynamic-hw",
+        "--dynamic_hw",
+        action="store_true",
+        help="also make H and W dynamic (needed for --views 30's 256x256 crops)",
+    )
     add_spec_arg(t)
     g = p.add_argument_group("int8 (OpenVINO, NNCF)")
     g.add_argument(
@@ -164,6 +170,7 @@ def run_torch(args: argparse.Namespace) -> int:
         input_dtype=args.input_dtype,
         spec=MODEL_SPECS[args.spec],
         threads=args.threads,
+        dynamic_hw=args.dynamic_hw,
     )
     note(
         args,
@@ -178,10 +185,10 @@ def run_torch(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.backend == "torch":
         return run_torch(args)
-    if args.device != "cpu" or args.softmax or args.input_dtype != "float32":
+    if args.device != "cpu" or args.softmax or args.input_dtype != "float32" or args.dynamic_hw:
         raise UsageError(
-            "--device, --softmax and --input-dtype are for --backend torch; an ONNX file "
-            "carries its own (export with --softmax/--input-dtype uint8)"
+            "--device, --softmax, --input-dtype and --dynamic-hw are for --backend torch; an "
+            "ONNX file carries its own (export with --softmax/--input-dtype uint8/--dynamic-hw)"
         )
     int8_only = (args.validation, args.min_agreement, args.recipe, args.full_bias_correction)
     if args.precision != "int8" and (

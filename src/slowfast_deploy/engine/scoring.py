@@ -164,7 +164,7 @@ def check_model_views(backend: Backend, views: ViewSpec) -> None:
         raise ModelFormatError(
             f"{backend.info.model_path}: takes {declared[4]}x{declared[5]} crops but "
             f"{views.num_views} view(s) make {size}x{size} crops; for --views 30 export with "
-            "--dynamic-hw"
+            "--dynamic-hw (or compile --backend torch --dynamic-hw)"
         )
     check_input_shape(declared, (1, 1, 3, clip_len, size, size), model_path=backend.info.model_path)
 

@@ -37,6 +37,9 @@ from slowfast_deploy.specs import SINGLE_VIEW, SLOWFAST_R50_8X8, ModelSpec
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 1024  # the dynamic batch's upper bound in the exported graph
+# dynamic H/W bounds: below 64 pixels the 32x-downsampled feature map would be 1x1, a case
+# torch.export specialises on; 1024 is far above any crop the test pipelines make
+MIN_SIDE, MAX_SIDE = 64, 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +63,13 @@ def compile_torch(
     input_dtype: InputDType = "float32",
     spec: ModelSpec = SLOWFAST_R50_8X8,
     threads: int | None = None,
+    dynamic_hw: bool = False,
 ) -> AotResult:
-    """Export and AOT-compile ``checkpoint`` to ``output`` (``.pt2`` added if missing)."""
+    """Export and AOT-compile ``checkpoint`` to ``output`` (``.pt2`` added if missing).
+
+    ``dynamic_hw`` also makes H and W dynamic (``MIN_SIDE`` to ``MAX_SIDE`` pixels), for
+    ``--views 30``'s 256x256 crops; the default fixes them at 224 (the reference contract).
+    """
     torch = require("torch", extra="torch", purpose="compile --backend torch")
     from torch._inductor import aoti_compile_and_package
     from torch._inductor import config as inductor_config
@@ -93,10 +101,13 @@ def compile_torch(
         .to(device)
     )
     example = torch.from_numpy(sample_input(2, input_dtype)).to(device)
-    batch = torch.export.Dim("N", min=1, max=MAX_BATCH)
+    axes = {0: torch.export.Dim("N", min=1, max=MAX_BATCH)}
+    if dynamic_hw:
+        axes[4] = torch.export.Dim("H", min=MIN_SIDE, max=MAX_SIDE)
+        axes[5] = torch.export.Dim("W", min=MIN_SIDE, max=MAX_SIDE)
     t0 = time.perf_counter()
     with torch.no_grad():
-        program = torch.export.export(model, (example,), dynamic_shapes={"video": {0: batch}})
+        program = torch.export.export(model, (example,), dynamic_shapes={"video": axes})
     # written beside the target, then renamed: an interrupted compile leaves no .pt2
     with tempfile.TemporaryDirectory(dir=output.parent) as tmp:
         staged = Path(tmp) / output.name
@@ -109,7 +120,8 @@ def compile_torch(
                 program, package_path=str(staged), inductor_configs={"freezing": True}
             )
         compile_s = time.perf_counter() - t0
-        shape = [None, 1, 3, spec.clip_len, *(SINGLE_VIEW.preprocess.crop_size,) * 2]
+        side = None if dynamic_hw else SINGLE_VIEW.preprocess.crop_size
+        shape = [None, 1, 3, spec.clip_len, side, side]
         write_pt2_metadata(
             staged,
             {

@@ -73,9 +73,7 @@ def bin_bytes(video: ModelInput) -> bytes:
     return np.ascontiguousarray(video, dtype=BIN_DTYPE).tobytes()
 
 
-def read_bin(
-    path: Path, shape: tuple[int, ...] = BIN_SHAPE, dtype: str = "float32"
-) -> ModelInput:
+def read_bin(path: Path, shape: tuple[int, ...] = BIN_SHAPE, dtype: str = "float32") -> ModelInput:
     """A ``.bin`` of ``dtype`` elements (float32 or uint8), checked for its size."""
     element = bin_dtype(dtype)
     count = int(np.prod(shape))

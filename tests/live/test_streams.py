@@ -286,3 +286,19 @@ def test_a_file_read_as_fast_as_it_decodes_loses_no_window(tmp_path: Path) -> No
     assert windows == list(range((90 - 32) // 16 + 1))
     (final,) = [e for e in events if e["event"] == "stats"]
     assert final["dropped"] == 0
+
+
+@needs_ffmpeg
+def test_a_uint8_model_watches_as_its_float_twin(
+    tmp_path: Path, tiny_onnx: Path, tiny_uint8_onnx: Path
+) -> None:
+    """Windows are assembled as the model takes them (``runtime.base.model_input``): a
+    uint8-input model scores each window as the float model does."""
+    video = write_h264(tmp_path / "small.mp4", seconds=3, size="160x120")
+    scores = []
+    for model in (tiny_onnx, tiny_uint8_onnx):
+        session = watch([str(video)], model, scores=True, max_latency_s=120, queue_depth=64)
+        events = collect(session, timeout_s=120)
+        scores.append([e["scores"] for e in events if e["event"] == "window"])
+    assert len(scores[0]) == (90 - 64) // 16 + 1
+    np.testing.assert_allclose(scores[1], scores[0], atol=1e-5)

@@ -139,6 +139,7 @@ class Watch:
                 ),
                 realtime=options.realtime and source.kind == "file",
                 stop=self._stop,
+                input_dtype=input_dtype_of(backend),
             )
             for i, source in enumerate(self.sources)
         ]

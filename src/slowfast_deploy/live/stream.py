@@ -41,6 +41,7 @@ from slowfast_deploy.live.sources import (
     classify_error,
     open_source,
 )
+from slowfast_deploy.runtime.base import InputDType
 from slowfast_deploy.timeline.windows import TimelineStats, Window, WindowPlan, assemble_windows
 from slowfast_deploy.video.decode import TimedFrame, frame_to_rgb
 from slowfast_deploy.video.preprocess import resize_frame
@@ -145,8 +146,12 @@ class StreamWorker:
         reconnect: Reconnect,
         realtime: bool = False,
         stop: threading.Event,
+        input_dtype: InputDType = "float32",
     ) -> None:
+        """``input_dtype``: what the model takes (``runtime.base.model_input``): windows are
+        assembled as float32 clips or, for a uint8-input model, as bytes."""
         self.index = index
+        self.input_dtype = input_dtype
         self.source = source
         self.plan = plan
         self.windows = EndlessWindows(plan)
@@ -248,7 +253,12 @@ class StreamWorker:
         """Windows of one connection until the stream is lost: why it was."""
         frames = self._frames(container, stream, fps)
         clips = assemble_windows(
-            frames, self.windows, fps=fps, preprocess=self.plan.preprocess, stats=self.stats
+            frames,
+            self.windows,
+            fps=fps,
+            preprocess=self.plan.preprocess,
+            stats=self.stats,
+            input_dtype=self.input_dtype,
         )
         try:
             for clip in clips:  # the last frame pulled is the window's last frame

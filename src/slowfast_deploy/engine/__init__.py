@@ -1,12 +1,14 @@
 """Engines: turn ``VideoJob``s into scored ``VideoResult``s, in any order (see ``base``).
 
-``open_engine`` picks one by name, in one place; Ray is imported only for ``ray``.
+``open_engine`` picks one by name, in one place; Ray itself is imported only when a ray engine
+starts.
 """
 
 from __future__ import annotations
 
 from slowfast_deploy.engine.base import DecodeOptions, Engine, EngineOptions
 from slowfast_deploy.engine.local import LocalEngine
+from slowfast_deploy.engine.ray_data import RayEngine  # Ray itself is imported when it starts
 from slowfast_deploy.runtime import Backend, ModelConfig
 from slowfast_deploy.specs import ViewSpec
 
@@ -29,6 +31,4 @@ def open_engine(
             "the ray engine opens the model on its actors: give a model file (ModelConfig), "
             "not an open backend"
         )
-    from slowfast_deploy.engine.ray_data import RayEngine  # imports Ray: optional, heavy
-
     return RayEngine(model, views, decode, options)

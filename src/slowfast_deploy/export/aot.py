@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from slowfast_deploy._files import sha256_file
 from slowfast_deploy._optional import package_version, require
 from slowfast_deploy.export.onnx import sample_input
 from slowfast_deploy.export.validate import OutputCheck, ParityReport, compare_outputs
-from slowfast_deploy.runtime.aot_backend import cpu_isa, write_pt2_metadata
+from slowfast_deploy.runtime.aot_backend import AotBackend, cpu_isa, write_pt2_metadata
 from slowfast_deploy.runtime.base import INPUT_DTYPES, PARITY_ATOL, InputDType, to_probs
 from slowfast_deploy.runtime.torch_backend import (
     check_torch_device,
@@ -74,10 +75,8 @@ def compile_torch(
     from torch._inductor import aoti_compile_and_package
     from torch._inductor import config as inductor_config
 
-    from slowfast_deploy._files import sha256_file
     from slowfast_deploy.model.checkpoint import load_checkpoint
     from slowfast_deploy.model.slowfast import ReferenceContract
-    from slowfast_deploy.runtime.aot_backend import AotBackend
 
     if input_dtype not in INPUT_DTYPES:
         raise ValueError(f"input_dtype must be one of {INPUT_DTYPES}, got {input_dtype!r}")

@@ -26,10 +26,15 @@ import numpy as np
 
 from slowfast_deploy._optional import require
 from slowfast_deploy.errors import BackendUnavailableError
+from slowfast_deploy.export.onnx import sample_input
 from slowfast_deploy.export.validate import OutputCheck, ParityReport, compare_outputs
 from slowfast_deploy.quantize.calibration import ClipSet
-from slowfast_deploy.quantize.int8 import Int8Options, Int8Outcome
+from slowfast_deploy.quantize.int8 import Int8Options, Int8Outcome, quantize_to_ir
+from slowfast_deploy.runtime import open_backend
+from slowfast_deploy.runtime.base import PARITY_ATOL, run_batched, to_probs
+from slowfast_deploy.runtime.openvino_backend import check_precision
 from slowfast_deploy.runtime.openvino_ir import load_onnx, onnx_metadata, save_ir, to_openvino
+from slowfast_deploy.runtime.ort_backend import session_options
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +97,6 @@ def compile_model(
             "the float export (without --input-dtype uint8)"
         )
     if precision == "int8" and backend == "openvino":
-        from slowfast_deploy.quantize.int8 import quantize_to_ir
-
         outcome = quantize_to_ir(
             proto,
             meta,
@@ -121,7 +124,6 @@ def compile_model(
 
 def _compile_openvino(proto: object, meta: dict[str, str], output: Path, precision: str) -> Path:
     ov = require("openvino", extra="openvino", purpose="compile --backend openvino")
-    from slowfast_deploy.runtime.openvino_backend import check_precision
 
     check_precision(ov.Core(), "CPU", precision)
     return save_ir(to_openvino(proto), output, {**meta, "precision": precision})
@@ -130,7 +132,6 @@ def _compile_openvino(proto: object, meta: dict[str, str], output: Path, precisi
 def _compile_onnxruntime(proto: object, output: Path, threads: int | None) -> Path:
     ort = require("onnxruntime", extra="onnx", purpose="compile --backend onnxruntime")
     onnx = require("onnx", extra="onnx", purpose="compile")
-    from slowfast_deploy.runtime.ort_backend import session_options
 
     target = output.with_suffix(".onnx")
     with tempfile.TemporaryDirectory() as tmp:
@@ -157,9 +158,6 @@ def check_compiled(
     only reported (max |diff|, top-1 agreement): it cannot meet fp32 tolerances by design, and
     the sample clip's top-1 may flip under int8 when its top-2 scores are close.
     """
-    from slowfast_deploy.export.onnx import sample_input
-    from slowfast_deploy.runtime import open_backend
-    from slowfast_deploy.runtime.base import PARITY_ATOL, run_batched, to_probs
 
     reference = open_backend(source, backend="onnxruntime", threads=threads)
     video = sample_input(batchsize or 1, reference.input_dtype)  # a uint8 source stays uint8

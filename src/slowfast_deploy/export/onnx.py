@@ -17,7 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from slowfast_deploy._files import sha256_file
 from slowfast_deploy._optional import package_version, require
+from slowfast_deploy.errors import ParityError
+from slowfast_deploy.export.simplify import simplify_onnx
 from slowfast_deploy.export.validate import ParityReport, compare_outputs
 from slowfast_deploy.runtime.base import (
     INPUT_DTYPES,
@@ -29,6 +32,8 @@ from slowfast_deploy.runtime.base import (
     to_probs,
 )
 from slowfast_deploy.specs import SINGLE_VIEW, SLOWFAST_R50_8X8, ModelSpec
+from slowfast_deploy.video.preprocess import crop_clips
+from slowfast_deploy.video.samples import sample_frames
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +52,6 @@ class ExportResult:
 def sample_input(batch: int = 1, input_dtype: InputDType = "float32") -> ModelInput:
     """Real model input: generated moving-pattern clips through the test pipeline, as
     ``model_input`` makes it for ``input_dtype`` (``[batch, 1, 3, 32, 224, 224]``)."""
-    from slowfast_deploy.video.preprocess import crop_clips
-    from slowfast_deploy.video.samples import sample_frames
 
     clips = [
         model_input(
@@ -79,7 +82,6 @@ def export_onnx(
     """
     torch = require("torch", extra="torch", purpose="ONNX export")
     onnx = require("onnx", extra="onnx", purpose="ONNX export")
-    from slowfast_deploy._files import sha256_file
     from slowfast_deploy.model.checkpoint import load_checkpoint
     from slowfast_deploy.model.slowfast import ReferenceContract
 
@@ -107,8 +109,6 @@ def export_onnx(
         )
     simplified_with = None
     if simplify:
-        from slowfast_deploy.export.simplify import simplify_onnx
-
         simplified_with = simplify_onnx(output, output)
     proto = onnx.load(str(output))
     metadata = {
@@ -147,8 +147,6 @@ def validate_onnx(
     names = [o.name for o in session.get_outputs()]
     inputs = [i.name for i in session.get_inputs()]
     if inputs != [INPUT_NAME] or names != [OUTPUT_NAME]:
-        from slowfast_deploy.errors import ParityError
-
         raise ParityError(f"{path}: I/O names {inputs} -> {names}, expected ['video'] -> ['class']")
     video = sample_input(2)
     with torch.inference_mode():

@@ -15,8 +15,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from slowfast_deploy.errors import BackendUnavailableError, ModelFormatError
+from slowfast_deploy.runtime.aot_backend import AotBackend
 from slowfast_deploy.runtime.base import Backend, BackendInfo, run_batched
-from slowfast_deploy.specs import SLOWFAST_R50_8X8, ModelSpec
+from slowfast_deploy.runtime.openvino_backend import OpenVinoBackend
+from slowfast_deploy.runtime.ort_backend import OnnxRuntimeBackend
+from slowfast_deploy.runtime.torch_backend import TorchBackend
+from slowfast_deploy.specs import MODEL_SPECS, SLOWFAST_R50_8X8, ModelSpec
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 _BY_SUFFIX = {
@@ -85,26 +89,20 @@ def open_backend(
     name = backend_for(path, backend)
     if name == "torch":
         if Path(path).suffix.lower() == ".pt2":
-            from slowfast_deploy.runtime.aot_backend import AotBackend
-
             return AotBackend(path, precision=precision, device=device, threads=threads)
         if device != "cpu":
             raise BackendUnavailableError(
                 f"the torch backend runs .pth checkpoints on the CPU here, not {device!r}; "
                 f"compile a .pt2 with `compile {path} --backend torch --device {device}`"
             )
-        from slowfast_deploy.runtime.torch_backend import TorchBackend
 
         return TorchBackend(
             path, spec=spec, softmax=softmax, threads=threads, precision=precision or "fp32"
         )
     if name == "onnxruntime":
-        from slowfast_deploy.runtime.ort_backend import OnnxRuntimeBackend
-
         return OnnxRuntimeBackend(
             path, device=device, precision=precision or "fp32", threads=threads
         )
-    from slowfast_deploy.runtime.openvino_backend import OpenVinoBackend
 
     return OpenVinoBackend(path, device=device, precision=precision, threads=threads)
 
@@ -122,7 +120,6 @@ class ModelConfig:
     spec: str = SLOWFAST_R50_8X8.name
 
     def open(self) -> Backend:
-        from slowfast_deploy.specs import MODEL_SPECS
 
         return open_backend(
             self.path,

@@ -1,0 +1,55 @@
+"""The package's shape, as the style guide states it (layers are checked by import-linter).
+
+- The root keeps only the public API, specs, labels, errors and two private helpers.
+- The package imports its own modules at the top of a file; a function imports one of them
+  only to keep an optional heavy dependency unloaded until it is used.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "slowfast_deploy"
+
+# module imported inside a function -> the heavy or optional dependency that defers it
+DEFERRED = {
+    "slowfast_deploy.api": "OpenCV and the decoders (import slowfast_deploy needs only numpy)",
+    "slowfast_deploy.model.checkpoint": "torch",
+    "slowfast_deploy.model.slowfast": "torch",
+    "slowfast_deploy.serve.app": "starlette (the serve extra)",
+    "slowfast_deploy.serve.server": "uvicorn (the serve extra)",
+    "slowfast_deploy.serve.ray_serve": "ray[serve] (the ray extra)",
+}
+
+
+def test_the_root_has_at_most_eight_modules():
+    modules = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(modules) <= 8, modules
+
+
+def function_level_imports(path: Path) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.ImportFrom) and inner.module:
+                names = [inner.module] if inner.module != "slowfast_deploy" else []
+                names += [f"{inner.module}.{a.name}" for a in inner.names]
+            elif isinstance(inner, ast.Import):
+                names = [a.name for a in inner.names]
+            else:
+                continue
+            found += [(inner.lineno, n) for n in names if n.startswith("slowfast_deploy")]
+    return found
+
+
+def test_own_modules_are_imported_at_the_top_unless_they_defer_a_heavy_dependency():
+    offending = [
+        f"{path.relative_to(PACKAGE.parent)}:{line} imports {name}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for line, name in function_level_imports(path)
+        if not any(name == m or name.startswith(m + ".") for m in DEFERRED)
+    ]
+    assert not offending, "\n".join(offending)

@@ -28,7 +28,8 @@ from slowfast_deploy.engine import open_engine
 from slowfast_deploy.engine.base import DecodeOptions, EngineOptions, VideoResult, in_order
 from slowfast_deploy.engine.jobs import jobs_from_list, jobs_from_paths
 from slowfast_deploy.engine.scoring import top_k
-from slowfast_deploy.evaluation.run import EvaluationRun, RunSummary
+from slowfast_deploy.evaluation.run import EvaluationRun
+from slowfast_deploy.evaluation.summary import RunSummary
 from slowfast_deploy.labels import names_for, resolve_labels
 from slowfast_deploy.live.run import Watch as Watch
 from slowfast_deploy.live.run import watch as watch
@@ -160,7 +161,7 @@ class Model:
         options = EngineOptions(engine=engine, **engine_options)  # type: ignore[arg-type]
         decode = DecodeOptions(decoder, frame_count)  # type: ignore[arg-type]
         if options.workers > len(jobs):  # no idle decoder processes for a short list
-            options = replace(options, num_workers=max(1, len(jobs)) if options.workers else 0)
+            options = replace(options, num_workers=max(1, len(jobs)))
         model = self.backend if options.engine == "local" else self.config
         runner = open_engine(model, spec, decode, options)
         try:

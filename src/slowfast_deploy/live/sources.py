@@ -10,7 +10,7 @@ A source is one of:
 
 Every source is named by the name given to it (a ``--sources`` line) or else by the source
 string exactly as given. A source that does not open raises ``StreamError`` with one reason
-code (``OPEN_REASONS``) and one plain sentence, never FFmpeg's log.
+code (``errors.Reason``) and one plain sentence, never FFmpeg's log.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from slowfast_deploy._optional import require
-from slowfast_deploy.errors import SlowFastDeployError
+from slowfast_deploy.errors import Reason, SlowFastDeployError
 
 logger = logging.getLogger(__name__)
 
@@ -37,27 +37,13 @@ NETWORK_SCHEMES = frozenset(
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 _DEVICE = re.compile(r"^/dev/video\d+$")
 
-# reason code -> what it means (a stream_failed / stream_lost event carries the code)
-OPEN_REASONS: dict[str, str] = {
-    "refused": "connection refused: nothing listens at that host and port",
-    "unreachable": "no answer within the open timeout (host down, wrong address, no data)",
-    "not_found": "no such file, device or stream path (RTSP/HTTP 404)",
-    "unauthorized": "the server wants credentials (401): put them in the URL, user:pass@host",
-    "forbidden": "the server refuses access (403)",
-    "not_a_video": "the data is not a video container or stream FFmpeg recognises",
-    "no_video_stream": "the source has no video stream",
-    "unsupported_protocol": "the FFmpeg inside PyAV was built without this protocol",
-    "permission_denied": "the file or device cannot be read: check its permissions",
-    "error": "any other failure (the sentence says which)",
-}
-
 
 class StreamError(SlowFastDeployError):
-    """A live source that cannot be opened or read; ``reason`` is a key of ``OPEN_REASONS``."""
+    """A live source that cannot be opened or read, and why (``reason``)."""
 
-    def __init__(self, message: str, *, reason: str) -> None:
+    def __init__(self, message: str, *, reason: Reason) -> None:
         super().__init__(message)
-        self.reason = reason
+        self.reason = Reason(reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,9 +148,9 @@ def open_source(source: Source, options: OpenOptions) -> tuple[Any, Any]:
     if source.kind == "file":
         path = Path(url[len("file://") :] if url.startswith("file://") else url)
         if not path.exists():
-            raise StreamError(f"{source.name}: no such video file", reason="not_found")
+            raise StreamError(f"{source.name}: no such video file", reason=Reason.NOT_FOUND)
         if not path.is_file():
-            raise StreamError(f"{source.name}: not a video file", reason="not_a_video")
+            raise StreamError(f"{source.name}: not a video file", reason=Reason.NOT_A_VIDEO)
         url = str(path)
     elif source.kind == "device":
         fmt = "v4l2"
@@ -183,7 +169,7 @@ def open_source(source: Source, options: OpenOptions) -> tuple[Any, Any]:
         streams = container.streams.video
         if not streams:
             raise StreamError(
-                f"{source.name}: {OPEN_REASONS['no_video_stream']}", reason="no_video_stream"
+                f"{source.name}: the source has no video stream", reason=Reason.NO_VIDEO_STREAM
             )
         return container, streams[0]
     except BaseException:
@@ -197,38 +183,41 @@ def open_failure(source: Source, err: BaseException, options: OpenOptions) -> St
     return StreamError(f"{source.name}: {what}", reason=reason)
 
 
-def classify_error(err: BaseException, options: OpenOptions) -> tuple[str, str]:
+def classify_error(err: BaseException, options: OpenOptions) -> tuple[Reason, str]:
     """``(reason, sentence)`` for an exception PyAV raised while opening or reading."""
     av = require("av", extra="av", purpose="live streams")
     name = type(err).__name__
     if isinstance(err, av.error.HTTPUnauthorizedError):
         return (
-            "unauthorized",
+            Reason.UNAUTHORIZED,
             "the server answered 401 Unauthorized: put user:password@ in the URL",
         )
     if isinstance(err, av.error.HTTPForbiddenError):
-        return "forbidden", "the server answered 403 Forbidden"
+        return Reason.FORBIDDEN, "the server answered 403 Forbidden"
     if isinstance(err, av.error.HTTPNotFoundError):
-        return "not_found", "the server answered 404 Not Found: check the stream path"
+        return Reason.NOT_FOUND, "the server answered 404 Not Found: check the stream path"
     if isinstance(err, av.error.ProtocolNotFoundError):
-        return "unsupported_protocol", "the FFmpeg inside PyAV has no support for this protocol"
+        return (
+            Reason.UNSUPPORTED_PROTOCOL,
+            "the FFmpeg inside PyAV has no support for this protocol",
+        )
     if isinstance(err, ConnectionRefusedError):
-        return "refused", "connection refused: nothing listens at that host and port"
+        return Reason.REFUSED, "connection refused: nothing listens at that host and port"
     if isinstance(err, FileNotFoundError):
-        return "not_found", "not found"
+        return Reason.NOT_FOUND, "not found"
     if isinstance(err, PermissionError):
-        return "permission_denied", "permission denied"
+        return Reason.PERMISSION_DENIED, "permission denied"
     if isinstance(err, av.error.InvalidDataError):
-        return "not_a_video", "not a video FFmpeg recognises (invalid data)"
+        return Reason.NOT_A_VIDEO, "not a video FFmpeg recognises (invalid data)"
     if isinstance(err, av.error.ExitError | TimeoutError) or name == "ExitError":
-        return "unreachable", f"no answer within {options.open_timeout_s:g} s"
+        return Reason.UNREACHABLE, f"no answer within {options.open_timeout_s:g} s"
     if isinstance(err, OSError) and err.errno in (
         errno.EHOSTUNREACH,
         errno.ENETUNREACH,
         errno.ETIMEDOUT,
     ):
-        return "unreachable", "host unreachable"
+        return Reason.UNREACHABLE, "host unreachable"
     if isinstance(err, OSError) and err.errno == errno.ENODEV:
-        return "not_found", "no such device"
+        return Reason.NOT_FOUND, "no such device"
     text = str(err).split(": '")[0] if str(err) else name
-    return "error", text
+    return Reason.ERROR, text

@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from slowfast_deploy._optional import require
+from slowfast_deploy.errors import Reason
 from slowfast_deploy.live.batcher import Batcher, Notice, PendingWindow
 from slowfast_deploy.live.sources import (
     OpenOptions,
@@ -127,7 +128,7 @@ class Reconnect:
 
 
 class _Lost(Exception):
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(message)
         self.reason = reason
 
@@ -193,7 +194,7 @@ class StreamWorker:
         except Exception as err:  # a bug must not pass silently: the stream fails visibly
             logger.exception("%s: stream thread failed", self.source.name)
             self.state = "failed"
-            self._notice("stream_failed", reason="error", message=f"{self.source.name}: {err}")
+            self._notice("stream_failed", reason=Reason.ERROR, message=f"{self.source.name}: {err}")
         finally:
             self.batcher.wake()
 
@@ -277,14 +278,14 @@ class StreamWorker:
         try:
             for frame in container.decode(stream):
                 if self.stop.is_set():
-                    raise _Lost("stopped", f"{self.source.name}: stopped")
+                    raise _Lost(Reason.STOPPED, f"{self.source.name}: stopped")
                 time_s = clock.time_s(index, frame.time)
                 if self.realtime:  # play at the stream's own pace
                     if paced_from is None:
                         paced_from = time.monotonic() - time_s
                     delay = paced_from + time_s - time.monotonic()
                     if delay > 0 and self.stop.wait(delay):
-                        raise _Lost("stopped", f"{self.source.name}: stopped")
+                        raise _Lost(Reason.STOPPED, f"{self.source.name}: stopped")
                 self._arrival = (time.time(), time.monotonic())
                 rgb: NDArray[np.uint8] | None = None
                 if self.windows.wanted(index):
@@ -296,13 +297,13 @@ class StreamWorker:
                 index += 1
         except (av.FFmpegError, OSError) as err:
             reason, what = classify_error(err, self.options)
-            if reason == "unreachable":  # a read that timed out: no data for stall_timeout_s
-                reason = "stalled"
+            if reason == Reason.UNREACHABLE:  # a read that timed out: no data for stall_timeout_s
+                reason = Reason.STALLED
                 what = f"no data for {self.options.stall_timeout_s:g} s (stalled)"
-            elif reason == "not_a_video":  # data FFmpeg cannot read, mid-stream
-                reason, what = "corrupt", "undecodable data"
+            elif reason == Reason.NOT_A_VIDEO:  # data FFmpeg cannot read, mid-stream
+                reason, what = Reason.CORRUPT, "undecodable data"
             raise _Lost(reason, f"{self.source.name}: {what} after {index} frames") from err
-        raise _Lost("ended", f"{self.source.name}: the stream ended after {index} frames")
+        raise _Lost(Reason.ENDED, f"{self.source.name}: the stream ended after {index} frames")
 
 
 def _stream_info(stream: Any) -> dict[str, Any]:

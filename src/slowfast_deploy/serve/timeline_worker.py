@@ -24,7 +24,7 @@ from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from typing import Any
 
-from slowfast_deploy.errors import VideoDecodeError
+from slowfast_deploy.errors import Reason, VideoDecodeError
 from slowfast_deploy.runtime.base import InputDType
 from slowfast_deploy.timeline.windows import (
     TimelineStats,
@@ -132,7 +132,7 @@ class TimelineDecoder:
             raise VideoDecodeError(
                 f"{self.path}: decoding made no progress for {self.timeout_s:g} s and was "
                 "stopped (a hung decoder)",
-                reason="decode_timeout",
+                reason=Reason.DECODE_TIMEOUT,
             )
         try:
             return self._conn.recv()
@@ -143,7 +143,7 @@ class TimelineDecoder:
             raise VideoDecodeError(
                 f"{self.path}: the decoder process died (exit code {code}) while decoding it; "
                 "the file is probably corrupt",
-                reason="decoder_died",
+                reason=Reason.DECODER_DIED,
             ) from err
 
     def open(self) -> None:

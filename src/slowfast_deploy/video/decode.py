@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from slowfast_deploy._optional import require
-from slowfast_deploy.errors import VideoDecodeError
+from slowfast_deploy.errors import Reason, VideoDecodeError
 from slowfast_deploy.video import _quiet, _swscale41, reasons
 
 logger = logging.getLogger(__name__)
@@ -50,13 +50,13 @@ _DECORD_FRAMES_PER_CALL = 4
 # failures that are the file's, not the decoder's: ``auto`` does not try PyAV after them
 _FILE_REASONS = frozenset(
     {
-        "not_found",
-        "not_regular_file",
-        "permission_denied",
-        "not_a_video",
-        "no_video_stream",
-        "truncated",
-        "corrupt",
+        Reason.NOT_FOUND,
+        Reason.NOT_REGULAR_FILE,
+        Reason.PERMISSION_DENIED,
+        Reason.NOT_A_VIDEO,
+        Reason.NO_VIDEO_STREAM,
+        Reason.TRUNCATED,
+        Reason.CORRUPT,
     }
 )
 
@@ -117,7 +117,7 @@ class _ReaderBase:
             raise VideoDecodeError(
                 f"{self.path}: frame indices {indices.min()}..{indices.max()} outside "
                 f"0..{self.info.num_frames - 1}",
-                reason="invalid_indices",
+                reason=Reason.INVALID_INDICES,
             )
 
 
@@ -145,7 +145,7 @@ class DecordReader(_ReaderBase):
             raise _decord_failure(path, err, on_frame) from err
         if first is None:
             found = reasons.diagnose(path, on_frame=on_frame)
-            raise found or reasons.fail(path, "corrupt", "no frame decodes")
+            raise found or reasons.fail(path, Reason.CORRUPT, "no frame decodes")
         if first.ndim != 3 or first.shape[2] != 3:  # decord's copy mis-sizes these frames
             raise _decord_unsupported_size(path)
         hidden = count_hidden_frames(path)
@@ -213,14 +213,14 @@ def _decord_failure(
     else:
         what = "decord cannot read it"
     return reasons.fail(
-        path, "unsupported_by_decord", f"{what}; PyAV can: use --decoder auto or pyav"
+        path, Reason.UNSUPPORTED_BY_DECORD, f"{what}; PyAV can: use --decoder auto or pyav"
     )
 
 
 def _decord_unsupported_size(path: Path) -> VideoDecodeError:
     return reasons.fail(
         path,
-        "unsupported_size",
+        Reason.UNSUPPORTED_SIZE,
         "decord mis-sizes the frames of this video (its size or "
         "rotation); use --decoder auto or pyav",
     )
@@ -290,7 +290,7 @@ class PyAVReader(_ReaderBase):
 
     def _failure(self) -> VideoDecodeError:
         return reasons.diagnose(self.path, on_frame=self._on_frame) or reasons.fail(
-            self.path, "corrupt", "PyAV cannot decode its video stream; re-encode it"
+            self.path, Reason.CORRUPT, "PyAV cannot decode its video stream; re-encode it"
         )
 
     def read(
@@ -306,7 +306,7 @@ class PyAVReader(_ReaderBase):
         if self._sources is not None:
             raise reasons.fail(
                 self.path,
-                "edit_list",
+                Reason.EDIT_LIST,
                 f"its container counts {self._sources.hidden} frames "
                 "that never play (an edit list) and only decord numbers frames around them as "
                 "mmaction2 sees them: use --decoder decord or auto, or --frame-count decoded "
@@ -336,7 +336,7 @@ class PyAVReader(_ReaderBase):
         if (frame.width, frame.height) != self._size:
             raise reasons.fail(
                 self.path,
-                "size_change",
+                Reason.SIZE_CHANGE,
                 f"the frame size changes from {self._size[0]}x"
                 f"{self._size[1]} to {frame.width}x{frame.height} by frame {index}; PyAV does "
                 "not rescale it as decord does: use --decoder decord or auto",
@@ -595,7 +595,7 @@ def _iter_pyav(
     if reader._sources is not None:  # decord's numbering around hidden frames needs seeks
         raise reasons.fail(
             reader.path,
-            "edit_list",
+            Reason.EDIT_LIST,
             f"its container counts {reader.info.hidden_frames} frames that never play (an "
             "edit list) and only decord numbers frames around them as mmaction2 sees them: "
             "use --decoder decord or auto",
@@ -621,7 +621,7 @@ def _iter_pyav(
             f"{reader.path}: container says {reader.info.num_frames} frames but frame "
             f"{index + 1} could not be decoded (truncated or corrupt file); "
             "stop before it with --end",
-            reason="truncated",
+            reason=Reason.TRUNCATED,
         )
 
 

@@ -14,22 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from slowfast_deploy._optional import require
-from slowfast_deploy.errors import VideoDecodeError
-
-# reason code -> what it means (docs/guides/hostile-files.md's table is this one)
-REASONS: dict[str, str] = {
-    "not_found": "no such file: check the path in the list and --video-dir",
-    "not_regular_file": "a directory, FIFO or device, not a video file: list video files only",
-    "permission_denied": "the file cannot be read: make it readable (chmod a+r)",
-    "not_a_video": "empty, or not a video container FFmpeg recognises",
-    "no_video_stream": "audio only, or audio with a cover image: there is no video to classify",
-    "truncated": "the file is cut short (says how far it plays): download or copy it again",
-    "corrupt": "damaged data near a given frame: re-encode or replace the file",
-    "unsupported_size": "decord mis-sizes frames of this size or rotation: use --decoder auto",
-    "unsupported_by_decord": "decord cannot read the file but PyAV can: use --decoder auto or pyav",
-    "size_change": "frame size changes mid-stream; only decord rescales it: use --decoder decord",
-    "edit_list": "PyAV, container count, edit-list cut: use decord, auto or --frame-count decoded",
-}
+from slowfast_deploy.errors import Reason, VideoDecodeError
 
 _KINDS = {
     stat.S_IFDIR: "a directory",
@@ -40,7 +25,7 @@ _KINDS = {
 }
 
 
-def fail(path: Path, reason: str, what: str) -> VideoDecodeError:
+def fail(path: Path, reason: Reason, what: str) -> VideoDecodeError:
     """The one-line error: ``PATH: what is wrong; the fix``."""
     return VideoDecodeError(f"{path}: {what}", reason=reason)
 
@@ -50,20 +35,24 @@ def check_path(path: Path) -> None:
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError as err:
-        raise fail(path, "not_found", "no such video file") from err
+        raise fail(path, Reason.NOT_FOUND, "no such video file") from err
     except NotADirectoryError as err:
-        raise fail(path, "not_found", "no such video file (a parent is not a directory)") from err
+        raise fail(
+            path, Reason.NOT_FOUND, "no such video file (a parent is not a directory)"
+        ) from err
     except PermissionError as err:
-        raise fail(path, "permission_denied", "permission denied on its folder") from err
+        raise fail(path, Reason.PERMISSION_DENIED, "permission denied on its folder") from err
     if not stat.S_ISREG(mode):
         kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
-        raise fail(path, "not_regular_file", f"is {kind}, not a video file; list video files only")
+        raise fail(
+            path, Reason.NOT_REGULAR_FILE, f"is {kind}, not a video file; list video files only"
+        )
     try:
         with open(path, "rb"):
             pass
     except PermissionError as err:
         raise fail(
-            path, "permission_denied", "permission denied; make it readable (chmod a+r)"
+            path, Reason.PERMISSION_DENIED, "permission denied; make it readable (chmod a+r)"
         ) from err
 
 
@@ -78,19 +67,19 @@ def diagnose(
     """
     av = require("av", extra="av", purpose="diagnosing videos")
     if path.stat().st_size == 0:
-        return fail(path, "not_a_video", "empty file (0 bytes); remove it from the list")
+        return fail(path, Reason.NOT_A_VIDEO, "empty file (0 bytes); remove it from the list")
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError):
         if _mp4_without_index(path):
             return fail(
                 path,
-                "truncated",
+                Reason.TRUNCATED,
                 "truncated: the file ends before its index (moov) was "
                 "written, so no frame can be located; download or copy it again",
             )
         return fail(
-            path, "not_a_video", "not a video file FFmpeg recognises; remove it from the list"
+            path, Reason.NOT_A_VIDEO, "not a video file FFmpeg recognises; remove it from the list"
         )
     with container:
         if is_still_image(container):
@@ -107,7 +96,7 @@ def is_still_image(container: Any) -> bool:
 
 
 def still_image(path: Path) -> VideoDecodeError:
-    return fail(path, "not_a_video", "a still image, not a video; remove it from the list")
+    return fail(path, Reason.NOT_A_VIDEO, "a still image, not a video; remove it from the list")
 
 
 def video_stream(container: Any) -> Any:
@@ -129,7 +118,7 @@ def no_video_stream(path: Path, container: Any) -> VideoDecodeError:
         what = "has no video stream (audio only); remove it from the list"
     else:
         what = "has no video stream; remove it from the list"
-    return fail(path, "no_video_stream", what)
+    return fail(path, Reason.NO_VIDEO_STREAM, what)
 
 
 def _decode_all(
@@ -164,7 +153,7 @@ def _decode_all(
         return corrupt(path, first_error)
     if frames == 0:
         return fail(
-            path, "corrupt", "no frame of its video stream decodes; re-encode or replace it"
+            path, Reason.CORRUPT, "no frame of its video stream decodes; re-encode or replace it"
         )
     return None
 
@@ -174,14 +163,16 @@ def truncated(path: Path, played: int, expected: int, stream: Any) -> VideoDecod
     seconds = f" ({played / rate:.1f} s of {expected / rate:.1f} s)" if rate else ""
     return fail(
         path,
-        "truncated",
+        Reason.TRUNCATED,
         f"truncated: plays {played} of {expected} frames{seconds}; download or copy it again",
     )
 
 
 def corrupt(path: Path, frame_index: int) -> VideoDecodeError:
     return fail(
-        path, "corrupt", f"corrupt data near frame {frame_index}; re-encode or replace the file"
+        path,
+        Reason.CORRUPT,
+        f"corrupt data near frame {frame_index}; re-encode or replace the file",
     )
 
 

@@ -4,7 +4,7 @@
 
     model = sd.open_model("slowfast_int8.xml", threads=2)
     for p in model.predict(["a.mp4", "b.mp4"], views=30, topk=5):
-        print(p.video, p.top1, p.topk)           # [(class, name, score), ...]
+        print(p.video, p.top1, p.topk)           # ((class, name, score), ...)
     summary = sd.evaluate("videos/", "val_list.txt", "slowfast_int8.xml",
                           output="results.jsonl")  # resumable, as `slowfast-deploy evaluate`
     print(summary.accuracy, summary.num_failed)    # RunSummary; .to_dict() is the JSON
@@ -16,85 +16,22 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
-
 from slowfast_deploy.engine import open_engine
-from slowfast_deploy.engine.base import DecodeOptions, EngineOptions, VideoResult, in_order
+from slowfast_deploy.engine.base import DecodeOptions, EngineOptions, in_order
 from slowfast_deploy.engine.jobs import jobs_from_list, jobs_from_paths
-from slowfast_deploy.engine.scoring import top_k
+from slowfast_deploy.engine.prediction import Prediction as Prediction
 from slowfast_deploy.evaluation.run import EvaluationRun
 from slowfast_deploy.evaluation.summary import RunSummary
-from slowfast_deploy.labels import names_for, resolve_labels
+from slowfast_deploy.labels import resolve_labels
 from slowfast_deploy.live.run import Watch as Watch
 from slowfast_deploy.live.run import watch as watch
 from slowfast_deploy.runtime import Backend, ModelConfig
 from slowfast_deploy.specs import view_spec
-
-
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    """One video's answer: top-k ``(class, name or None, score)``, all scores, or an error."""
-
-    video: str
-    topk: list[tuple[int, str | None, float]]
-    scores: NDArray[np.float32] | None  # [classes], softmax averaged over the views
-    views: int
-    error: str | None = None
-    info: dict[str, Any] = field(default_factory=dict)  # decoder used, failure reason, ...
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @property
-    def top1(self) -> tuple[int, str | None, float] | None:
-        return self.topk[0] if self.topk else None
-
-    @classmethod
-    def from_scores(
-        cls,
-        video: str,
-        scores: NDArray[np.float32],
-        *,
-        views: int,
-        topk: int = 5,
-        labels: Sequence[str] | None = None,
-        info: dict[str, Any] | None = None,
-    ) -> Prediction:
-        """The prediction of one video's averaged scores: the ``topk`` best classes
-        (``engine.scoring.top_k``), named when ``labels`` name the model's classes."""
-        if topk < 1:
-            raise ValueError(f"topk must be >= 1, got {topk}")
-        names = names_for(labels, len(scores))
-        top = [
-            (int(c), names[c] if names else None, float(scores[c])) for c in top_k(scores, topk)
-        ]
-        return cls(video, top, scores, views, None, dict(info or {}))
-
-    def to_dict(self, *, with_scores: bool = False) -> dict[str, Any]:
-        """The JSON of ``predict --format json`` (``with_scores``) and ``--format jsonl``: the
-        same keys as evaluate's records, without the node."""
-        if not self.ok:
-            return {"video": self.video, "status": "failed", "error": self.error, **self.info}
-        record: dict[str, Any] = {
-            "video": self.video,
-            "status": "ok",
-            "topk": [
-                {"class": c, "score": score, **({"name": name} if name is not None else {})}
-                for c, name, score in self.topk
-            ],
-        }
-        if with_scores and self.scores is not None:
-            record["scores"] = [float(f"{v:.8g}") for v in self.scores]
-        record["views"] = self.views
-        record.update({k: v for k, v in self.info.items() if k != "node"})
-        return record
 
 
 class Model:
@@ -167,21 +104,9 @@ class Model:
         try:
             runner.start()
             for result in in_order(runner.run(jobs), jobs):
-                yield self._prediction(result, topk)
+                yield Prediction.from_result(result, topk=topk, labels=self.labels)
         finally:
             runner.close()  # the local engine leaves a backend it was given open
-
-    def _prediction(self, result: VideoResult, topk: int) -> Prediction:
-        if result.scores is None:
-            return Prediction(result.job.path, [], None, 0, result.error, result.info)
-        return Prediction.from_scores(
-            result.job.path,
-            result.scores,
-            views=result.num_views,
-            topk=topk,
-            labels=self.labels,
-            info=result.info,
-        )
 
     def close(self) -> None:
         if self._backend is not None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple, TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
@@ -45,6 +46,47 @@ def top_k(scores: NDArray[np.floating], k: int) -> NDArray[np.int64]:
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     return np.argsort(-np.asarray(scores), kind="stable")[:k].astype(np.int64)
+
+
+_TopClassRequired = TypedDict("_TopClassRequired", {"class": int, "score": float})
+
+
+class TopClassDict(_TopClassRequired, total=False):
+    """``TopClass.to_dict()``: ``{"class", "score"}`` and ``"name"`` when the class has one."""
+
+    name: str
+
+
+class TopClass(NamedTuple):
+    """One of the best classes of a video or window: ``(index, name or None, score)``.
+
+    A tuple (``c, name, score = p.top1``); ``to_dict()`` is its JSON in ``predict``,
+    ``evaluate``'s results lines and ``serve``.
+    """
+
+    index: int
+    name: str | None
+    score: float
+
+    def to_dict(self) -> TopClassDict:
+        entry: TopClassDict = {"class": self.index, "score": self.score}
+        if self.name is not None:
+            entry["name"] = self.name
+        return entry
+
+
+def top_classes(
+    scores: NDArray[np.floating], k: int, *, names: Sequence[str] | None = None
+) -> tuple[TopClass, ...]:
+    """The ``k`` best classes of one score row (``top_k``), named by ``names`` if given.
+
+    >>> top_classes(np.array([0.1, 0.5, 0.4]), 2, names=["a", "b", "c"])
+    (TopClass(index=1, name='b', score=0.5), TopClass(index=2, name='c', score=0.4))
+    """
+    return tuple(
+        TopClass(int(c), names[c] if names is not None else None, float(scores[c]))
+        for c in top_k(scores, k)
+    )
 
 
 class ViewMean:

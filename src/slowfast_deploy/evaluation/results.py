@@ -22,106 +22,15 @@ from typing import IO, Any
 from slowfast_deploy._files import open_atomic, sha256_file, write_atomic
 from slowfast_deploy.engine.base import VideoResult
 from slowfast_deploy.engine.decode import decoder_reusable
-from slowfast_deploy.engine.scoring import top_k
+from slowfast_deploy.engine.prediction import Prediction
 from slowfast_deploy.errors import DataFormatError
-from slowfast_deploy.labels import names_for
-
-
-@dataclass(frozen=True, slots=True)
-class TopClass:
-    class_index: int
-    score: float
-    name: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "class": self.class_index,
-            "score": self.score,
-            **({"name": self.name} if self.name is not None else {}),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class VideoRecord:
-    """One video's line in a results file: its top-k, all scores and timings, or its error.
-
-    ``to_dict()`` is the JSON line, key for key: ``key, index, video, label, status``, then
-    ``error`` and the facts of a failure, or ``topk, scores, views, timing_ms`` and the facts
-    of a success (``info``: the decoder used, node, retries, failure ``reason``, ...).
-    """
-
-    key: str
-    index: int | None
-    video: str
-    label: int | None
-    status: str  # "ok" or "failed"
-    error: str | None = None
-    topk: tuple[TopClass, ...] = ()
-    scores: tuple[float, ...] = ()
-    views: int = 0
-    timing_ms: dict[str, float] = field(default_factory=dict)
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    def to_dict(self) -> dict[str, Any]:
-        record: dict[str, Any] = {
-            "key": self.key,
-            "index": self.index,
-            "video": self.video,
-            "label": self.label,
-            "status": self.status,
-        }
-        if not self.ok:
-            record["error"] = self.error
-            record.update(self.info)
-            return record
-        record["topk"] = [t.to_dict() for t in self.topk]
-        record["scores"] = list(self.scores)
-        record["views"] = self.views
-        record["timing_ms"] = dict(self.timing_ms)
-        record.update(self.info)  # decoder used, node, retries, ...
-        return record
-
-
-def video_record(
-    result: VideoResult, *, index: int | None, labels: Sequence[str] | None = None, topk: int = 5
-) -> VideoRecord:
-    """The record of one engine result; names only when ``labels`` name the model's classes."""
-    job = result.job
-    if result.scores is None:
-        return VideoRecord(
-            job.key, index, job.path, job.label, "failed", result.error, info=dict(result.info)
-        )
-    names = names_for(labels, len(result.scores))  # never Kinetics names on a 10-class model
-    return VideoRecord(
-        job.key,
-        index,
-        job.path,
-        job.label,
-        "ok",
-        topk=tuple(
-            TopClass(int(c), float(result.scores[c]), names[c] if names else None)
-            for c in top_k(result.scores, topk)
-        ),
-        scores=tuple(float(f"{v:.8g}") for v in result.scores),
-        views=result.num_views,
-        timing_ms={
-            "decode": round(result.decode_ms, 3),
-            "preprocess": round(result.preprocess_ms, 3),
-            "infer": round(result.infer_ms, 3),
-        },
-        info=dict(result.info),
-    )
 
 
 def result_record(
     result: VideoResult, *, index: int | None, labels: Sequence[str] | None = None, topk: int = 5
 ) -> dict[str, Any]:
-    """``video_record(...).to_dict()``: the JSON line."""
-    return video_record(result, index=index, labels=labels, topk=topk).to_dict()
+    """The JSON line of one engine result (``Prediction.to_record``)."""
+    return Prediction.from_result(result, index=index, labels=labels, topk=topk).to_record()
 
 
 HEADER_KEY = "#run"

@@ -24,13 +24,9 @@ from typing import Any
 from slowfast_deploy._files import write_text_atomic
 from slowfast_deploy.engine import open_engine
 from slowfast_deploy.engine.base import DecodeOptions, Engine, EngineOptions, VideoJob
-from slowfast_deploy.evaluation.results import (
-    ResultsFile,
-    RunLock,
-    VideoRecord,
-    model_fingerprint,
-    video_record,
-)
+from slowfast_deploy.engine.prediction import Prediction
+from slowfast_deploy.errors import Reason
+from slowfast_deploy.evaluation.results import ResultsFile, RunLock, model_fingerprint
 from slowfast_deploy.evaluation.summary import RunSummary, ThisRun, summarize
 from slowfast_deploy.runtime import ModelConfig
 from slowfast_deploy.runtime.benchmark import cpu_name
@@ -118,7 +114,7 @@ class EvaluationRun:
         assert self._results is not None, "use EvaluationRun in a `with` block"
         return self._results.path
 
-    def records(self) -> Iterator[VideoRecord]:
+    def records(self) -> Iterator[Prediction]:
         """Run the engine over the videos still to do; yield each record once it is on disk."""
         assert self._results is not None, "use EvaluationRun in a `with` block"
         index_of = {job.key: i for i, job in enumerate(self.jobs)}
@@ -136,10 +132,10 @@ class EvaluationRun:
             if result.job.key in seen:  # an engine that retried a finished video
                 continue
             seen.add(result.job.key)
-            record = video_record(
+            record = Prediction.from_result(
                 result, index=_list_index(result.job.key, index_of), labels=self.labels
             )
-            self._results.append(record.to_dict())
+            self._results.append(record.to_record())
             self._counts["ok" if result.error is None else "failed"] += 1
             self._infer_ms += result.infer_ms
             last = time.perf_counter()
@@ -148,16 +144,18 @@ class EvaluationRun:
         missing = [job for job in self.todo if job.key not in seen]
         if missing:  # never silently smaller: an engine bug, but recorded as such
             for job in missing:
-                record = VideoRecord(
-                    job.key,
-                    index_of[job.key],
+                record = Prediction(
                     job.path,
-                    job.label,
-                    "failed",
+                    (),
+                    None,
+                    0,
                     f"{job.path}: the engine returned no result for it; rerun to retry",
-                    info={"reason": "lost"},
+                    reason=Reason.LOST,
+                    key=job.key,
+                    index=index_of[job.key],
+                    label=job.label,
                 )
-                self._results.append(record.to_dict())
+                self._results.append(record.to_record())
                 self._counts["failed"] += 1
                 yield record
         self.timing.update(

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from slowfast_deploy.engine.scoring import top_k
+from slowfast_deploy.engine.scoring import TopClass, top_classes
 from slowfast_deploy.labels import class_name
 from slowfast_deploy.timeline.run import VideoTimeline
 from slowfast_deploy.timeline.segments import Segment, find_segments, smooth_scores
@@ -39,22 +39,18 @@ class SegmentOptions:
             raise ValueError(f"threshold must be a score in 0..1, got {self.threshold}")
 
 
-def top_classes(scores: NDArray[np.float32], k: int) -> list[tuple[int, float]]:
-    """``(class, score)`` of the ``k`` best classes, best first (``engine.scoring.top_k``)."""
-    return [(int(c), float(scores[c])) for c in top_k(scores, k)]
-
-
 def timeline_segments(timeline: VideoTimeline, *, smooth: int, threshold: float) -> list[Segment]:
     return find_segments(
         timeline.records, smooth_scores(timeline.scores(), smooth), threshold=threshold
     )
 
 
-def _class(index: int, score: float, labels: Sequence[str] | None) -> dict[str, Any]:
-    entry: dict[str, Any] = {"class": index}
+def _class(top: TopClass, labels: Sequence[str] | None) -> dict[str, Any]:
+    """A timeline's ``{"class", "name", "score"}`` (named ``class N`` past the labels)."""
+    entry: dict[str, Any] = {"class": top.index}
     if labels is not None:
-        entry["name"] = class_name(index, labels)
-    entry["score"] = round(score, 6)
+        entry["name"] = class_name(top.index, labels)
+    entry["score"] = round(top.score, 6)
     return entry
 
 
@@ -72,10 +68,10 @@ def window_entry(
         "end_frame": record.end_frame,
         "start_s": round(record.start_s, 4),
         "end_s": round(record.end_s, 4),
-        "topk": [_class(c, s, labels) for c, s in top_classes(record.scores, topk)],
+        "topk": [_class(top, labels) for top in top_classes(record.scores, topk)],
     }
     if smoothed is not None:
-        entry["smoothed_top1"] = _class(*top_classes(smoothed, 1)[0], labels)
+        entry["smoothed_top1"] = _class(top_classes(smoothed, 1)[0], labels)
     return entry
 
 

@@ -82,7 +82,7 @@ def test_a_video_that_kills_its_decoder_twice_fails_alone(videos):
         assert out[name].crops is not None and out[name].error is None
     crashed = out["crash.mp4"]
     assert crashed.crops is None
-    assert crashed.info["reason"] == "decoder_died"
+    assert crashed.reason == "decoder_died"
     assert "decoder process died (signal 9, SIGKILL) twice" in crashed.error
     assert str(videos / "crash.mp4") in crashed.error
     assert stats["crashes"] == 2 and stats["retried"] == 1 and stats["worker_restarts"] == 2
@@ -99,7 +99,7 @@ def test_a_hung_decode_is_killed_after_the_stall_limit(videos):
     )
     assert time.monotonic() - t0 < 60
     hung = out["hang.mp4"]
-    assert hung.crops is None and hung.info["reason"] == "decode_timeout"
+    assert hung.crops is None and hung.reason == "decode_timeout"
     assert "made no progress for 2 s" in hung.error and "--decode-timeout" in hung.error
     assert out["v0.mp4"].crops is not None and out["v1.mp4"].crops is not None
     assert stats["timeouts"] == 1
@@ -158,4 +158,4 @@ def test_the_video_being_decoded_is_blamed_not_one_whose_result_is_in_flight(vid
             out[decoded.job.key] = decoded
             time.sleep(0.5)  # a slow consumer: the worker runs ahead
     assert out["big.mp4"].error is None and out["big.mp4"].crops is not None
-    assert out["crash.mp4"].info["reason"] == "decoder_died"
+    assert out["crash.mp4"].reason == "decoder_died"

@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from slowfast_deploy.errors import Reason
 from slowfast_deploy.video.decode import DECODERS, FRAME_COUNTS, Decoder, FrameCount
 
 EngineName = Literal["local", "ray"]
@@ -63,9 +64,9 @@ class DecodedVideo:
     frame_indices: list[int] = field(default_factory=list)
     decode_ms: float = 0.0
     preprocess_ms: float = 0.0
-    # per-video facts for the results record (JSON-able): e.g. the decoder actually used,
-    # a machine-readable failure reason code
+    # per-video facts for the results record (JSON-able): e.g. the decoder actually used
     info: dict[str, Any] = field(default_factory=dict)
+    reason: Reason | None = None  # why it failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +78,9 @@ class VideoResult:
     decode_ms: float = 0.0
     preprocess_ms: float = 0.0
     infer_ms: float = 0.0  # this video's share of model time
-    # per-video facts for the record: decoder used, failure reason code, retries, node, ...
+    # per-video facts for the record: decoder used, retries, node, ...
     info: dict[str, Any] = field(default_factory=dict)
+    reason: Reason | None = None  # why it failed
 
 
 @dataclass(frozen=True, slots=True)

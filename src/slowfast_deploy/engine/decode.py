@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from slowfast_deploy.engine.base import DecodedVideo, DecodeOptions, VideoJob
-from slowfast_deploy.errors import SlowFastDeployError, VideoDecodeError
+from slowfast_deploy.errors import Reason, SlowFastDeployError, VideoDecodeError
 from slowfast_deploy.specs import SINGLE_VIEW, ViewSpec
 from slowfast_deploy.video.decode import Decoder, FrameCount, read_frames
 from slowfast_deploy.video.preprocess import crop_clips, normalize_to_ncthw, resize_frame
@@ -33,7 +33,7 @@ def decode_job(
     Each frame is resized as it is decoded (mmaction2 resizes frame by frame: same bytes), so
     a 4K video with 30 views never holds its 320 frames at full size. ``on_frame`` is called
     once per decoded frame (a heartbeat for stall detection). ``info`` holds the decoder that
-    made the frames, hidden frames and rotation if any; for a failure, ``reason``.
+    made the frames, hidden frames and rotation if any; a failure has its ``reason``.
     """
     short_side = views.preprocess.short_side
     try:
@@ -52,12 +52,12 @@ def decode_job(
         crops = crop_clips(frames, views.clip.num_clips, views.preprocess)
         t2 = time.perf_counter()
     except VideoDecodeError as err:
-        return DecodedVideo(job, None, str(err), info={"reason": err.reason})
+        return DecodedVideo(job, None, str(err), reason=err.reason)
     except (SlowFastDeployError, ValueError) as err:
-        return DecodedVideo(job, None, f"{job.path}: {err}", info={"reason": "invalid"})
+        return DecodedVideo(job, None, f"{job.path}: {err}", reason=Reason.INVALID)
     except Exception as err:  # a decoder crash inside one video must not stop a run
         message = f"{job.path}: the decoder crashed ({type(err).__name__}: {err})"
-        return DecodedVideo(job, None, message, info={"reason": "decoder_crash"})
+        return DecodedVideo(job, None, message, reason=Reason.DECODER_CRASH)
     return DecodedVideo(
         job, crops, None, indices.tolist(), (t1 - t0) * 1e3, (t2 - t1) * 1e3, info=info
     )

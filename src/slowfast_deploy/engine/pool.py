@@ -39,6 +39,7 @@ from slowfast_deploy.engine.base import (
     VideoJob,
 )
 from slowfast_deploy.engine.decode import decode_job
+from slowfast_deploy.errors import Reason
 from slowfast_deploy.specs import ViewSpec
 
 logger = logging.getLogger(__name__)
@@ -376,7 +377,8 @@ class DecodePool:
             None,
             f"{culprit.job.path}: decoder process died ({cause}) twice while decoding it; "
             "the file is probably corrupt, or too large for the memory available",
-            info={"reason": "decoder_died", "retries": culprit.attempts - 1},
+            info={"retries": culprit.attempts - 1},
+            reason=Reason.DECODER_DIED,
         )
 
     def _on_stall(self, index: int) -> DecodedVideo:
@@ -394,5 +396,5 @@ class DecodePool:
             None,
             f"{culprit.job.path}: decoding made no progress for {self.timeout_s:g} s and was "
             "stopped (a hung decoder); raise --decode-timeout if the file is only slow",
-            info={"reason": "decode_timeout"},
+            reason=Reason.DECODE_TIMEOUT,
         )

@@ -41,7 +41,7 @@ class TimingMs:
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    """One video's answer: top-k ``TopClass`` ``(index, name or None, score)``, all scores,
+    """One video's answer: top-k ``TopClass`` ``(class_index, name or None, score)``, all scores,
     or an error with its ``reason``.
 
     ``key``, ``index`` and ``label`` place it in an annotation list (``evaluate``);
@@ -101,28 +101,20 @@ class Prediction:
     ) -> Prediction:
         """The prediction of one engine result; names only when ``labels`` name the model's
         classes (never Kinetics names on a 10-class model)."""
-        job = result.job
-        info = dict(result.info)
-        reason = info.pop("reason", None)
-        place = {"key": job.key, "index": index, "label": job.label}
+        job, info = result.job, dict(result.info)
         if result.scores is None:
             return cls(
-                job.path,
-                (),
-                None,
-                0,
-                result.error,
-                info,
-                Reason(reason) if reason is not None else None,
-                **place,
-            )
+                job.path, (), None, 0, result.error, info, result.reason,
+                key=job.key, index=index, label=job.label,
+            )  # fmt: skip
         timing = TimingMs(
             round(result.decode_ms, 3), round(result.preprocess_ms, 3), round(result.infer_ms, 3)
         )
         top = top_classes(result.scores, topk, names=names_for(labels, len(result.scores)))
         return cls(
-            job.path, top, result.scores, result.num_views, None, info, timing_ms=timing, **place
-        )
+            job.path, top, result.scores, result.num_views, None, info,
+            key=job.key, index=index, label=job.label, timing_ms=timing,
+        )  # fmt: skip
 
     def _failure(self) -> dict[str, Any]:
         reason = {"reason": self.reason} if self.reason is not None else {}

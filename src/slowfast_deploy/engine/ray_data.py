@@ -44,7 +44,7 @@ from slowfast_deploy.engine.base import (
 )
 from slowfast_deploy.engine.pool import DecodePool
 from slowfast_deploy.engine.scoring import check_model_views, score_stream
-from slowfast_deploy.errors import BackendUnavailableError, SlowFastDeployError
+from slowfast_deploy.errors import BackendUnavailableError, Reason, SlowFastDeployError
 from slowfast_deploy.runtime import ModelConfig, model_files
 from slowfast_deploy.specs import ViewSpec
 
@@ -91,6 +91,18 @@ def _node_name() -> str:
     return f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"
 
 
+def _info_json(reason: Reason | None, info: dict[str, Any], **more: str) -> str:
+    """A row's ``info`` column: the facts, with a failure's reason first (as in the record)."""
+    return json.dumps({**({"reason": reason} if reason is not None else {}), **info, **more})
+
+
+def _info_of(text: object) -> tuple[Reason | None, dict[str, Any]]:
+    """``(reason, facts)`` of an ``info`` column."""
+    info: dict[str, Any] = json.loads(str(text or "{}"))
+    reason = info.pop("reason", None)
+    return (Reason(reason) if reason is not None else None), info
+
+
 class DecodeStage:
     """A Ray Data actor: decode rows through a one-process ``DecodePool``."""
 
@@ -106,7 +118,7 @@ class DecodeStage:
         crops = [b"" if d.crops is None else d.crops.tobytes() for d in rows]
         shapes = [[] if d.crops is None else list(d.crops.shape) for d in rows]
         errors = ["" if d.error is None else f"{d.error} (on node {self.node})" for d in rows]
-        infos = [json.dumps({**d.info, "node": self.node}) for d in rows]
+        infos = [_info_json(d.reason, d.info, node=self.node) for d in rows]
         return {
             "key": np.array([d.job.key for d in rows], dtype=object),
             "path": np.array([d.job.path for d in rows], dtype=object),
@@ -143,6 +155,7 @@ class ModelStage:
         decoded = []
         for i, key in enumerate(batch["key"]):
             shape = json.loads(batch["shape"][i])
+            reason, info = _info_of(batch["info"][i])
             crops = np.frombuffer(batch["crops"][i], np.uint8).reshape(shape) if shape else None
             decoded.append(
                 DecodedVideo(
@@ -151,7 +164,8 @@ class ModelStage:
                     str(batch["error"][i]) or None,
                     decode_ms=float(batch["decode_ms"][i]),
                     preprocess_ms=float(batch["preprocess_ms"][i]),
-                    info=json.loads(batch["info"][i]),
+                    info=info,
+                    reason=reason,
                 )
             )
         try:
@@ -175,7 +189,7 @@ class ModelStage:
             ),
             "error": np.array([r.error or "" for r in out], dtype=object),
             "info": np.array(
-                [json.dumps({**r.info, "model_node": self.node}) for r in out], dtype=object
+                [_info_json(r.reason, r.info, model_node=self.node) for r in out], dtype=object
             ),
             "num_views": np.array([r.num_views for r in out]),
             "decode_ms": np.array([r.decode_ms for r in out]),
@@ -375,16 +389,17 @@ class RayEngine:
                     "key": job.key,
                     "error": f"{job.path}: the Ray cluster failed it {MAX_PASSES} times "
                     f"({last_error}); rerun to retry",
-                    "info": json.dumps({"reason": "engine_failed"}),
+                    "info": _info_json(Reason.ENGINE_FAILED, {}),
                 },
             )
 
     def run(self, jobs: Iterable[VideoJob]) -> Iterator[VideoResult]:
         for job, row in self._passes(jobs, with_model=True):
-            info = json.loads(row.get("info") or "{}")
+            reason, info = _info_of(row.get("info"))
             scores = row.get("scores") or b""
             if not scores:
-                yield VideoResult(job, None, str(row.get("error") or "failed"), info=info)
+                error = str(row.get("error") or "failed")
+                yield VideoResult(job, None, error, info=info, reason=reason)
                 continue
             yield VideoResult(
                 job,
@@ -399,10 +414,11 @@ class RayEngine:
 
     def decode(self, jobs: Iterable[VideoJob]) -> Iterator[DecodedVideo]:
         for job, row in self._passes(jobs, with_model=False):
-            info = json.loads(row.get("info") or "{}")
+            reason, info = _info_of(row.get("info"))
             shape = json.loads(row.get("shape") or "[]")
             if not shape:
-                yield DecodedVideo(job, None, str(row.get("error") or "failed"), info=info)
+                error = str(row.get("error") or "failed")
+                yield DecodedVideo(job, None, error, info=info, reason=reason)
                 continue
             crops = np.frombuffer(row["crops"], np.uint8).reshape(shape)
             yield DecodedVideo(

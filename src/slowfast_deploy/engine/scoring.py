@@ -58,18 +58,19 @@ class TopClassDict(_TopClassRequired, total=False):
 
 
 class TopClass(NamedTuple):
-    """One of the best classes of a video or window: ``(index, name or None, score)``.
+    """One of the best classes of a video or window: ``(class_index, name or None, score)``.
 
     A tuple (``c, name, score = p.top1``); ``to_dict()`` is its JSON in ``predict``,
-    ``evaluate``'s results lines and ``serve``.
+    ``evaluate``'s results lines and ``serve``. (``class_index``, not ``index``: a field
+    named ``index`` would hide ``tuple.index``.)
     """
 
-    index: int
+    class_index: int
     name: str | None
     score: float
 
     def to_dict(self) -> TopClassDict:
-        entry: TopClassDict = {"class": self.index, "score": self.score}
+        entry: TopClassDict = {"class": self.class_index, "score": self.score}
         if self.name is not None:
             entry["name"] = self.name
         return entry
@@ -81,7 +82,7 @@ def top_classes(
     """The ``k`` best classes of one score row (``top_k``), named by ``names`` if given.
 
     >>> top_classes(np.array([0.1, 0.5, 0.4]), 2, names=["a", "b", "c"])
-    (TopClass(index=1, name='b', score=0.5), TopClass(index=2, name='c', score=0.4))
+    (TopClass(class_index=1, name='b', score=0.5), TopClass(class_index=2, name='c', score=0.4))
     """
     return tuple(
         TopClass(int(c), names[c] if names is not None else None, float(scores[c]))
@@ -171,7 +172,7 @@ def score_stream(
             del open_videos[order.popleft()]
             item = state.item
             if item.crops is None:
-                yield VideoResult(item.job, None, item.error, info=item.info)
+                yield VideoResult(item.job, None, item.error, info=item.info, reason=item.reason)
             else:
                 yield VideoResult(
                     item.job,

@@ -49,7 +49,12 @@ from slowfast_deploy import __version__
 from slowfast_deploy.api import Prediction
 from slowfast_deploy.engine.base import DecodedVideo, DecodeOptions
 from slowfast_deploy.engine.scoring import ViewMean, check_model_views
-from slowfast_deploy.errors import ModelFormatError, SlowFastDeployError, VideoDecodeError
+from slowfast_deploy.errors import (
+    ModelFormatError,
+    Reason,
+    SlowFastDeployError,
+    VideoDecodeError,
+)
 from slowfast_deploy.export.onnx import INPUT_NAME, OUTPUT_NAME
 from slowfast_deploy.labels import names_for
 from slowfast_deploy.runtime import Backend, ModelConfig
@@ -457,7 +462,7 @@ def create_app(
     ) -> dict[str, Any]:
         metrics.decode_depth.set(s.decoder.pending)
         if decoded.crops is None:
-            reason = decoded.info.get("reason", "corrupt")
+            reason = decoded.reason or Reason.CORRUPT
             raise video_problem(reason, (decoded.error or "cannot be decoded").replace(path, name))
         spec = view_spec(views)
         dtype = input_dtype_of(s.backend)

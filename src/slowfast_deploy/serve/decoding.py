@@ -117,7 +117,7 @@ class DecodeService:
 
     def submit(self, path: str, views: int) -> Future[DecodedVideo]:
         """Decode ``path`` with the ``views`` protocol; the future resolves to its
-        ``DecodedVideo`` (a failure is a result with ``info['reason']``, never raised)."""
+        ``DecodedVideo`` (a failure is a result with its ``reason``, never raised)."""
         if self._closed:
             raise BatcherClosed("the server is shutting down")
         if self.pending >= self.max_pending:

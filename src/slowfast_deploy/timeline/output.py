@@ -47,9 +47,9 @@ def timeline_segments(timeline: VideoTimeline, *, smooth: int, threshold: float)
 
 def _class(top: TopClass, labels: Sequence[str] | None) -> dict[str, Any]:
     """A timeline's ``{"class", "name", "score"}`` (named ``class N`` past the labels)."""
-    entry: dict[str, Any] = {"class": top.index}
+    entry: dict[str, Any] = {"class": top.class_index}
     if labels is not None:
-        entry["name"] = class_name(top.index, labels)
+        entry["name"] = class_name(top.class_index, labels)
     entry["score"] = round(top.score, 6)
     return entry
 

@@ -107,7 +107,7 @@ class ModelSpec:
     @property
     def head_in_channels(self) -> int:
         expansion = 4
-        width = 2 ** (len(self.stage_blocks) - 1) * expansion
+        width = (1 << (len(self.stage_blocks) - 1)) * expansion  # 2 ** (stages - 1)
         return (self.slow_base_channels + self.fast_base_channels) * width
 
 

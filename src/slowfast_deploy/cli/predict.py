@@ -14,6 +14,7 @@ from slowfast_deploy.cli._model_args import add_model_args, model_config
 from slowfast_deploy.cli._status import ExitStatus
 from slowfast_deploy.cli._stream_args import add_stream_args, engine_options
 from slowfast_deploy.cli._types import positive_int
+from slowfast_deploy.engine.prediction import PredictionJSON
 from slowfast_deploy.labels import resolve_labels
 
 
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     return ExitStatus.SOME_FAILED if failed else ExitStatus.OK
 
 
-def format_record(record: dict[str, Any]) -> str:
+def format_record(record: PredictionJSON) -> str:
     if record["status"] != "ok":
         return f"{record['video']}: FAILED ({record['error']})"
     lines = [f"{record['video']}  ({record['views']} view{'s' if record['views'] > 1 else ''})"]

@@ -17,13 +17,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol, TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
 
 from slowfast_deploy.errors import Reason
-from slowfast_deploy.video.decode import DECODERS, FRAME_COUNTS, Decoder, FrameCount
+from slowfast_deploy.video.decode import DECODERS, FRAME_COUNTS, DecodeFacts, Decoder, FrameCount
 
 EngineName = Literal["local", "ray"]
 ENGINES: tuple[EngineName, ...] = ("local", "ray")
@@ -56,6 +56,23 @@ class DecodeOptions:
             raise ValueError(f"frame_count must be one of {FRAME_COUNTS}, got {self.frame_count!r}")
 
 
+class VideoFacts(DecodeFacts, total=False):
+    """Per-video facts a record carries besides its result (JSON, in this order)."""
+
+    retries: int  # decoder processes that died on it before this result
+    node: str  # the machine that decoded it
+    model_node: str  # ray: the machine whose model scored it
+
+
+class ModelFacts(TypedDict, total=False):
+    """What an engine opened (``Engine.describe``): the summary's model fields."""
+
+    backend: str
+    precision: str
+    device: str
+    ray_nodes: int  # ray: the nodes alive
+
+
 @dataclass(frozen=True, slots=True)
 class DecodedVideo:
     job: VideoJob
@@ -64,8 +81,7 @@ class DecodedVideo:
     frame_indices: list[int] = field(default_factory=list)
     decode_ms: float = 0.0
     preprocess_ms: float = 0.0
-    # per-video facts for the results record (JSON-able): e.g. the decoder actually used
-    info: dict[str, Any] = field(default_factory=dict)
+    info: VideoFacts = field(default_factory=VideoFacts)  # for the record: decoder used, ...
     reason: Reason | None = None  # why it failed
 
 
@@ -78,8 +94,7 @@ class VideoResult:
     decode_ms: float = 0.0
     preprocess_ms: float = 0.0
     infer_ms: float = 0.0  # this video's share of model time
-    # per-video facts for the record: decoder used, retries, node, ...
-    info: dict[str, Any] = field(default_factory=dict)
+    info: VideoFacts = field(default_factory=VideoFacts)  # decoder used, retries, node, ...
     reason: Reason | None = None  # why it failed
 
 
@@ -130,7 +145,7 @@ class EngineOptions:
 class Engine(Protocol):
     name: str
     # counters for the summary: worker restarts, retried videos, timeouts, passes, ...
-    stats: dict[str, Any]
+    stats: dict[str, int]
 
     def start(self) -> None:
         """Open the model (and the cluster): the start-up cost, measured apart."""
@@ -146,7 +161,7 @@ class Engine(Protocol):
 
     def close(self) -> None: ...
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> ModelFacts:
         """Backend name, precision, device ... of the model actually opened (after start)."""
         ...
 

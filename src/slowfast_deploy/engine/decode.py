@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 from numpy.typing import NDArray
 
-from slowfast_deploy.engine.base import DecodedVideo, DecodeOptions, VideoJob
+from slowfast_deploy.engine.base import DecodedVideo, DecodeOptions, VideoFacts, VideoJob
 from slowfast_deploy.errors import Reason, SlowFastDeployError, VideoDecodeError
 from slowfast_deploy.specs import SINGLE_VIEW, ViewSpec
 from slowfast_deploy.video.decode import Decoder, FrameCount, read_frames
@@ -59,7 +59,13 @@ def decode_job(
         message = f"{job.path}: the decoder crashed ({type(err).__name__}: {err})"
         return DecodedVideo(job, None, message, reason=Reason.DECODER_CRASH)
     return DecodedVideo(
-        job, crops, None, indices.tolist(), (t1 - t0) * 1e3, (t2 - t1) * 1e3, info=info
+        job,
+        crops,
+        None,
+        indices.tolist(),
+        (t1 - t0) * 1e3,
+        (t2 - t1) * 1e3,
+        info=VideoFacts(**info),
     )
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from slowfast_deploy.engine.base import (
     DecodedVideo,
     DecodeOptions,
     EngineOptions,
+    ModelFacts,
     VideoJob,
     VideoResult,
 )
@@ -35,7 +35,7 @@ class LocalEngine:
         self.model, self.views, self.options = model, views, options
         self.decode_options = decode
         self.backend: Backend | None = None
-        self.stats: dict[str, Any] = {}
+        self.stats: dict[str, int] = {}
 
     def start(self) -> None:
         if self.model is None:
@@ -44,7 +44,7 @@ class LocalEngine:
             self.backend = self.model.open() if isinstance(self.model, ModelConfig) else self.model
             check_model_views(self.backend, self.views)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> ModelFacts:
         self.start()
         assert self.backend is not None
         info = self.backend.info

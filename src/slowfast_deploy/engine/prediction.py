@@ -16,15 +16,49 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
 
-from slowfast_deploy.engine.base import VideoResult
-from slowfast_deploy.engine.scoring import TopClass, top_classes
+from slowfast_deploy.engine.base import VideoFacts, VideoResult
+from slowfast_deploy.engine.scoring import TopClass, TopClassDict, top_classes
 from slowfast_deploy.errors import Reason
 from slowfast_deploy.labels import names_for
+
+
+class _PredictionRequired(TypedDict):
+    video: str
+    status: str  # "ok" or "failed"
+
+
+class PredictionJSON(_PredictionRequired, VideoFacts, total=False):
+    """``Prediction.to_dict()``: a line of ``predict --format jsonl``."""
+
+    topk: list[TopClassDict]
+    scores: list[float]  # with --format json
+    views: int
+    error: str | None
+    reason: Reason
+
+
+class _RecordRequired(TypedDict):
+    key: str | None
+    index: int | None
+    video: str
+    label: int | None
+    status: str  # "ok" or "failed"
+
+
+class ResultLine(_RecordRequired, VideoFacts, total=False):
+    """``Prediction.to_record()``: a line of ``evaluate``'s results file, as read back too."""
+
+    topk: list[TopClassDict]
+    scores: list[float]
+    views: int
+    timing_ms: dict[str, float]  # decode, preprocess, infer
+    error: str | None
+    reason: Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +87,7 @@ class Prediction:
     scores: NDArray[np.float32] | None  # [classes], softmax averaged over the views
     views: int
     error: str | None = None
-    info: dict[str, Any] = field(default_factory=dict)  # JSON-able facts
+    info: VideoFacts = field(default_factory=VideoFacts)  # decoder used, node, ...
     reason: Reason | None = None  # why it failed
     key: str | None = None  # the job's key in its list (``index:path``)
     index: int | None = None  # its line in the list
@@ -81,14 +115,14 @@ class Prediction:
         views: int,
         topk: int = 5,
         labels: Sequence[str] | None = None,
-        info: dict[str, Any] | None = None,
+        info: VideoFacts | None = None,
     ) -> Prediction:
         """The prediction of one video's averaged scores: the ``topk`` best classes
         (``engine.scoring.top_k``), named when ``labels`` name the model's classes."""
         if topk < 1:
             raise ValueError(f"topk must be >= 1, got {topk}")
         top = top_classes(scores, topk, names=names_for(labels, len(scores)))
-        return cls(video, top, scores, views, None, dict(info or {}))
+        return cls(video, top, scores, views, None, info.copy() if info else VideoFacts())
 
     @classmethod
     def from_result(
@@ -101,7 +135,7 @@ class Prediction:
     ) -> Prediction:
         """The prediction of one engine result; names only when ``labels`` name the model's
         classes (never Kinetics names on a 10-class model)."""
-        job, info = result.job, dict(result.info)
+        job, info = result.job, result.info.copy()
         if result.scores is None:
             return cls(
                 job.path, (), None, 0, result.error, info, result.reason,
@@ -116,19 +150,19 @@ class Prediction:
             key=job.key, index=index, label=job.label, timing_ms=timing,
         )  # fmt: skip
 
-    def _failure(self) -> dict[str, Any]:
-        reason = {"reason": self.reason} if self.reason is not None else {}
-        return {"error": self.error, **reason, **self.info}
-
     def _scores(self) -> list[float]:
         return [] if self.scores is None else [float(f"{v:.8g}") for v in self.scores]
 
-    def to_dict(self, *, with_scores: bool = False) -> dict[str, Any]:
+    def to_dict(self, *, with_scores: bool = False) -> PredictionJSON:
         """The JSON of ``predict --format json`` (``with_scores``) and ``--format jsonl``: the
         same keys as evaluate's records, without the node."""
         if not self.ok:
-            return {"video": self.video, "status": "failed", **self._failure()}
-        record: dict[str, Any] = {
+            failed: PredictionJSON = {"video": self.video, "status": "failed", "error": self.error}
+            if self.reason is not None:
+                failed["reason"] = self.reason
+            failed.update(self.info)
+            return failed
+        record: PredictionJSON = {
             "video": self.video,
             "status": "ok",
             "topk": [t.to_dict() for t in self.topk],
@@ -136,12 +170,14 @@ class Prediction:
         if with_scores and self.scores is not None:
             record["scores"] = self._scores()
         record["views"] = self.views
-        record.update({k: v for k, v in self.info.items() if k != "node"})
+        facts = self.info.copy()
+        facts.pop("node", None)
+        record.update(facts)
         return record
 
-    def to_record(self) -> dict[str, Any]:
+    def to_record(self) -> ResultLine:
         """The line of ``evaluate``'s results file, key for key (old files resume)."""
-        record: dict[str, Any] = {
+        record: ResultLine = {
             "key": self.key,
             "index": self.index,
             "video": self.video,
@@ -149,7 +185,11 @@ class Prediction:
             "status": self.status,
         }
         if not self.ok:
-            return record | self._failure()
+            record["error"] = self.error
+            if self.reason is not None:
+                record["reason"] = self.reason
+            record.update(self.info)
+            return record
         record["topk"] = [t.to_dict() for t in self.topk]
         record["scores"] = self._scores()
         record["views"] = self.views

@@ -39,6 +39,8 @@ from slowfast_deploy.engine.base import (
     DecodedVideo,
     DecodeOptions,
     EngineOptions,
+    ModelFacts,
+    VideoFacts,
     VideoJob,
     VideoResult,
 )
@@ -91,16 +93,17 @@ def _node_name() -> str:
     return f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"
 
 
-def _info_json(reason: Reason | None, info: dict[str, Any], **more: str) -> str:
+def _info_json(reason: Reason | None, info: VideoFacts, **more: str) -> str:
     """A row's ``info`` column: the facts, with a failure's reason first (as in the record)."""
     return json.dumps({**({"reason": reason} if reason is not None else {}), **info, **more})
 
 
-def _info_of(text: object) -> tuple[Reason | None, dict[str, Any]]:
+def _info_of(text: object) -> tuple[Reason | None, VideoFacts]:
     """``(reason, facts)`` of an ``info`` column."""
-    info: dict[str, Any] = json.loads(str(text or "{}"))
+    info = json.loads(str(text or "{}"))
     reason = info.pop("reason", None)
-    return (Reason(reason) if reason is not None else None), info
+    facts: VideoFacts = info
+    return (Reason(reason) if reason is not None else None), facts
 
 
 class DecodeStage:
@@ -211,12 +214,13 @@ class RayEngine:
         options: EngineOptions,
     ) -> None:
         self.model, self.views, self.decode_options, self.options = model, views, decode, options
-        self.stats: dict[str, Any] = {"passes": 0, "failed_passes": 0}
+        self.stats: dict[str, int] = {"passes": 0, "failed_passes": 0}
         self._owns_ray = False
         self._reaper: Any = None
         self._started = False
         self._model_ref: Any = None
         self._resources: dict[str, float] = {}
+        self._info: ModelFacts = {}
 
     # -- start-up ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -307,9 +311,9 @@ class RayEngine:
             )
         return resources
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> ModelFacts:
         self.start()
-        return {**getattr(self, "_info", {}), "ray_nodes": len(self._alive_nodes())}
+        return {**self._info, "ray_nodes": len(self._alive_nodes())}
 
     def _alive_nodes(self) -> list[Any]:
         import ray

@@ -12,15 +12,17 @@ import base64
 import html
 import io
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
 from slowfast_deploy._files import write_text_atomic
 from slowfast_deploy._optional import require
+from slowfast_deploy.engine.prediction import ResultLine
 from slowfast_deploy.engine.scoring import top_k
 from slowfast_deploy.errors import DataFormatError
 from slowfast_deploy.evaluation.metrics import Accuracy, accuracy, confusion_matrix
@@ -39,7 +41,7 @@ class ResultsSummary:
     predicted: np.ndarray  # [N] top-1 classes
 
 
-def summarize_results(name: str, records: list[dict[str, Any]]) -> ResultsSummary:
+def summarize_results(name: str, records: Sequence[ResultLine]) -> ResultsSummary:
     ok = [r for r in records if r.get("status") == "ok" and r.get("label") is not None]
     failed = sum(r.get("status") != "ok" for r in records)
     if not ok:
@@ -149,7 +151,43 @@ def throughput_figure(bench_files: list[Path]) -> Any:
     return fig
 
 
-def read_curve(path: Path) -> dict[str, Any]:
+class SweepFidelity(TypedDict):
+    """One setting's agreement with fp32 on a clip set (``quantize.fidelity``)."""
+
+    top1_agree: int
+    top5_agree: int
+    num_clips: int
+    max_score_diff: float
+    clear_flipped: int
+    num_clear: int
+
+
+class SweepRow(TypedDict, total=False):
+    """One setting of a sweep: its speed and, per clip set, its fidelity."""
+
+    name: str
+    precision: str
+    preset: str
+    calibration: str
+    blocks_fp32: int
+    layers_fp32: int
+    clips_per_s: float
+    speedup: float
+    fidelity: dict[str, SweepFidelity]  # "test", "golden"
+
+
+class _SweepRequired(TypedDict):
+    rows: list[SweepRow]
+
+
+class SweepCurve(_SweepRequired, total=False):
+    """``tools/int8_sweep.py``'s ``sweep.json``."""
+
+    cpu: str
+    clips: dict[str, str]  # clip set -> what it is
+
+
+def read_curve(path: Path) -> SweepCurve:
     """A speed/agreement sweep (``tools/int8_sweep.py``'s ``sweep.json``)."""
     if not path.is_file():
         raise DataFormatError(f"{path}: no such sweep file (from tools/int8_sweep.py)")
@@ -160,15 +198,16 @@ def read_curve(path: Path) -> dict[str, Any]:
         raise DataFormatError(f"{path}: not a sweep file from tools/int8_sweep.py ({err})") from err
     if not isinstance(rows, list):
         raise DataFormatError(f"{path}: 'rows' must be a list")
-    return data
+    curve: SweepCurve = data
+    return curve
 
 
-def _fidelity_of(row: dict[str, Any], key: str = "test") -> dict[str, Any] | None:
+def _fidelity_of(row: SweepRow, key: str = "test") -> SweepFidelity | None:
     fidelity = row.get("fidelity") or {}
     return fidelity.get(key) if isinstance(fidelity, dict) else None
 
 
-def curve_png(curve: dict[str, Any], *, judged_on: str = "test") -> bytes:
+def curve_png(curve: SweepCurve, *, judged_on: str = "test") -> bytes:
     """Clips/s (x) against top-1 agreement with fp32 (y), one series per setting; each point
     labelled with the number of blocks kept in fp32."""
     plt = require("matplotlib.pyplot", extra="report", purpose="report")
@@ -201,7 +240,7 @@ def curve_png(curve: dict[str, Any], *, judged_on: str = "test") -> bytes:
     return _png(fig)
 
 
-def curve_rows(curve: dict[str, Any]) -> list[list[str]]:
+def curve_rows(curve: SweepCurve) -> list[list[str]]:
     rows = []
     for row in curve["rows"]:
         t, g = _fidelity_of(row, "test"), _fidelity_of(row, "golden")
@@ -229,7 +268,7 @@ def curve_rows(curve: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def _run_of(path: Path) -> dict[str, Any]:
+def _run_of(path: Path) -> Mapping[str, object]:
     """The run header (``#run`` line) of a results file, ``{}`` if it has none."""
     with path.open(encoding="utf-8") as f:
         first = f.readline()
@@ -255,7 +294,7 @@ def run_header(
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     records = read_records(results)
     failed = [r for r in records if r.get("status") != "ok"]
-    sha = run.get("model_sha256")
+    sha = str(run["model_sha256"]) if run.get("model_sha256") else None
     model_text = "not recorded (pass --model)"
     precision = summary.get("precision") or run.get("precision") or "-"
     fidelity_text = ""

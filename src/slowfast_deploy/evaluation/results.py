@@ -14,21 +14,36 @@ import json
 import os
 import platform
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypedDict, cast
 
 from slowfast_deploy._files import open_atomic, sha256_file, write_atomic
 from slowfast_deploy.engine.base import VideoResult
 from slowfast_deploy.engine.decode import decoder_reusable
-from slowfast_deploy.engine.prediction import Prediction
+from slowfast_deploy.engine.prediction import Prediction, ResultLine
 from slowfast_deploy.errors import DataFormatError
+
+
+class _RunRequired(TypedDict):
+    model_sha256: str
+    backend: str | None
+    precision: str | None
+    spec: str
+    views: int
+    decoder: str
+
+
+class RunHeader(_RunRequired, total=False):
+    """The first line's ``run``: what must match for a results file to be resumed."""
+
+    frame_count: str  # only when not "container" (files made before it existed resume)
 
 
 def result_record(
     result: VideoResult, *, index: int | None, labels: Sequence[str] | None = None, topk: int = 5
-) -> dict[str, Any]:
+) -> ResultLine:
     """The JSON line of one engine result (``Prediction.to_record``)."""
     return Prediction.from_result(result, index=index, labels=labels, topk=topk).to_record()
 
@@ -85,14 +100,14 @@ class ResultsFile:
     """
 
     path: Path
-    run: dict[str, Any]
+    run: RunHeader
     status: dict[str, str]
     decoder_used: dict[str, str] = field(default_factory=dict)
     file_decoder: str = ""  # the --decoder of the run that wrote the file before
     _handle: IO[str] | None = None
 
     @classmethod
-    def open(cls, path: Path, run: dict[str, Any]) -> ResultsFile:
+    def open(cls, path: Path, run: RunHeader) -> ResultsFile:
         """Read the statuses of ``path``'s records (creating it with a header for ``run``).
 
         Only a half-written *last* line (a kill mid-write) is cut; any other bad line, a file
@@ -134,14 +149,15 @@ class ResultsFile:
             if s == "ok" and decoder_reusable(self.decoder_used.get(k, ""), flag, self.file_decoder)
         }
 
-    def append(self, record: dict[str, Any]) -> None:
+    def append(self, record: ResultLine) -> None:
         if self._handle is None:
             self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
         self._handle.write(_dumps(record) + "\n")
         self._handle.flush()
         os.fsync(self._handle.fileno())
-        self.status[record["key"]] = str(record.get("status"))
-        self.decoder_used[record["key"]] = str(record.get("decoder") or self.run.get("decoder"))
+        key = str(record["key"])
+        self.status[key] = str(record.get("status"))
+        self.decoder_used[key] = str(record.get("decoder") or self.run.get("decoder"))
 
     def finalize(self, order: list[tuple[str, int | None]]) -> None:
         """Rewrite atomically, streaming: the header, then the last record of each key in
@@ -171,7 +187,7 @@ class ResultsFile:
             self._handle = None
 
 
-def same_run(old: Any, new: dict[str, Any]) -> bool:
+def same_run(old: object, new: RunHeader) -> bool:
     """Headers describe the same run; the decoder is compared per video (``done_keys``)."""
     if not isinstance(old, dict):
         return False
@@ -180,7 +196,7 @@ def same_run(old: Any, new: dict[str, Any]) -> bool:
     }
 
 
-def _check_header(path: Path, run: dict[str, Any]) -> None:
+def _check_header(path: Path, run: RunHeader) -> None:
     """Raise ``DataFormatError`` unless ``path`` starts with a complete header of ``run``."""
     with open(path, "rb") as f:
         first = f.readline()
@@ -231,17 +247,17 @@ def _iter_lines(path: Path) -> Iterator[Any]:
                 yield None
 
 
-def _dumps(record: dict[str, Any]) -> str:
+def _dumps(record: Mapping[str, object]) -> str:
     return json.dumps(record, separators=(",", ":"))
 
 
-def _describe(run: Any) -> str:
+def _describe(run: object) -> str:
     if not isinstance(run, dict):
         return "unknown"
     return ", ".join(f"{k} {str(v)[:16]}" for k, v in run.items())
 
 
-def iter_records(path: Path) -> Iterator[dict[str, Any]]:
+def iter_records(path: Path) -> Iterator[ResultLine]:
     """The per-video records of a results file (header skipped), one at a time."""
     if not path.is_file():
         raise DataFormatError(f"{path}: no such results file (from `evaluate --output`)")
@@ -252,10 +268,10 @@ def iter_records(path: Path) -> Iterator[dict[str, Any]]:
             except json.JSONDecodeError as err:
                 raise DataFormatError(f"{path}:{line_no}: not a JSON line ({err.msg})") from err
             if isinstance(record, dict) and record.get("key") != HEADER_KEY:
-                yield record
+                yield cast(ResultLine, record)  # as written by Prediction.to_record
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
+def read_records(path: Path) -> list[ResultLine]:
     """The per-video records of a results file (header skipped)."""
     return list(iter_records(path))
 

@@ -19,14 +19,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from slowfast_deploy._files import write_text_atomic
 from slowfast_deploy.engine import open_engine
 from slowfast_deploy.engine.base import DecodeOptions, Engine, EngineOptions, VideoJob
 from slowfast_deploy.engine.prediction import Prediction
 from slowfast_deploy.errors import Reason
-from slowfast_deploy.evaluation.results import ResultsFile, RunLock, model_fingerprint
+from slowfast_deploy.evaluation.results import ResultsFile, RunHeader, RunLock, model_fingerprint
 from slowfast_deploy.evaluation.summary import RunSummary, ThisRun, summarize
 from slowfast_deploy.runtime import ModelConfig
 from slowfast_deploy.runtime.benchmark import cpu_name
@@ -63,17 +62,19 @@ class EvaluationRun:
         self._counts = {"ok": 0, "failed": 0}
         self._infer_ms = 0.0
 
-    def run_header(self) -> dict[str, Any]:
+    def run_header(self) -> RunHeader:
         """What must match for a results file to be resumed (engine and workers may differ)."""
-        return {
+        header: RunHeader = {
             "model_sha256": model_fingerprint(self.model.path),
             "backend": self.model.backend,
             "precision": self.model.precision,
             "spec": self.model.spec,
             "views": self.views,
             "decoder": self.decode.decoder,
-            **({"frame_count": "decoded"} if self.decode.frame_count != "container" else {}),
         }
+        if self.decode.frame_count != "container":
+            header["frame_count"] = "decoded"
+        return header
 
     def __enter__(self) -> EvaluationRun:
         if self.output is None:  # still a file on disk: memory stays bounded

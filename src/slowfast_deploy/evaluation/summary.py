@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from slowfast_deploy.engine.base import ModelFacts
 from slowfast_deploy.evaluation.metrics import Accuracy, AccuracyCounter
 from slowfast_deploy.evaluation.results import iter_records
 
@@ -37,7 +38,7 @@ class ThisRun:
     steady_videos_per_s: float | None  # first to last result: start-up and latency excluded
     model_s: float
     model_only_videos_per_s: float | None
-    engine_stats: dict[str, Any]
+    engine_stats: dict[str, int]
 
 
 @dataclass(slots=True)
@@ -54,7 +55,7 @@ class RunSummary:
     accuracy: Accuracy | None = None  # when the list has labels
     cpu: str | None = None  # the machine that made these results (the report shows it)
     views: int | None = None
-    model: dict[str, Any] = field(default_factory=dict)  # backend, precision, device used
+    model: ModelFacts = field(default_factory=ModelFacts)  # backend, precision, device used
     engine: str | None = None
     this_run: ThisRun | None = None
 

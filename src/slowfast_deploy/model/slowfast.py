@@ -85,7 +85,8 @@ class Bottleneck3d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = self.conv3(self.conv2(self.conv1(x)))
-        return self.relu(out + identity)
+        activated: torch.Tensor = self.relu(out + identity)
+        return activated
 
 
 class Pathway(nn.Module):
@@ -137,7 +138,8 @@ class Pathway(nn.Module):
                 self.add_module(f"layer{i + 1}_lateral", _lateral(fast_out, lateral_spec))
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
-        return self.maxpool(self.conv1(x))
+        pooled: torch.Tensor = self.maxpool(self.conv1(x))
+        return pooled
 
     def stage(self, i: int) -> nn.Module:
         return self.get_submodule(f"layer{i + 1}")
@@ -203,7 +205,8 @@ class SlowFastHead(nn.Module):
         x_slow, x_fast = features
         # [N, 256 + 2048, 1, 1, 1], fast first as in mmaction2 SlowFastHead
         x = torch.cat((self.avg_pool(x_fast), self.avg_pool(x_slow)), dim=1)
-        return self.fc_cls(x.flatten(1))
+        logits: torch.Tensor = self.fc_cls(x.flatten(1))
+        return logits
 
 
 class SlowFast(nn.Module):
@@ -216,10 +219,12 @@ class SlowFast(nn.Module):
         self.cls_head = SlowFastHead(spec.head_in_channels, spec.num_classes)
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.backbone(x)
+        features: tuple[torch.Tensor, torch.Tensor] = self.backbone(x)
+        return features
 
     def forward_head(self, features: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        return self.cls_head(features)
+        logits: torch.Tensor = self.cls_head(features)
+        return logits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

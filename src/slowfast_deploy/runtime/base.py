@@ -65,7 +65,8 @@ class Backend(Protocol):
 def softmax(x: NDArray[np.float32], axis: int = -1) -> NDArray[np.float32]:
     shifted = x - x.max(axis=axis, keepdims=True)
     e = np.exp(shifted)
-    return (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)
+    probs: NDArray[np.float32] = (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)
+    return probs
 
 
 def to_probs(output: NDArray[np.float32], kind: OutputKind) -> NDArray[np.float32]:

@@ -102,7 +102,8 @@ class TorchBackend:
     def run(self, video: ModelInput) -> NDArray[np.float32]:
         with self._torch.inference_mode():
             out = self._model(self._torch.from_numpy(np.ascontiguousarray(video)))
-        return out.numpy()
+        scores: NDArray[np.float32] = out.numpy()
+        return scores
 
     def close(self) -> None:
         self._model = None

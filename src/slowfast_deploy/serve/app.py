@@ -47,6 +47,7 @@ from starlette.routing import Match, Route
 
 from slowfast_deploy import __version__
 from slowfast_deploy.api import Prediction
+from slowfast_deploy.engine.prediction import PredictionJSON
 from slowfast_deploy.engine.base import DecodedVideo, DecodeOptions
 from slowfast_deploy.engine.scoring import ViewMean, check_model_views
 from slowfast_deploy.errors import (
@@ -459,7 +460,7 @@ def create_app(
 
     async def _scores(
         s: ServeState, decoded: DecodedVideo, path: str, name: str, views: int, topk: int
-    ) -> dict[str, Any]:
+    ) -> PredictionJSON:
         metrics.decode_depth.set(s.decoder.pending)
         if decoded.crops is None:
             reason = decoded.reason or Reason.CORRUPT

@@ -46,7 +46,8 @@ def smooth_scores(scores: NDArray[np.float32], k: int) -> NDArray[np.float32]:
     )
     lo = np.clip(np.arange(n) - half, 0, n)
     hi = np.clip(np.arange(n) + half + 1, 0, n)
-    return ((csum[hi] - csum[lo]) / (hi - lo)[:, None]).astype(np.float32)
+    means: NDArray[np.float32] = ((csum[hi] - csum[lo]) / (hi - lo)[:, None]).astype(np.float32)
+    return means
 
 
 def window_boundaries(

@@ -136,7 +136,8 @@ def yuv420p_to_rgb24(
         acc = p[:, h_idx[:, 0]] * h_coef[:, 0]
         for j in range(1, h_coef.shape[1]):
             acc += p[:, h_idx[:, j]] * h_coef[:, j]
-        return np.minimum(acc >> 7, 32767)
+        clipped: NDArray[np.int32] = np.minimum(acc >> 7, 32767)
+        return clipped
 
     second = v_coef[:, 1]
     simple = (v_coef[:, 0] + second == 4096) & (second <= 4096)
@@ -147,9 +148,10 @@ def yuv420p_to_rgb24(
         single = (p0 - (128 << 7)) * 4
         average = (p0 + p1 - (128 << 8)) * 2
         general = (((1 << 9) - (128 << 19)) + p0 * v_coef[:, :1] + p1 * v_coef[:, 1:]) >> 10
-        return np.where(
+        mixed: NDArray[np.int32] = np.where(
             simple[:, None], np.where((second < 2048)[:, None], single, average), general
         )
+        return mixed
 
     uf, vf = vertical(horizontal(u)), vertical(horizontal(v))
     luma = ((y.astype(np.int32) << 9) - _Y_OFFSET) * _Y_MUL + (1 << 21)  # int32 wraps as in C

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypedDict, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,6 +44,13 @@ DECODERS: tuple[Decoder, ...] = ("decord", "pyav", "auto")
 FrameCount = Literal["container", "decoded"]
 FRAME_COUNTS: tuple[FrameCount, ...] = ("container", "decoded")
 Transform = Callable[[NDArray[np.uint8]], NDArray[np.uint8]]
+
+
+class DecodeFacts(TypedDict, total=False):
+    """What ``read_frames`` says about the frames it made (JSON, part of a video's record)."""
+
+    decoder: Decoder  # the decoder that made them ("decord" or "pyav"; never "auto")
+    hidden_frames: int  # frames the container counts that never play (edit lists), if any
 
 # decord's get_batch returns each call's frames at full size: small calls bound the memory
 _DECORD_FRAMES_PER_CALL = 4
@@ -489,7 +496,7 @@ def read_frames(
     frame_count: FrameCount = "container",
     transform: Transform | None = None,
     on_frame: Callable[[], None] | None = None,
-) -> tuple[NDArray[np.uint8], NDArray[np.int64], dict[str, Any]]:
+) -> tuple[NDArray[np.uint8], NDArray[np.int64], DecodeFacts]:
     """Open, sample indices from the frame count, read them: ``(frames, indices, facts)``.
 
     ``facts`` (JSON-able) says which decoder made the frames and, if any, the hidden
@@ -512,12 +519,12 @@ def _read_with(
     frame_count: FrameCount,
     transform: Transform | None,
     on_frame: Callable[[], None] | None,
-) -> tuple[NDArray[np.uint8], NDArray[np.int64], dict[str, Any]]:
+) -> tuple[NDArray[np.uint8], NDArray[np.int64], DecodeFacts]:
     with open_video(path, decoder=decoder, frame_count=frame_count, on_frame=on_frame) as reader:
         indices = sample(reader.info.num_frames)
         frames = reader.read(indices, transform=transform, on_frame=on_frame)
         info = reader.info
-    facts: dict[str, Any] = {"decoder": decoder}
+    facts: DecodeFacts = {"decoder": decoder}
     if info.hidden_frames:
         facts["hidden_frames"] = info.hidden_frames
     return frames, indices, facts

@@ -36,4 +36,5 @@ def sample_clip_indices(num_frames: int, clip: ClipSpec) -> NDArray[np.int64]:
         offsets = np.round(np.arange(clip.num_clips) * (max_offset / (clip.num_clips - 1)))
     steps = np.arange(clip.clip_len) * clip.frame_interval
     indices = offsets.astype(np.int64)[:, None] + steps[None, :]
-    return np.mod(indices, num_frames).astype(np.int64)
+    wrapped: NDArray[np.int64] = np.mod(indices, num_frames).astype(np.int64)
+    return wrapped

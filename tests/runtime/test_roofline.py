@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from tests.helpers import tiny_spec
 
 from slowfast_deploy.cli import main
 from slowfast_deploy.runtime.roofline import count_macs, read_cpu
-from tests.helpers import tiny_spec
 
 XEON_AMX = """vendor_id : GenuineIntel
 cpu family : 6

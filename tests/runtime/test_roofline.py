@@ -92,7 +92,7 @@ def test_bench_json_carries_the_roofline_per_model(tiny_onnx, tmp_path, capsys):
     )
     assert ort_row["peak_measured_mac_per_s"] is None  # no probe through ONNX Runtime
     assert "GMAC/clip" in out and "nominal fp32" in out
-    layers = out.split("slowest layers of ")[1].splitlines()[1:11]
+    layers = out.split("slowest layers of ")[1].splitlines()[1:11]  # the ten slowest
     assert len(layers) == 10 and all(" ms " in line for line in layers)
     assert any("Convolution" in line for line in layers)
 

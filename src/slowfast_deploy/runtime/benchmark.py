@@ -244,10 +244,9 @@ def layer_profile(
     threads: int | None = None,
     loop: int = 3,
     spec: ModelSpec = SLOWFAST_R50_8X8,
-    top: int = 10,
 ) -> list[LayerTime]:
-    """The ``top`` layers of an OpenVINO model (``.xml`` or ``.onnx``) that cost the most
-    time, with the kernel each ran, summed over ``loop`` calls after one warm-up (OpenVINO's
+    """Every executed layer of an OpenVINO model (``.xml`` or ``.onnx``), slowest first, with
+    the kernel each ran: its mean time over ``loop`` calls after one warm-up (OpenVINO's
     performance counters; other runtimes have none to read)."""
     path, backend_name, precision = parse_model_arg(text)
     if backend_name not in (None, "openvino") or Path(path).suffix.lower() not in (
@@ -269,18 +268,21 @@ def layer_profile(
                 totals[key] = totals.get(key, 0.0) + layer.real_ms / loop
     finally:
         backend.close()
-    ranked = sorted(totals.items(), key=lambda item: -item[1])[:top]
+    ranked = sorted(totals.items(), key=lambda item: -item[1])
     return [LayerTime(name, kind, kernel, ms) for (name, kind, kernel), ms in ranked]
 
 
-def format_layers(label: str, layers: list[LayerTime]) -> str:
-    """The per-layer table: share of the listed time, layer, type, kernel."""
+def format_layers(label: str, layers: list[LayerTime], *, top: int = 10) -> str:
+    """The ``top`` slowest layers: time, share of all layers' time, type, kernel, name."""
     total = sum(layer.real_ms for layer in layers) or 1.0
-    lines = [f"slowest layers of {label} (ms per call, OpenVINO performance counters):"]
+    lines = [
+        f"the {top} slowest layers of {label}, of {total:.1f} ms in all layers "
+        "(ms per call, OpenVINO performance counters):"
+    ]
     lines += [
         f"  {layer.real_ms:8.2f} ms {layer.real_ms / total:4.0%}  {layer.node_type:<18} "
         f"{layer.kernel:<28} {layer.name}"
-        for layer in layers
+        for layer in layers[:top]
     ]
     return "\n".join(lines) + "\n"
 

@@ -178,18 +178,15 @@ def srt_block(number: int, seg: dict[str, Any], *, offset_s: float = 0.0) -> str
     return f"{number}\n{start} --> {end}\n{name} {seg['mean_score']:.2f}\n"
 
 
-def render_timelines(
+def timeline_records(
     timelines: Sequence[VideoTimeline],
     *,
-    fmt: str,
     topk: int,
     segments: SegmentOptions,
     labels: Sequence[str] | None = None,
-) -> list[str]:
-    """The text of ``timelines`` in ``fmt``: one text for ``json`` and ``csv`` (all videos),
-    one per video for ``srt``. JSON records carry ``timing`` for videos that have windows."""
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+) -> list[dict[str, Any]]:
+    """The JSON records of ``timelines`` (``timeline_record``), with ``timing`` for videos
+    that have windows."""
     records = []
     for timeline in timelines:
         record = timeline_record(
@@ -202,6 +199,22 @@ def render_timelines(
         if timeline.info is not None and timeline.records:
             record["timing"] = timeline.timing()
         records.append(record)
+    return records
+
+
+def render_timelines(
+    timelines: Sequence[VideoTimeline],
+    *,
+    fmt: str,
+    topk: int,
+    segments: SegmentOptions,
+    labels: Sequence[str] | None = None,
+) -> list[str]:
+    """The text of ``timelines`` in ``fmt``: one text for ``json`` and ``csv`` (all videos),
+    one per video for ``srt``. JSON records carry ``timing`` for videos that have windows."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    records = timeline_records(timelines, topk=topk, segments=segments, labels=labels)
     if fmt == "json":
         return [to_json(records)]
     if fmt == "csv":

@@ -166,16 +166,23 @@ def srt_time(seconds: float) -> str:
 def to_srt(record: dict[str, Any]) -> str:
     """The segments of one video as SubRip subtitles: ``name score`` while each lasts."""
     return "\n".join(
-        srt_block(number, seg) for number, seg in enumerate(record["segments"], start=1)
+        srt_block(
+            number,
+            seg.get("name", f"class {seg['class']}"),
+            seg["start_s"],
+            seg["end_s"],
+            seg["mean_score"],
+        )
+        for number, seg in enumerate(record["segments"], start=1)
     )
 
 
-def srt_block(number: int, seg: dict[str, Any], *, offset_s: float = 0.0) -> str:
-    """One subtitle (``segment_entry`` fields): ``name score`` while the segment lasts;
-    ``offset_s`` is added to its times."""
-    name = seg.get("name", f"class {seg['class']}")
-    start, end = srt_time(seg["start_s"] + offset_s), srt_time(seg["end_s"] + offset_s)
-    return f"{number}\n{start} --> {end}\n{name} {seg['mean_score']:.2f}\n"
+def srt_block(
+    number: int, name: str, start_s: float, end_s: float, score: float, *, offset_s: float = 0.0
+) -> str:
+    """One subtitle: ``name score`` from ``start_s`` to ``end_s``, ``offset_s`` added."""
+    start, end = srt_time(start_s + offset_s), srt_time(end_s + offset_s)
+    return f"{number}\n{start} --> {end}\n{name} {score:.2f}\n"
 
 
 def timeline_records(

@@ -95,7 +95,7 @@ class Timelines:
         self.names = labels  # None once a record shows they do not fit the model
         self.timelines: list[VideoTimeline] = []  # every one started, in order
         self._windows = windows
-        self._owns_backend = owns_backend
+        self.owns_backend = owns_backend
         self._started = False
 
     def __iter__(self) -> Iterator[VideoTimeline]:
@@ -124,7 +124,7 @@ class Timelines:
                         self.names = names_for(self.names, len(record.scores))
                 yield timeline
         finally:
-            if self._owns_backend:
+            if self.owns_backend:
                 self.backend.close()
 
     def run(self) -> list[VideoTimeline]:
@@ -133,15 +133,20 @@ class Timelines:
             pass
         return self.timelines
 
+    def _built(self) -> list[VideoTimeline]:
+        """The timelines, built now if the loop has not been started."""
+        return self.timelines if self._started else self.run()
+
     @property
     def num_windows(self) -> int:
         """Windows scored so far, all videos."""
         return sum(len(t.records) for t in self.timelines)
 
     def to_dicts(self) -> list[dict[str, Any]]:
-        """The records of ``timeline --format json``: one per video started."""
+        """The records of ``timeline --format json``: one per video started (all of them, built
+        now, if the loop has not been started)."""
         return timeline_records(
-            self.timelines,
+            self._built(),
             topk=self.options.topk,
             segments=self.options.segments,
             labels=self.names,
@@ -149,9 +154,10 @@ class Timelines:
 
     def render(self, fmt: str = "json") -> list[str]:
         """The text of ``timeline --format fmt``: one text for ``json`` and ``csv`` (every
-        video), one per video for ``srt``."""
+        video started; all of them, built now, if the loop has not been started), one per
+        video for ``srt``."""
         return render_timelines(
-            self.timelines,
+            self._built(),
             fmt=fmt,
             topk=self.options.topk,
             segments=self.options.segments,

@@ -47,8 +47,8 @@ from starlette.routing import Match, Route
 
 from slowfast_deploy import __version__
 from slowfast_deploy.api import Prediction
-from slowfast_deploy.engine.prediction import PredictionJSON
 from slowfast_deploy.engine.base import DecodedVideo, DecodeOptions
+from slowfast_deploy.engine.prediction import PredictionJSON
 from slowfast_deploy.engine.scoring import ViewMean, check_model_views
 from slowfast_deploy.errors import (
     ModelFormatError,
@@ -444,7 +444,7 @@ def create_app(
 
     async def _score_video(
         s: ServeState, path: str, name: str, views: int, topk: int
-    ) -> dict[str, Any]:
+    ) -> PredictionJSON:
         held = await clip_budget.acquire(views)  # decoded clips wait for the model: bounded
         try:
             future = s.decoder.submit(path, views)

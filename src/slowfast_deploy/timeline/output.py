@@ -10,12 +10,12 @@ import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
 
-from slowfast_deploy.engine.scoring import TopClass, top_classes
+from slowfast_deploy.engine.scoring import TopClass, TopClassDict, top_classes
 from slowfast_deploy.labels import class_name
 from slowfast_deploy.timeline.run import VideoTimeline
 from slowfast_deploy.timeline.segments import Segment, find_segments, smooth_scores
@@ -45,13 +45,86 @@ def timeline_segments(timeline: VideoTimeline, *, smooth: int, threshold: float)
     )
 
 
-def _class(top: TopClass, labels: Sequence[str] | None) -> dict[str, Any]:
-    """A timeline's ``{"class", "name", "score"}`` (named ``class N`` past the labels)."""
-    entry: dict[str, Any] = {"class": top.class_index}
-    if labels is not None:
-        entry["name"] = class_name(top.class_index, labels)
-    entry["score"] = round(top.score, 6)
-    return entry
+class _Named(TypedDict, total=False):
+    name: str  # with labels: the class name, ``class N`` past them
+
+
+class _WindowRequired(TypedDict):
+    index: int
+    start_frame: int
+    end_frame: int
+    start_s: float
+    end_s: float
+    topk: list[TopClassDict]
+
+
+class WindowEntry(_WindowRequired, total=False):
+    """One window of a timeline record (``window_entry``)."""
+
+    smoothed_top1: TopClassDict  # when smoothing
+
+
+_SegmentClass = TypedDict("_SegmentClass", {"class": int})
+
+
+class _SegmentRequired(TypedDict):
+    start_s: float
+    end_s: float
+    start_frame: int
+    end_frame: int
+    windows: list[int]  # [first, last]
+    mean_score: float
+
+
+class SegmentEntry(_SegmentClass, _Named, _SegmentRequired):
+    """One segment of a timeline record (``segment_entry``): ``class``, ``name``, times..."""
+
+
+class _RecordRequired(TypedDict):
+    video: str
+    status: str
+    fps: float | None
+    num_frames: int | None
+    window: int
+    stride: int
+    smooth: int
+    threshold: float
+    windows_done: int
+    windows_planned: int
+    windows: list[WindowEntry]
+    segments: list[SegmentEntry]
+
+
+class TimelineRecord(_RecordRequired, total=False):
+    """One video's timeline (``timeline_record``): the JSON of ``timeline``, per video."""
+
+    error: str
+    timing: dict[str, float]  # wall_s, decode_s, preprocess_s, model_s
+
+
+def _named(class_index: int, labels: Sequence[str] | None) -> _Named:
+    return {"name": class_name(class_index, labels)} if labels is not None else {}
+
+
+def window_classes(
+    scores: NDArray[np.float32], k: int, labels: Sequence[str] | None
+) -> tuple[TopClass, ...]:
+    """A window's top-k as ``timeline`` writes it: named (``class N`` past the labels) when
+    ``labels`` are given, scores rounded to 6 digits."""
+    return tuple(
+        TopClass(
+            top.class_index,
+            None if labels is None else class_name(top.class_index, labels),
+            round(top.score, 6),
+        )
+        for top in top_classes(scores, k)
+    )
+
+
+def window_class_entry(top: TopClass) -> TopClassDict:
+    """``{"class", "name", "score"}`` (``timeline``'s order; ``TopClass.to_dict`` is predict's)."""
+    named: _Named = {"name": top.name} if top.name is not None else {}
+    return {"class": top.class_index, **named, "score": top.score}
 
 
 def window_entry(
@@ -60,27 +133,26 @@ def window_entry(
     *,
     topk: int,
     labels: Sequence[str] | None = None,
-) -> dict[str, Any]:
+) -> WindowEntry:
     """One window of a timeline record (``smoothed``: its smoothed scores, when smoothing)."""
-    entry: dict[str, Any] = {
+    entry: WindowEntry = {
         "index": record.index,
         "start_frame": record.start_frame,
         "end_frame": record.end_frame,
         "start_s": round(record.start_s, 4),
         "end_s": round(record.end_s, 4),
-        "topk": [_class(top, labels) for top in top_classes(record.scores, topk)],
+        "topk": [window_class_entry(t) for t in window_classes(record.scores, topk, labels)],
     }
     if smoothed is not None:
-        entry["smoothed_top1"] = _class(top_classes(smoothed, 1)[0], labels)
+        entry["smoothed_top1"] = window_class_entry(window_classes(smoothed, 1, labels)[0])
     return entry
 
 
-def segment_entry(seg: Segment, *, labels: Sequence[str] | None = None) -> dict[str, Any]:
+def segment_entry(seg: Segment, *, labels: Sequence[str] | None = None) -> SegmentEntry:
     """One segment of a timeline record."""
-    entry: dict[str, Any] = {"class": seg.class_index}
-    if labels is not None:
-        entry["name"] = class_name(seg.class_index, labels)
-    entry |= {
+    return {
+        "class": seg.class_index,
+        **_named(seg.class_index, labels),
         "start_s": round(seg.start_s, 4),
         "end_s": round(seg.end_s, 4),
         "start_frame": seg.start_frame,
@@ -88,7 +160,6 @@ def segment_entry(seg: Segment, *, labels: Sequence[str] | None = None) -> dict[
         "windows": [seg.first_window, seg.last_window],
         "mean_score": round(seg.mean_score, 6),
     }
-    return entry
 
 
 def timeline_record(
@@ -98,7 +169,7 @@ def timeline_record(
     smooth: int,
     threshold: float,
     labels: Sequence[str] | None = None,
-) -> dict[str, Any]:
+) -> TimelineRecord:
     """One video's timeline as a JSON-able dict: settings, windows, segments."""
     info = timeline.info
     smoothed = smooth_scores(timeline.scores(), smooth)
@@ -110,10 +181,11 @@ def timeline_record(
         segment_entry(seg, labels=labels)
         for seg in find_segments(timeline.records, smoothed, threshold=threshold)
     ]
+    error: _Error = {"error": timeline.error} if timeline.error else {}
     return {
         "video": timeline.video,
         "status": timeline.status,
-        **({"error": timeline.error} if timeline.error else {}),
+        **error,
         "fps": info.fps if info else None,
         "num_frames": info.num_frames if info else None,
         "window": timeline.plan.window,
@@ -127,11 +199,15 @@ def timeline_record(
     }
 
 
-def to_json(records: Sequence[dict[str, Any]]) -> str:
+class _Error(TypedDict, total=False):
+    error: str
+
+
+def to_json(records: Sequence[TimelineRecord]) -> str:
     return json.dumps(list(records), indent=2, ensure_ascii=False) + "\n"
 
 
-def to_csv(records: Sequence[dict[str, Any]], *, topk: int, with_names: bool) -> str:
+def to_csv(records: Sequence[TimelineRecord], *, topk: int, with_names: bool) -> str:
     """One row per window of every video; columns ``class_1, name_1, score_1, ...``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -141,9 +217,9 @@ def to_csv(records: Sequence[dict[str, Any]], *, topk: int, with_names: bool) ->
     writer.writerow(header)
     for record in records:
         for window in record["windows"]:
-            row = [record["video"]] + [
-                window[k] for k in ("index", "start_frame", "end_frame", "start_s", "end_s")
-            ]
+            row: list[object] = [record["video"]]
+            row += [window["index"], window["start_frame"], window["end_frame"]]
+            row += [window["start_s"], window["end_s"]]
             for top in window["topk"]:
                 row += [top["class"], *([top["name"]] if with_names else []), top["score"]]
             writer.writerow(row)
@@ -159,19 +235,50 @@ def srt_time(seconds: float) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d},{ms:03d}"
 
 
-def to_srt(record: dict[str, Any]) -> str:
+def to_srt(record: TimelineRecord) -> str:
     """The segments of one video as SubRip subtitles: ``name score`` while each lasts."""
     return "\n".join(
-        srt_block(number, seg) for number, seg in enumerate(record["segments"], start=1)
+        srt_block(
+            number,
+            seg.get("name", f"class {seg['class']}"),
+            seg["start_s"],
+            seg["end_s"],
+            seg["mean_score"],
+        )
+        for number, seg in enumerate(record["segments"], start=1)
     )
 
 
-def srt_block(number: int, seg: dict[str, Any], *, offset_s: float = 0.0) -> str:
-    """One subtitle (``segment_entry`` fields): ``name score`` while the segment lasts;
-    ``offset_s`` is added to its times."""
-    name = seg.get("name", f"class {seg['class']}")
-    start, end = srt_time(seg["start_s"] + offset_s), srt_time(seg["end_s"] + offset_s)
-    return f"{number}\n{start} --> {end}\n{name} {seg['mean_score']:.2f}\n"
+def srt_block(
+    number: int, name: str, start_s: float, end_s: float, score: float, *, offset_s: float = 0.0
+) -> str:
+    """One subtitle: ``name score`` from ``start_s`` to ``end_s``, ``offset_s`` added."""
+    start, end = srt_time(start_s + offset_s), srt_time(end_s + offset_s)
+    return f"{number}\n{start} --> {end}\n{name} {score:.2f}\n"
+
+
+def timeline_records(
+    timelines: Sequence[VideoTimeline],
+    *,
+    topk: int,
+    segments: SegmentOptions,
+    labels: Sequence[str] | None = None,
+) -> list[TimelineRecord]:
+    """The JSON records of ``timelines`` (``timeline_record``), with ``timing`` for videos
+    that have windows."""
+    records = []
+    for timeline in timelines:
+        record = timeline_record(
+            timeline,
+            topk=topk,
+            smooth=segments.smooth,
+            threshold=segments.threshold,
+            labels=labels,
+        )
+        if timeline.info is not None and timeline.records:
+            record["timing"] = timeline.timing()
+        records.append(record)
+    return records
 
 
 def render_timelines(
@@ -186,18 +293,7 @@ def render_timelines(
     one per video for ``srt``. JSON records carry ``timing`` for videos that have windows."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
-    records = []
-    for timeline in timelines:
-        record = timeline_record(
-            timeline,
-            topk=topk,
-            smooth=segments.smooth,
-            threshold=segments.threshold,
-            labels=labels,
-        )
-        if timeline.info is not None and timeline.records:
-            record["timing"] = timeline.timing()
-        records.append(record)
+    records = timeline_records(timelines, topk=topk, segments=segments, labels=labels)
     if fmt == "json":
         return [to_json(records)]
     if fmt == "csv":

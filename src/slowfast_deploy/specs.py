@@ -8,7 +8,6 @@ Every numerics-affecting default is pinned here with its mmaction2 source
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
 
 # mmaction2 `data_preprocessor` / 0.x `img_norm_cfg`: mean/std in 0-255 units, RGB order.
 MEAN_RGB_255 = (123.675, 116.28, 103.53)
@@ -97,7 +96,7 @@ class ModelSpec:
     num_classes: int = 400
     clip_len: int = 32  # frames per view the model expects (T of the input)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, str | int | tuple[int, int, int, int]]:
         return asdict(self)
 
     @property

@@ -122,7 +122,7 @@ KEPT_HINTS = {"fp32": "f32", "bf16": "bf16"}
 
 
 def _compile(ov: Any, model: Any, threads: int | None, hint: str = "f32") -> Any:
-    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
+    config: dict[str, str | int] = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     return ov.Core().compile_model(model, "CPU", config)
@@ -208,7 +208,9 @@ def quantize_to_ir(
         calibration=clip_set.names,
         calibration_sha256=digests,
     )
-    outcome_extra: dict[str, Any] = {}
+    met: bool | None = None
+    steps: list[SearchStep] = []
+    timed_out = False
     all_int8 = None
     if recipe is not None:
         recipe = replace(recipe, calibration=clip_set.names, calibration_sha256=digests)
@@ -225,13 +227,13 @@ def quantize_to_ir(
             base=base,
         )
         recipe, model, fidelity = result.recipe, result.model, result.fidelity
-        outcome_extra = {"met": result.met, "steps": result.steps, "timed_out": result.timed_out}
+        met, steps, timed_out = result.met, result.steps, result.timed_out
         all_int8 = result.all_int8
     else:
         recipe = base
         model = quantize_model(fp32, clip_set.clips, recipe)
         fidelity, _ = evaluate(model, None)
-    timing: dict[str, Any] = {}
+    timing: dict[str, float] = {}
     if recipe.keep_fp32:
         if all_int8 is None:
             all_int8 = quantize_model(fp32, clip_set.clips, replace(recipe, keep_fp32=()))
@@ -253,7 +255,17 @@ def quantize_to_ir(
     write_text_atomic(recipe_path, recipe_json)
     logger.info("int8 fidelity vs fp32: %s", fidelity.summary())
     return Int8Outcome(
-        path, recipe, recipe_path, fidelity, in_sample, warnings, **outcome_extra, **timing
+        path,
+        recipe,
+        recipe_path,
+        fidelity,
+        in_sample,
+        warnings,
+        met,
+        steps,
+        timed_out,
+        timing.get("all_int8_ms"),
+        timing.get("kept_ms"),
     )
 
 

@@ -13,8 +13,9 @@ import json
 import logging
 import os
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,7 +31,26 @@ PT2_METADATA = "extra/slowfast_deploy.json"  # inside the package's top folder
 REBUILD = "recompile it here with `slowfast-deploy compile CHECKPOINT --backend torch`"
 
 
-def read_pt2_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+class Pt2Metadata(TypedDict):
+    """``extra/slowfast_deploy.json`` of a ``.pt2`` (written by ``export.aot``)."""
+
+    slowfast_deploy_version: str
+    torch_version: str
+    device: str
+    cpu_isa: str  # "" for a GPU package
+    precision: str
+    input_name: str
+    input_dtype: InputDType
+    input_shape: list[int | None]
+    output_kind: OutputKind
+    softmax: bool
+    model_spec: Mapping[str, object]  # ModelSpec.to_dict()
+    view_spec: Mapping[str, object]  # asdict(ViewSpec)
+    checkpoint_sha256: str
+    checkpoint_name: str
+
+
+def read_pt2_metadata(path: str | os.PathLike[str]) -> Pt2Metadata:
     """The ``slowfast_deploy.json`` of a ``.pt2``; ``ModelFormatError`` if it has none."""
     try:
         with zipfile.ZipFile(path) as archive:
@@ -40,13 +60,13 @@ def read_pt2_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
                     f"{path}: a .pt2 without slowfast-deploy metadata; make it with "
                     "`slowfast-deploy compile CHECKPOINT --backend torch --output M.pt2`"
                 )
-            meta: dict[str, Any] = json.loads(archive.read(names[0]))
+            meta: Pt2Metadata = json.loads(archive.read(names[0]))
             return meta
     except (zipfile.BadZipFile, OSError, ValueError) as err:
         raise ModelFormatError(f"{path}: not a .pt2 package ({err})") from err
 
 
-def write_pt2_metadata(path: str | os.PathLike[str], meta: dict[str, Any]) -> None:
+def write_pt2_metadata(path: str | os.PathLike[str], meta: Pt2Metadata) -> None:
     """Add ``meta`` to the package at ``path`` (once, after AOTInductor wrote it)."""
     with zipfile.ZipFile(path, "a") as archive:
         top = archive.namelist()[0].split("/", 1)[0]
@@ -60,7 +80,7 @@ def cpu_isa(torch: Any) -> str:
     return str(pick_vec_isa()) or "none"
 
 
-def check_pt2_runs_here(meta: dict[str, Any], path: str, torch: Any, device: str) -> None:
+def check_pt2_runs_here(meta: Pt2Metadata, path: str, torch: Any, device: str) -> None:
     """Raise ``BackendUnavailableError`` in one line unless this torch/device/CPU can run it."""
     built = f"torch {meta.get('torch_version')} on {meta.get('device')}"
     if meta.get("torch_version") != torch.__version__:

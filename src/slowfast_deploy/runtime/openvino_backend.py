@@ -100,7 +100,7 @@ class OpenVinoBackend:
                     f"this {device} cannot; recompile it with --kept-precision fp32"
                 )
             hint = "bf16"
-        config: dict[str, Any] = {
+        config: dict[str, str | int | bool] = {
             "INFERENCE_PRECISION_HINT": hint,
             "PERFORMANCE_HINT": "LATENCY",
         }

@@ -230,7 +230,7 @@ def _openvino_peak(precision: str, threads: int | None) -> float:
     ov = require("openvino", extra="openvino", purpose="the measured peak")
     ops = require("openvino.opset13", extra="openvino", purpose="the measured peak")
     core = ov.Core()
-    config: dict[str, Any] = {
+    config: dict[str, str | int] = {
         "INFERENCE_PRECISION_HINT": {"bf16": "bf16", "fp16": "f16"}.get(precision, "f32"),
         "PERFORMANCE_HINT": "LATENCY",
     }

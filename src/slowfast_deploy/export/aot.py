@@ -19,6 +19,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,6 +35,9 @@ from slowfast_deploy.runtime.torch_backend import (
     torch_dtype,
 )
 from slowfast_deploy.specs import SINGLE_VIEW, SLOWFAST_R50_8X8, ModelSpec
+
+if TYPE_CHECKING:  # for annotations only: the model (torch) loads when used
+    from slowfast_deploy.model.slowfast import ReferenceContract
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +154,7 @@ def compile_torch(
 
 
 def check_pt2(
-    reference: object, compiled: object, precision: str, *, source: str
+    reference: ReferenceContract, compiled: AotBackend, precision: str, *, source: str
 ) -> tuple[ParityReport, bool]:
     """``compiled`` (a ``.pt2`` backend; ``source`` names it) against the eager fp32
     float-input ``reference``.
@@ -160,11 +164,11 @@ def check_pt2(
     torch = require("torch", extra="torch", purpose="compile --backend torch")
     video = sample_input(2)
     with torch.inference_mode():
-        raw = reference(torch.from_numpy(video)).numpy()  # type: ignore[operator]
-    kind = compiled.output_kind  # type: ignore[attr-defined]
+        raw = reference(torch.from_numpy(video)).numpy()
+    kind = compiled.output_kind
     expected = to_probs(raw, kind)
     got = to_probs(
-        compiled.run(sample_input(2, compiled.input_dtype)),  # type: ignore[attr-defined]
+        compiled.run(sample_input(2, compiled.input_dtype)),
         kind,
     )
     agree = bool((expected.argmax(-1) == got.argmax(-1)).all())

@@ -21,6 +21,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from slowfast_deploy.runtime.base import PARITY_ATOL, run_batched, to_probs
 from slowfast_deploy.runtime.openvino_backend import check_precision
 from slowfast_deploy.runtime.openvino_ir import load_onnx, onnx_metadata, save_ir, to_openvino
 from slowfast_deploy.runtime.ort_backend import session_options
+
+if TYPE_CHECKING:  # for annotations only: onnx loads when used
+    from onnx import ModelProto
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +56,8 @@ class CompileResult:
     int8: Int8Outcome | None = None  # int8 only: fidelity, recipe, search, warnings
 
 
-def _static_batch(proto: object, batchsize: int) -> None:
-    for value in (*proto.graph.input, *proto.graph.output):  # type: ignore[attr-defined]
+def _static_batch(proto: ModelProto, batchsize: int) -> None:
+    for value in (*proto.graph.input, *proto.graph.output):
         dim = value.type.tensor_type.shape.dim[0]
         dim.ClearField("dim_param")
         dim.dim_value = batchsize
@@ -122,14 +126,16 @@ def compile_model(
     return CompileResult(path, backend, precision, batchsize, parity, agree, outcome)
 
 
-def _compile_openvino(proto: object, meta: dict[str, str], output: Path, precision: str) -> Path:
+def _compile_openvino(
+    proto: ModelProto, meta: dict[str, str], output: Path, precision: str
+) -> Path:
     ov = require("openvino", extra="openvino", purpose="compile --backend openvino")
 
     check_precision(ov.Core(), "CPU", precision)
     return save_ir(to_openvino(proto), output, {**meta, "precision": precision})
 
 
-def _compile_onnxruntime(proto: object, output: Path, threads: int | None) -> Path:
+def _compile_onnxruntime(proto: ModelProto, output: Path, threads: int | None) -> Path:
     ort = require("onnxruntime", extra="onnx", purpose="compile --backend onnxruntime")
     onnx = require("onnx", extra="onnx", purpose="compile")
 
@@ -142,7 +148,7 @@ def _compile_onnxruntime(proto: object, output: Path, threads: int | None) -> Pa
         ort.InferenceSession(str(src), sess_options=opts, providers=["CPUExecutionProvider"])
     optimized = onnx.load(str(target))
     del optimized.metadata_props[:]
-    for prop in proto.metadata_props:  # type: ignore[attr-defined]
+    for prop in proto.metadata_props:
         optimized.metadata_props.add(key=prop.key, value=prop.value)
     optimized.metadata_props.add(key="compiled_for", value="onnxruntime CPUExecutionProvider")
     onnx.save(optimized, str(target))

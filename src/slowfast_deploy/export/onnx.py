@@ -14,6 +14,7 @@ import os
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,6 +35,9 @@ from slowfast_deploy.runtime.base import (
 from slowfast_deploy.specs import SINGLE_VIEW, SLOWFAST_R50_8X8, ModelSpec
 from slowfast_deploy.video.preprocess import crop_clips
 from slowfast_deploy.video.samples import sample_frames
+
+if TYPE_CHECKING:  # for annotations only: the model (torch) loads when used
+    from slowfast_deploy.model.slowfast import ReferenceContract
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +138,7 @@ def export_onnx(
 
 
 def validate_onnx(
-    model: object, path: Path, *, softmax: bool, input_dtype: InputDType = "float32"
+    model: ReferenceContract, path: Path, *, softmax: bool, input_dtype: InputDType = "float32"
 ) -> ParityReport:
     """Run the file with ONNX Runtime and PyTorch on real input; raise ``ParityError`` if off.
 
@@ -150,7 +154,7 @@ def validate_onnx(
         raise ParityError(f"{path}: I/O names {inputs} -> {names}, expected ['video'] -> ['class']")
     video = sample_input(2)
     with torch.inference_mode():
-        expected = model(torch.from_numpy(video)).numpy()  # type: ignore[operator]
+        expected = model(torch.from_numpy(video)).numpy()
     got = session.run(None, {INPUT_NAME: sample_input(2, input_dtype)})[0]
     kind: OutputKind = "probs" if softmax else "logits"  # compared as softmax scores either way
     return compare_outputs(

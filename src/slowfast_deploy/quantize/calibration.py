@@ -22,6 +22,7 @@ from slowfast_deploy.engine.decode import load_views
 from slowfast_deploy.engine.jobs import read_annotations
 from slowfast_deploy.errors import DataFormatError
 from slowfast_deploy.reference.formats import list_bins, read_bin
+from slowfast_deploy.video.decode import Decoder
 from slowfast_deploy.video.samples import write_samples
 
 # NNCF's min-max statistics settle with a few dozen varied clips (its own default subset is 300).
@@ -71,7 +72,7 @@ def load_clip_set(
     size: int,
     *,
     video_dir: str | os.PathLike[str] | None = None,
-    decoder: str = "decord",
+    decoder: Decoder = "decord",
 ) -> ClipSet:
     """``size`` clips evenly spread over ``source``: a directory of ``.bin`` files, or an
     annotation list (``relative/path.mp4 label`` lines; videos under ``video_dir``, default the
@@ -100,8 +101,7 @@ def load_clip_set(
     root = Path(video_dir) if video_dir is not None else source.parent
     picked_items = [items[i] for i in spread(len(items), size)]
     clips = [
-        load_views(root / it.path, decoder=decoder)[None].astype(np.float32)  # type: ignore[arg-type]
-        for it in picked_items
+        load_views(root / it.path, decoder=decoder)[None].astype(np.float32) for it in picked_items
     ]
     names = tuple(str((root / it.path).resolve()) for it in picked_items)
     return ClipSet(str(source), names, clips)

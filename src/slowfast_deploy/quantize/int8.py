@@ -32,7 +32,7 @@ from slowfast_deploy.quantize.search import (
     search_recipe,
 )
 from slowfast_deploy.reference.formats import read_bin
-from slowfast_deploy.runtime.base import to_probs
+from slowfast_deploy.runtime.base import OutputKind, to_probs
 from slowfast_deploy.runtime.benchmark import bench_alternating
 from slowfast_deploy.runtime.openvino_backend import check_precision
 from slowfast_deploy.runtime.openvino_ir import save_ir, to_openvino
@@ -128,7 +128,9 @@ def _compile(ov: Any, model: Any, threads: int | None, hint: str = "f32") -> Any
     return ov.Core().compile_model(model, "CPU", config)
 
 
-def _scores(compiled: Any, clips: Sequence[NDArray[np.float32]], kind: str) -> NDArray[np.float32]:
+def _scores(
+    compiled: Any, clips: Sequence[NDArray[np.float32]], kind: OutputKind
+) -> NDArray[np.float32]:
 
     dim = compiled.inputs[0].get_partial_shape()[0]
     batch = dim.get_length() if dim.is_static else 1
@@ -137,7 +139,7 @@ def _scores(compiled: Any, clips: Sequence[NDArray[np.float32]], kind: str) -> N
     for clip in clips:
         padded = np.concatenate([clip, np.zeros((batch - 1, *clip.shape[1:]), np.float32)])
         out.append(np.asarray(request.infer({0: padded})[compiled.outputs[0]])[:1])
-    return to_probs(np.concatenate(out).astype(np.float32), kind)  # type: ignore[arg-type]
+    return to_probs(np.concatenate(out).astype(np.float32), kind)
 
 
 def quantize_to_ir(
@@ -165,17 +167,17 @@ def quantize_to_ir(
     recipe = options.recipe
     if recipe is not None and not isinstance(recipe, Recipe):
         recipe = Recipe.read(recipe)
-    if calibration is None and recipe is None:
-        raise ValueError(
-            "int8 needs calibration clips: pass a directory of .bin files written by "
-            "`slowfast-deploy preprocess` (--calibration DIR/bin) or an annotation list of videos"
-        )
     if calibration is not None:
         clip_set = _as_clip_set(
             calibration, calibration_size or DEFAULT_CALIBRATION_SIZE, options.video_dir
         )
+    elif recipe is not None:
+        clip_set = _clips_of_recipe(recipe, str(options.recipe))
     else:
-        clip_set = _clips_of_recipe(recipe, str(options.recipe))  # type: ignore[arg-type]
+        raise ValueError(
+            "int8 needs calibration clips: pass a directory of .bin files written by "
+            "`slowfast-deploy preprocess` (--calibration DIR/bin) or an annotation list of videos"
+        )
     digests = tuple(clip_set.digests())
     if recipe is not None and recipe.calibration_sha256 and recipe.calibration_sha256 != digests:
         raise DataFormatError(
@@ -192,7 +194,10 @@ def quantize_to_ir(
         logger.warning(text)
     judged = validation or clip_set
     fp32 = to_openvino(proto)
-    kind = meta.get("output_kind", "unknown")
+    stored = meta.get("output_kind")
+    kind: OutputKind = (
+        "probs" if stored == "probs" else "logits" if stored == "logits" else "unknown"
+    )
     reference = _scores(_compile(ov, fp32, threads), judged.clips, kind)
     in_sample = validation is None
     description = judged.describe() + (" (in-sample: the calibration clips)" if in_sample else "")

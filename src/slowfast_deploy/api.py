@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from slowfast_deploy.engine import open_engine
-from slowfast_deploy.engine.base import DecodeOptions, EngineOptions, in_order
+from slowfast_deploy.engine.base import DecodeOptions, EngineName, EngineOptions, in_order
 from slowfast_deploy.engine.jobs import jobs_from_list, jobs_from_paths
 from slowfast_deploy.engine.prediction import Prediction as Prediction
 from slowfast_deploy.evaluation.run import EvaluationRun
@@ -43,7 +43,7 @@ from slowfast_deploy.timeline.output import SegmentOptions
 from slowfast_deploy.timeline.videos import TimelineOptions
 from slowfast_deploy.timeline.videos import Timelines as Timelines
 from slowfast_deploy.timeline.windows import WindowPlan
-from slowfast_deploy.video.decode import Decoder
+from slowfast_deploy.video.decode import Decoder, FrameCount
 
 
 class Model:
@@ -91,9 +91,9 @@ class Model:
         *,
         views: int = 1,
         topk: int = 5,
-        decoder: str = "auto",
-        frame_count: str = "container",
-        engine: str = "local",
+        decoder: Decoder = "auto",
+        frame_count: FrameCount = "container",
+        engine: EngineName = "local",
         **engine_options: Any,
     ) -> Iterator[Prediction]:
         """Predictions in the order of ``videos``; a video that fails yields an error, not a
@@ -107,8 +107,8 @@ class Model:
             raise ValueError(f"topk must be >= 1, got {topk}")
         spec = view_spec(views)
         jobs = jobs_from_paths(list(videos))
-        options = EngineOptions(engine=engine, **engine_options)  # type: ignore[arg-type]
-        decode = DecodeOptions(decoder, frame_count)  # type: ignore[arg-type]
+        options = EngineOptions(engine=engine, **engine_options)
+        decode = DecodeOptions(decoder, frame_count)
         if options.workers > len(jobs):  # no idle decoder processes for a short list
             options = replace(options, num_workers=max(1, len(jobs)))
         model = self.backend if options.engine == "local" else self.config
@@ -213,10 +213,10 @@ def evaluate(
     *,
     output: str | os.PathLike[str] | None = None,
     views: int = 1,
-    decoder: str = "auto",
-    frame_count: str = "container",
+    decoder: Decoder = "auto",
+    frame_count: FrameCount = "container",
     labels: list[str] | None = None,
-    engine: str = "local",
+    engine: EngineName = "local",
     **engine_options: Any,
 ) -> RunSummary:
     """Evaluate the videos of ``ann_file`` (``relative/path.mp4 <label>`` lines) and return the
@@ -241,8 +241,8 @@ def evaluate(
         model=config,
         output=Path(output) if output is not None else None,
         views=views,
-        decode=DecodeOptions(decoder, frame_count),  # type: ignore[arg-type]
-        engine=EngineOptions(engine=engine, **engine_options),  # type: ignore[arg-type]
+        decode=DecodeOptions(decoder, frame_count),
+        engine=EngineOptions(engine=engine, **engine_options),
         labels=labels if labels is not None else resolve_labels(None),
         backend=backend,
     )

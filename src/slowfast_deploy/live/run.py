@@ -54,7 +54,13 @@ from slowfast_deploy.live.events import (
     WindowEvent,
 )
 from slowfast_deploy.live.sinks import Sink, close_sinks
-from slowfast_deploy.live.sources import OpenOptions, Source, check_names, parse_source
+from slowfast_deploy.live.sources import (
+    OpenOptions,
+    RtspTransport,
+    Source,
+    check_names,
+    parse_source,
+)
 from slowfast_deploy.live.stream import Reconnect, StreamWorker
 from slowfast_deploy.runtime import Backend, ModelConfig
 from slowfast_deploy.runtime.base import check_input_shape, input_dtype_of, run_batched
@@ -354,7 +360,7 @@ def watch(
     reconnect: bool | None = None,
     stall_timeout_s: float = 10.0,
     open_timeout_s: float = 10.0,
-    rtsp_transport: str = "tcp",
+    rtsp_transport: RtspTransport = "tcp",
     stats_every_s: float | None = None,
     scores: bool = False,
     sinks: Sequence[Sink] = (),
@@ -386,7 +392,7 @@ def watch(
                 realtime=realtime,
                 reconnect=reconnect,
                 open=OpenOptions(
-                    rtsp_transport=rtsp_transport,  # type: ignore[arg-type]  # checked there
+                    rtsp_transport=rtsp_transport,  # checked there
                     open_timeout_s=open_timeout_s,
                     stall_timeout_s=stall_timeout_s,
                 ),

@@ -654,7 +654,7 @@ class _FrameClock:
                 self.fps,
             )
             self.by_index = True
-        time_s = index / self.fps if self.by_index else float(pts_s)  # type: ignore[arg-type]
+        time_s = float(pts_s) if not self.by_index and pts_s is not None else index / self.fps
         self.previous = time_s
         return time_s
 

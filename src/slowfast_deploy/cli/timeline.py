@@ -141,9 +141,13 @@ def run(args: argparse.Namespace) -> int:
     return ExitStatus.SOME_FAILED if failed else ExitStatus.OK
 
 
-def _prepare_targets(args: argparse.Namespace, several: bool) -> dict[str, Any]:
+def _prepare_targets(args: argparse.Namespace, several: bool) -> dict[str, Path | None]:
     """Output paths, checked writable now so that a typo fails before hours of decoding."""
-    targets: dict[str, Any] = {"out": args.out, "plot": args.plot, "annotate": args.annotate}
+    targets: dict[str, Path | None] = {
+        "out": args.out,
+        "plot": args.plot,
+        "annotate": args.annotate,
+    }
     if args.annotate is not None:
         h264_encoder()
     if args.plot is not None:
@@ -193,7 +197,7 @@ def _target(path: Path | None, video: Path, suffix: str, is_dir: bool) -> Path |
 def _draw(
     timelines: Timelines,
     timeline: VideoTimeline,
-    targets: dict[str, Any],
+    targets: dict[str, Path | None],
     video: Path,
     args: argparse.Namespace,
 ) -> None:
@@ -231,7 +235,9 @@ def _plot(
         note(args, f"plot: {dst}")
 
 
-def _write_text(timelines: Timelines, args: argparse.Namespace, targets: dict[str, Any]) -> None:
+def _write_text(
+    timelines: Timelines, args: argparse.Namespace, targets: dict[str, Path | None]
+) -> None:
     out: Path | None = targets["out"]
     texts = timelines.render(args.format)
     if args.format == "srt" and len(args.videos) > 1 and out is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -59,8 +58,9 @@ class RunSummary:
     engine: str | None = None
     this_run: ThisRun | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def to_dict(self) -> dict[str, object]:
+        """The JSON (output only: its readers parse it)."""
+        out: dict[str, object] = {
             "num_videos": self.num_videos,
             "num_ok": self.num_ok,
             "num_failed": self.num_failed,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from slowfast_deploy.errors import Reason
 from slowfast_deploy.serve.problems import Problem
 
 OPEN_PREFIXES = ("/v2/health/",)
@@ -45,7 +46,7 @@ class ApiKeyMiddleware:
             await self.app(scope, receive, send)
             return
         problem = Problem(
-            "unauthorized",
+            Reason.UNAUTHORIZED,
             "missing or wrong API key: send the header 'Authorization: Bearer KEY'",
         )
         if self.on_reject is not None:
@@ -69,12 +70,12 @@ def resolve_server_path(path: str, allow_dirs: tuple[str, ...]) -> Path:
     """``path`` resolved, if it lies under an allowed directory; else ``Problem`` (403)."""
     if not allow_dirs:
         raise Problem(
-            "forbidden_path",
+            Reason.FORBIDDEN_PATH,
             "this server takes no server-side paths (start it with --allow-dir DIR); "
             "upload the video instead",
         )
     if "\x00" in path:
-        raise Problem("bad_request", "a path cannot contain NUL characters")
+        raise Problem(Reason.BAD_REQUEST, "a path cannot contain NUL characters")
     candidate = Path(path)
     if not candidate.is_absolute():
         candidate = Path(allow_dirs[0]) / candidate
@@ -84,7 +85,7 @@ def resolve_server_path(path: str, allow_dirs: tuple[str, ...]) -> Path:
         if resolved == root or resolved.is_relative_to(root):
             return resolved
     raise Problem(
-        "forbidden_path",
+        Reason.FORBIDDEN_PATH,
         f"{path!r} is not under an allowed directory ({', '.join(allow_dirs)}); "
         "'..' and symbolic links out of them are refused",
     )
@@ -94,16 +95,16 @@ def check_url(url: str, allow_urls: tuple[str, ...]) -> str:
     """``url`` if it lies under an allowed prefix; else ``Problem`` (403)."""
     if not allow_urls:
         raise Problem(
-            "forbidden_url",
+            Reason.FORBIDDEN_URL,
             "this server fetches no URLs (start it with --allow-url PREFIX); upload the video",
         )
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as err:
-        raise Problem("bad_request", f"not a URL: {url!r} ({err})") from err
+        raise Problem(Reason.BAD_REQUEST, f"not a URL: {url!r} ({err})") from err
     if parts.username or parts.password:
-        raise Problem("forbidden_url", "URLs with credentials are refused")
+        raise Problem(Reason.FORBIDDEN_URL, "URLs with credentials are refused")
     for prefix in allow_urls:
         allowed = urlsplit(prefix)
         same_origin = (
@@ -116,4 +117,4 @@ def check_url(url: str, allow_urls: tuple[str, ...]) -> str:
         traversal = ".." in unquote(path).split("/")
         if same_origin and not traversal and (path == allowed.path or path.startswith(base)):
             return url
-    raise Problem("forbidden_url", f"{url!r} is not under an allowed URL prefix")
+    raise Problem(Reason.FORBIDDEN_URL, f"{url!r} is not under an allowed URL prefix")

@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from slowfast_deploy.engine.scoring import TopClass
+from slowfast_deploy.errors import Reason
 from slowfast_deploy.labels import class_name
 from slowfast_deploy.timeline.output import window_class_entry, window_classes
 from slowfast_deploy.timeline.segments import Segment, smooth_scores, window_boundaries
@@ -243,7 +244,7 @@ class StreamEvent:
     stream: str
     wall: float
     connection: int | None = None
-    reason: str | None = None
+    reason: Reason | None = None
     message: str | None = None
     down_s: float | None = None
     video: StreamInfo | None = None

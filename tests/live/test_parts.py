@@ -11,7 +11,7 @@ import pytest
 from slowfast_deploy.live.batcher import Batcher, Notice, PendingWindow
 from slowfast_deploy.live.events import LatencyHistogram, SegmentStart, SegmentTracker
 from slowfast_deploy.live.sources import parse_source, read_sources_file
-from slowfast_deploy.live.stream import EndlessWindows, StreamClock
+from slowfast_deploy.live.stream import EndlessWindows
 from slowfast_deploy.live.subtitles import srt_file_name
 from slowfast_deploy.timeline.segments import Segment, find_segments, smooth_scores
 from slowfast_deploy.timeline.windows import (
@@ -36,21 +36,6 @@ def test_endless_windows_are_the_windows_of_a_long_video(window: int, stride: in
     # frames before the next window's start: the endless stream's later windows sample none
     mask = wanted_frames(planned)[: planned[-1].start_frame + stride]
     assert [endless.wanted(k) for k in range(len(mask))] == mask.tolist()
-
-
-@pytest.mark.parametrize(
-    ("pts", "expected"),
-    [
-        ([0.0, 0.04, 0.08], [0.0, 0.04, 0.08]),
-        ([None, 0.04, 0.08], [0.0, 0.04, 0.08]),  # RTSP: the first frame has no time
-        ([10.0, 10.04, None, 10.12], [0.0, 0.04, 0.08, 0.12]),
-        ([5.0, 5.04, 5.04, 5.12], [0.0, 0.04, 0.08, 0.12]),  # repeated time: one frame on
-    ],
-)
-def test_stream_clock(pts: list[float | None], expected: list[float]) -> None:
-    clock = StreamClock(25.0)
-    got = [clock.time_s(i, p) for i, p in enumerate(pts)]
-    np.testing.assert_allclose(got, expected, atol=1e-9)
 
 
 def _records(scores: np.ndarray) -> list[WindowRecord]:

@@ -61,7 +61,7 @@ class EndlessWindows(Sequence[Window]):
 
     >>> windows = EndlessWindows(WindowPlan(64, 16))
     >>> windows[2].start_frame, windows[2].end_frame, windows[2].frame_indices[:3].tolist()
-    (32, 96, [33, 35, 37])
+    (32, 96, [32, 34, 36])
     """
 
     def __init__(self, plan: WindowPlan) -> None:

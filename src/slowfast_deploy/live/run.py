@@ -221,10 +221,13 @@ class Watch:
             raise RuntimeError("a Watch is iterated once; start another watch()")
         self._started = self._period_start = time.monotonic()
         every = self.options.stats_every_s
-        next_stats = self._started + every if every else float("inf")
         self._warm_up()
         for worker in self.workers:
             worker.start()
+        # the periods start with the streams: a slow warm-up (a busy machine) must not put
+        # statistics before the streams' first events
+        self._period_start = time.monotonic()
+        next_stats = self._period_start + every if every else float("inf")
         while not self._stop.is_set():
             take = self.batcher.take(min(_TAKE_TIMEOUT_S, max(0.0, next_stats - time.monotonic())))
             yield from self._handle(take)

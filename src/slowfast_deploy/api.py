@@ -38,7 +38,7 @@ from slowfast_deploy.evaluation.run import EvaluationRun
 from slowfast_deploy.evaluation.summary import RunSummary
 from slowfast_deploy.labels import names_for, resolve_labels
 from slowfast_deploy.live.run import Watch as Watch
-from slowfast_deploy.live.run import watch as _watch
+from slowfast_deploy.live.run import watch as watch
 from slowfast_deploy.live.sources import Source
 from slowfast_deploy.runtime import Backend, ModelConfig
 from slowfast_deploy.specs import MODEL_SPECS, ClipSpec, view_spec
@@ -263,20 +263,6 @@ def timeline(
         raise
     timelines.owns_backend = True
     return timelines
-
-
-def watch(
-    sources: Sequence[str | Source],
-    model: Model | Backend | ModelConfig | str | os.PathLike[str],
-    **options: Any,
-) -> Watch:
-    """Watch live ``sources`` with one ``model`` (``live.watch``, whose options these are):
-    an ``sd.Model`` lends its open backend and its class names; a model file or
-    ``ModelConfig`` is opened here and closed when the watch finishes."""
-    if isinstance(model, Model):
-        options.setdefault("labels", model.labels)
-        return _watch(sources, model.backend, **options)
-    return _watch(sources, model, **options)
 
 
 def evaluate(

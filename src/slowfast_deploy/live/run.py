@@ -39,6 +39,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -66,6 +67,18 @@ logger = logging.getLogger(__name__)
 
 _TAKE_TIMEOUT_S = 0.2  # the loop looks at the clock (stats, the end) at least this often
 _JOIN_S = 1.0  # how long stopping waits for the stream threads (daemons)
+
+
+@runtime_checkable
+class OpenModel(Protocol):
+    """A model opened once and shared (``sd.Model``): a watch borrows its backend (left
+    open) and takes its class names as the default ``labels``."""
+
+    @property
+    def backend(self) -> Backend: ...
+
+    @property
+    def labels(self) -> list[str] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,7 +355,7 @@ class Watch:
 
 def watch(
     sources: Sequence[str | Source],
-    model: Backend | ModelConfig | str | os.PathLike[str],
+    model: OpenModel | Backend | ModelConfig | str | os.PathLike[str],
     *,
     plan: WindowPlan | None = None,
     max_batch: int = 4,
@@ -366,12 +379,13 @@ def watch(
     returned ``Watch`` for events (``live.events``; ``to_dict()`` is the JSON, see the module
     doc).
 
-    ``model``: an open ``Backend`` (the caller closes it) or a model file / ``ModelConfig``
-    (opened here, closed when the watch finishes). ``labels``: class names (default: the
-    Kinetics-400 names, shown for 400-class models). ``max_latency_s`` is the latency budget
-    and ``queue_depth`` the windows a stream may hold waiting (see ``batcher``). ``sinks``
-    (``live.sinks``) get every event; the watch closes them when it finishes, or here if it
-    cannot start.
+    ``model``: an ``sd.Model`` (its open backend is borrowed, its class names are the default
+    ``labels``), an open ``Backend`` (the caller closes both) or a model file /
+    ``ModelConfig`` (opened here, closed when the watch finishes). ``labels``: class names
+    (default: the Kinetics-400 names, shown for 400-class models). ``max_latency_s`` is the
+    latency budget and ``queue_depth`` the windows a stream may hold waiting (see
+    ``batcher``). ``sinks`` (``live.sinks``) get every event; the watch closes them when it
+    finishes, or here if it cannot start.
     """
     try:
         return _start(
@@ -406,7 +420,7 @@ def watch(
 
 def _start(
     sources: Sequence[str | Source],
-    model: Backend | ModelConfig | str | os.PathLike[str],
+    model: OpenModel | Backend | ModelConfig | str | os.PathLike[str],
     options: WatchOptions,
     *,
     labels: Sequence[str] | None,
@@ -414,9 +428,12 @@ def _start(
 ) -> Watch:
     parsed = [s if isinstance(s, Source) else parse_source(s) for s in sources]
     check_names(parsed)
-    names = labels if labels is not None else resolve_labels(None)
     if isinstance(model, str | os.PathLike):
         model = ModelConfig(str(model))
+    if not isinstance(model, ModelConfig) and isinstance(model, OpenModel):
+        labels = labels if labels is not None else model.labels
+        model = model.backend
+    names = labels if labels is not None else resolve_labels(None)
     if isinstance(model, ModelConfig):
         backend = model.open()
         try:

@@ -210,9 +210,11 @@ class Watch:
             for event in events:
                 self._write(event)
         finally:
-            events += close_sinks(self.sinks)
-            if self._owns_backend:
-                self.backend.close()
+            try:
+                events += close_sinks(self.sinks)
+            finally:
+                if self._owns_backend:
+                    self.backend.close()
         return events
 
     def _write(self, event: Event) -> None:

@@ -10,9 +10,16 @@ from contextlib import nullcontext as does_not_raise
 import numpy as np
 import pytest
 
+from slowfast_deploy.engine.base import DecodeOptions
 from slowfast_deploy.serve.batcher import Clips, DynamicBatcher, QueueFull
 from slowfast_deploy.serve.kserve import TensorSpec, infer_response, parse_infer
-from slowfast_deploy.serve.options import ServeOptions, parse_size
+from slowfast_deploy.serve.options import (
+    CLIP_BYTES,
+    BatchOptions,
+    LimitOptions,
+    ServeOptions,
+    parse_size,
+)
 from slowfast_deploy.serve.problems import Problem
 from slowfast_deploy.serve.security import check_url, resolve_server_path
 
@@ -78,7 +85,11 @@ def test_server_paths(tmp_path):
 
 def test_options_are_checked():
     with pytest.raises(ValueError, match="max_batch must be an integer >= 1"):
-        ServeOptions(max_batch=0)
+        BatchOptions(max_batch=0)
+    with pytest.raises(ValueError, match="max_queued_clips must be an integer >= 1"):
+        LimitOptions(max_queued_clips=0)
+    with pytest.raises(ValueError, match="timeout_s must be > 0"):
+        LimitOptions(timeout_s=0)
     with pytest.raises(ValueError, match="allow_urls"):
         ServeOptions(allow_urls=("file:///etc/",))
     with pytest.raises(ValueError, match="api_key"):
@@ -217,9 +228,26 @@ def test_cli_options(monkeypatch, tmp_path):
     )
     options = serve_options(args)
     assert options.api_key == "from-the-environment"
-    assert (options.name, options.max_upload_bytes, options.max_batch) == ("m", 5_000_000, 4)
+    assert (options.name, options.limits.max_upload_bytes) == ("m", 5_000_000)
+    assert options.batch == BatchOptions(max_batch=4, max_wait_ms=5.0)
+    assert options.decode == DecodeOptions("auto", "container")
     assert options.allow_dirs == (str(tmp_path.resolve()),)
     assert args.host == "127.0.0.1"
+    assert options.limits == LimitOptions(max_upload_bytes=5_000_000)  # each queue limit 64
+
+
+def test_max_queue_sets_each_queue_limit_unless_named(tmp_path):
+    from slowfast_deploy.cli import build_parser
+    from slowfast_deploy.cli.serve import serve_options
+
+    model = ["serve", "--model", str(tmp_path / "m.onnx")]
+    args = build_parser().parse_args([*model, "--max-queue", "4", "--max-queued-clips", "32"])
+    limits = serve_options(args).limits
+    assert (limits.max_requests, limits.max_queued_clips, limits.max_queued_videos) == (4, 32, 4)
+    assert limits.max_tensor_bytes == 4 * CLIP_BYTES
+    args = build_parser().parse_args([*model, "--max-requests", "2", "--max-streams", "3"])
+    limits = serve_options(args).limits
+    assert (limits.max_requests, limits.max_queued_clips, limits.max_streams) == (2, 64, 3)
 
 
 def test_budget_makes_requests_wait_for_their_share():

@@ -274,6 +274,7 @@ class InferenceService:
         self._model = model
         self._parts: _Parts | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: threading.Thread | None = None  # begin_drain's, joined at close
         # memory held at once (see ``budget``): tensor bodies, and decoded clips not yet scored
         self._tensor_memory = Budget(options.limits.max_tensor_bytes)
         self._decoded_clips = Budget(max(2 * options.batch.max_batch, 2 * max(VIEWS)))
@@ -298,6 +299,8 @@ class InferenceService:
         parts, self._parts = self._parts, None
         if parts is not None:
             await asyncio.to_thread(_close_parts, parts)
+        if self._stopping is not None:
+            await asyncio.to_thread(self._stopping.join)
 
     def begin_drain(self) -> None:
         """From any thread (SIGTERM): end the event streams and stop the live streams now, so
@@ -305,8 +308,11 @@ class InferenceService:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.draining.set)
         parts = self._parts
-        if parts is not None:
-            threading.Thread(target=parts.streams.close, daemon=True).start()
+        if parts is not None and self._stopping is None:
+            self._stopping = threading.Thread(
+                target=parts.streams.close, name="serve-streams-stop", daemon=True
+            )
+            self._stopping.start()
 
     @property
     def ready(self) -> bool:

@@ -36,8 +36,8 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
+from slowfast_deploy.live.events import StreamEvent
 from slowfast_deploy.timeline.windows import WindowClip
 
 
@@ -57,7 +57,7 @@ class Notice:
     """A stream state change, delivered in order with the stream's windows."""
 
     stream: int
-    event: dict[str, Any]
+    event: StreamEvent
 
 
 @dataclass(slots=True)

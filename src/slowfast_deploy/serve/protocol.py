@@ -206,6 +206,26 @@ class UploadedVideo:
 VideoSource: TypeAlias = ServerPath | RemoteVideo | UploadedVideo
 
 
+@dataclass(frozen=True, slots=True)
+class StreamOutputs:
+    """Where a served stream's events go besides its event stream, as ``watch``'s flags:
+    ``webhook`` (``--webhook``: segment events POSTed as JSON; under ``--allow-url``) and
+    ``srt_dir`` (``--srt-dir``: ``<name>.srt``, a subtitle per segment; under
+    ``--allow-dir``). ``POST /v1/streams`` takes them beside ``source`` and ``name``."""
+
+    webhook: str | None = None
+    srt_dir: str | None = None
+
+    @classmethod
+    def parse(cls, spec: Any) -> StreamOutputs:
+        if not isinstance(spec, dict):
+            return cls()  # the registry answers what is wrong with the request
+        for key in ("webhook", "srt_dir"):
+            if spec.get(key) is not None and not isinstance(spec[key], str):
+                raise Problem("bad_request", f"{key} must be a string, got {spec[key]!r}")
+        return cls(spec.get("webhook"), spec.get("srt_dir"))
+
+
 def _is_json(headers: Mapping[str, str]) -> bool:
     return headers.get("content-type", "").split(";")[0].strip() == "application/json"
 
@@ -263,6 +283,7 @@ __all__ = [
     "PredictQuery",
     "RemoteVideo",
     "ServerPath",
+    "StreamOutputs",
     "TimelineQuery",
     "UploadedVideo",
     "VideoSource",

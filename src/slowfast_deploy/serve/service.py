@@ -38,6 +38,7 @@ from slowfast_deploy.engine.base import DecodedVideo
 from slowfast_deploy.engine.scoring import check_model_views, score_views
 from slowfast_deploy.errors import ModelFormatError, VideoDecodeError
 from slowfast_deploy.export.onnx import INPUT_NAME, OUTPUT_NAME
+from slowfast_deploy.live.sinks import Sink, SubtitleSink, WebhookSink
 from slowfast_deploy.runtime import Backend, ModelConfig
 from slowfast_deploy.runtime.base import (
     BackendInfo,
@@ -58,6 +59,7 @@ from slowfast_deploy.serve.protocol import (
     PredictQuery,
     RemoteVideo,
     ServerPath,
+    StreamOutputs,
     VideoSource,
 )
 from slowfast_deploy.serve.security import check_url, resolve_server_path
@@ -538,7 +540,35 @@ class InferenceService:
 
     # ---- live streams
     async def add_stream(self, spec: Any) -> LiveStream:
-        return await asyncio.to_thread(self._opened().streams.add, spec)
+        """Start watching ``spec["source"]`` as ``spec["name"]``, with the outputs
+        ``spec`` names (``protocol.StreamOutputs``), checked against the allow-lists first."""
+        registry = self._opened().streams
+        sinks = self._stream_sinks(StreamOutputs.parse(spec))
+        return await asyncio.to_thread(registry.add, spec, sinks)
+
+    def _stream_sinks(self, outputs: StreamOutputs) -> Callable[[str], list[Sink]]:
+        """A stream's sinks, once its name is accepted: every location checked now."""
+        directory = None
+        if outputs.srt_dir is not None:
+            directory = resolve_server_path(outputs.srt_dir, self.options.allow_dirs)
+        url = None
+        if outputs.webhook is not None:
+            url = check_url(outputs.webhook, self.options.allow_urls)
+            if not url.lower().startswith(("http://", "https://")):
+                raise Problem("bad_request", f"{url!r}: a webhook is an http(s) URL")
+
+        def open_sinks(name: str) -> list[Sink]:
+            sinks: list[Sink] = []
+            if directory is not None:
+                try:
+                    sinks.append(SubtitleSink(directory, [name]))
+                except OSError as err:
+                    raise Problem("bad_request", str(err)) from err
+            if url is not None:
+                sinks.append(WebhookSink(url))
+            return sinks
+
+        return open_sinks
 
     def streams(self) -> list[LiveStream]:
         return list(self._opened().streams.streams.values())

@@ -23,7 +23,20 @@ Prometheus metrics and a web page. One ASGI app (``app.create_app``), run embedd
 (``.url``, ``.stop()``, a context manager).
 """
 
-from slowfast_deploy.serve.server import RunningServer as RunningServer
-from slowfast_deploy.serve.server import serve as serve
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what mypy and IDEs see; at run time loaded on first use (below)
+    from slowfast_deploy.serve.server import RunningServer as RunningServer
+    from slowfast_deploy.serve.server import serve as serve
 
 __all__ = ["RunningServer", "serve"]
+
+
+def __getattr__(name: str) -> Any:  # importing the package stays cheap (OpenCV, the decoders)
+    if name in __all__:
+        import slowfast_deploy.serve.server as server  # uvicorn's module: deferred
+
+        return getattr(server, name)
+    raise AttributeError(f"module 'slowfast_deploy.serve' has no attribute {name!r}")

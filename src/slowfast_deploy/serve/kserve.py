@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,6 +29,8 @@ DTYPE = "FP32"
 # with --input-dtype uint8, UINT8
 NUMPY_DTYPES: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1")}
 KSERVE_DTYPES = {"float32": "FP32", "uint8": "UINT8"}
+# a JSON object of a v2 request (its header, an input tensor), as ``json.loads`` gives it
+V2Object: TypeAlias = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +56,7 @@ class InferRequest:
     outputs: list[str]  # requested outputs (empty: all)
 
 
-def _json(data: bytes) -> dict[str, Any]:
+def _json(data: bytes) -> V2Object:
     try:
         value = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -64,7 +66,7 @@ def _json(data: bytes) -> dict[str, Any]:
     return value
 
 
-def _split(body: bytes, header_length: str | None) -> tuple[dict[str, Any], memoryview]:
+def _split(body: bytes, header_length: str | None) -> tuple[V2Object, memoryview]:
     """The JSON header and the binary data after it (none without a header length)."""
     if header_length is None:
         return _json(body), memoryview(b"")
@@ -78,7 +80,7 @@ def _split(body: bytes, header_length: str | None) -> tuple[dict[str, Any], memo
     return _json(body[:split]), memoryview(body)[split:]
 
 
-def _the_input(request: dict[str, Any], expected: TensorSpec) -> tuple[dict[str, Any], list[int]]:
+def _the_input(request: V2Object, expected: TensorSpec) -> tuple[V2Object, list[int]]:
     """The request's one input tensor and its shape, checked: name, datatype, shape."""
     inputs = request.get("inputs")
     if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
@@ -113,7 +115,7 @@ def _the_input(request: dict[str, Any], expected: TensorSpec) -> tuple[dict[str,
 
 
 def _values(
-    tensor: dict[str, Any], shape: list[int], dtype: np.dtype[Any], binary: memoryview
+    tensor: V2Object, shape: list[int], dtype: np.dtype[Any], binary: memoryview
 ) -> NDArray[Any]:
     """The tensor's values: its binary data, or its JSON ``data``, filling ``shape``."""
     name, count = tensor["name"], math.prod(shape)
@@ -141,7 +143,7 @@ def _values(
     return array.reshape(shape)
 
 
-def _outputs(request: dict[str, Any]) -> tuple[list[str], bool]:
+def _outputs(request: V2Object) -> tuple[list[str], bool]:
     """The outputs asked for (empty: all) and whether they are wanted as binary data."""
     params = request.get("parameters") or {}
     outputs = request.get("outputs") or []

@@ -61,15 +61,7 @@ class ModelFacts:
         if not 1 <= topk <= self.num_classes:
             raise Problem("invalid", f"topk must be in 1..{self.num_classes}, got {topk}")
 
-    def metadata(self) -> dict[str, Any]:
-        return kserve.model_metadata(self.name, self.backend, self.input, self.output)
-
-    def config(self, *, max_batch: int) -> dict[str, Any]:
-        return kserve.model_config(
-            self.name, self.backend, self.input, self.output, max_batch=max_batch
-        )
-
-    def info(self, *, labels: bool, max_upload_bytes: int, max_batch: int) -> dict[str, Any]:
+    def info(self, *, labels: bool, max_upload_bytes: int, max_batch: int) -> dict[str, object]:
         """``/v1/info``: the model and the limits, for the page."""
         return {
             "name": self.name,

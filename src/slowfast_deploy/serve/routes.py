@@ -121,13 +121,19 @@ class Api:
     async def model_metadata(self, request: Request) -> Response:
         model = self.service.model
         protocol.ModelRef.parse(request.path_params, model.name)
-        return JSONResponse(model.metadata())
+        return JSONResponse(
+            kserve.model_metadata(model.name, model.backend, model.input, model.output)
+        )
 
     @answer_problems
     async def model_config(self, request: Request) -> Response:
         model = self.service.model
         protocol.ModelRef.parse(request.path_params, model.name)
-        return JSONResponse(model.config(max_batch=self.service.options.batch.max_batch))
+        max_batch = self.service.options.batch.max_batch
+        config = kserve.model_config(
+            model.name, model.backend, model.input, model.output, max_batch=max_batch
+        )
+        return JSONResponse(config)
 
     @answer_problems
     async def model_ready(self, request: Request) -> Response:

@@ -15,6 +15,7 @@ then the app's lifespan closes the batcher, the decoders and the upload director
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -140,6 +141,7 @@ class RunningServer:
         return self.app.state.service
 
     def stop(self) -> None:
+        atexit.unregister(self.stop)
         if self._thread.is_alive():
             self._server.handle_exit(signal.SIGTERM, None)
             self._thread.join(self._drain_s + 60)
@@ -194,7 +196,9 @@ def serve(
         raise OSError(f"the server could not start on {host}:{port} (see the log)") from (
             failure[0] if failure else None
         )
-    return RunningServer(server, thread, host, drain_s)
+    running = RunningServer(server, thread, host, drain_s)
+    atexit.register(running.stop)  # a script that ends without stop() still drains
+    return running
 
 
 def _default_name(model: Any) -> str:

@@ -255,6 +255,17 @@ def _labels(model: ServedModel, options: ServeOptions) -> list[str] | None:
     return model.labels if isinstance(model, Model) else None
 
 
+async def _in_a_thread(fn: Callable[..., None], *args: Any) -> None:
+    """``fn(*args)`` in a thread, or here if the interpreter is exiting (``serve``'s handle
+    stopped at exit: executors take no new work then)."""
+    try:
+        done = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    except RuntimeError:
+        fn(*args)
+    else:
+        await done
+
+
 def mean_scores(backend: Backend, crops: NDArray[np.uint8], views: ViewSpec) -> NDArray[np.float32]:
     """One video's decoded views -> its scores, as ``predict`` computes them: model input
     (``runtime.base.model_input``), softmax per view averaged (``engine.scoring.score_views``)."""
@@ -300,9 +311,9 @@ class InferenceService:
     async def close(self) -> None:
         parts, self._parts = self._parts, None
         if parts is not None:
-            await asyncio.to_thread(_close_parts, parts)
+            await _in_a_thread(_close_parts, parts)
         if self._stopping is not None:
-            await asyncio.to_thread(self._stopping.join)
+            await _in_a_thread(self._stopping.join)
 
     def begin_drain(self) -> None:
         """From any thread (SIGTERM): end the event streams and stop the live streams now, so

@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any
 
 from slowfast_deploy._optional import require
+from slowfast_deploy.labels import resolve_labels
 from slowfast_deploy.serve.options import ServeOptions
 
 logger = logging.getLogger(__name__)
@@ -171,9 +172,11 @@ def serve(
     """Start ``slowfast-deploy serve``'s server for ``model`` (an ``sd.Model``, a model file,
     a ``ModelConfig`` or an open backend) in a background thread; returns once it listens
     with the model loaded. ``port=0`` takes a free port (``.port`` says which). ``options``
-    default to the CLI's defaults, the model named after its file as the CLI names it."""
-    if options is None:
-        options = ServeOptions(name=_default_name(model))
+    default to the CLI's defaults: the model named after its file, the Kinetics-400 class
+    names (an ``sd.Model``'s own labels)."""
+    if options is None:  # the CLI's: the file's stem, the Kinetics-400 names (an sd.Model's own)
+        labels = None if hasattr(model, "labels") else resolve_labels(None)
+        options = ServeOptions(name=_default_name(model), labels=labels)
     server = _uvicorn_server(build_app(model, options), host=host, port=port, drain_s=drain_s)
     failure: list[BaseException] = []
 

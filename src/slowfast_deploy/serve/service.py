@@ -318,7 +318,7 @@ class InferenceService:
     def begin_drain(self) -> None:
         """From any thread (SIGTERM): end the event streams and stop the live streams now, so
         they do not hold the drain open."""
-        if self._loop is not None:
+        if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.draining.set)
         parts = self._parts
         if parts is not None and self._stopping is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import pickle
@@ -109,3 +110,38 @@ def test_the_guides_name_only_reasons_and_the_serve_guide_their_status():
         Reason.ENDED,
         Reason.STOPPED,
     }, sorted(set(Reason) - named)
+
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "slowfast_deploy"
+VALUES = {r.value for r in Reason}
+
+
+def _reason_literals(path: Path) -> list[str]:
+    """Reason codes written as bare strings: ``reason="..."`` or a table keyed by them."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.keyword) and node.arg == "reason":
+            if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                found.append(f"{path.name}:{node.value.lineno}: reason={node.value.value!r}")
+        elif isinstance(node, ast.Dict):
+            keys = [k.value for k in node.keys if isinstance(k, ast.Constant)]
+            if sum(k in VALUES for k in keys if isinstance(k, str)) >= 3:
+                found.append(f"{path.name}:{node.lineno}: a table keyed by reason codes")
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) in (
+            "Problem",
+            "video_problem",
+        ):
+            first = node.args[0] if node.args else None
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                found.append(f"{path.name}:{node.lineno}: Problem({first.value!r}, ...)")
+    return found
+
+
+def test_one_reason_table_and_no_reason_literals():
+    offending = [
+        hit
+        for path in sorted(SRC.rglob("*.py"))
+        if path.name != "errors.py"
+        for hit in _reason_literals(path)
+    ]
+    assert not offending, "\n".join(offending)

@@ -21,17 +21,21 @@ import logging
 import re
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from slowfast_deploy.errors import Reason
 from slowfast_deploy.live import Watch, WatchOptions, parse_source
+from slowfast_deploy.live.sinks import Sink, close_sinks
 from slowfast_deploy.live.sources import Source
 from slowfast_deploy.runtime import Backend
 from slowfast_deploy.serve.problems import Problem
 from slowfast_deploy.serve.security import check_url, resolve_server_path
 
 logger = logging.getLogger(__name__)
+
+SinkFactory = Callable[[str], Sequence[Sink]]  # a stream's name -> its outputs
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 SUBSCRIBER_QUEUE = 256  # events a slow SSE client may be behind before it loses some
@@ -155,7 +159,7 @@ class StreamRegistry:
         try:
             source = parse_source(text, name)
         except ValueError as err:
-            raise Problem("bad_request", str(err)) from err
+            raise Problem(Reason.BAD_REQUEST, str(err)) from err
         if source.kind == "network":
             check_url(source.url, self.allow_urls)
             return source
@@ -163,28 +167,35 @@ class StreamRegistry:
         resolved = resolve_server_path(path, self.allow_dirs)
         return Source(str(resolved), name, source.kind)
 
-    def add(self, spec: Any) -> LiveStream:
+    def add(self, spec: Any, sinks: SinkFactory | None = None) -> LiveStream:
+        """Start watching ``spec``'s source; ``sinks(name)`` (called once the request is
+        accepted) are the watch's outputs besides its events (``live.sinks``)."""
         if not isinstance(spec, dict) or not isinstance(spec.get("source"), str):
-            raise Problem("bad_request", 'send {"source": URL, "name": NAME}')
+            raise Problem(Reason.BAD_REQUEST, 'send {"source": URL, "name": NAME}')
         name = spec.get("name")
         if not isinstance(name, str) or not NAME.fullmatch(name):
             raise Problem(
-                "bad_request",
+                Reason.BAD_REQUEST,
                 f"name must be 1-64 letters, digits, '_', '.', '-' (first a letter or digit), "
                 f"got {name!r}",
             )
         source = self._source(spec["source"], name)
         with self._lock:
             if self.closed:
-                raise Problem("not_ready", "the server is shutting down")
+                raise Problem(Reason.NOT_READY, "the server is shutting down")
             if name in self.streams:
-                raise Problem("conflict", f"a stream named {name!r} exists; delete it first")
+                raise Problem(Reason.CONFLICT, f"a stream named {name!r} exists; delete it first")
             if len(self.streams) >= self.max_streams:
                 raise Problem(
-                    "queue_full", f"this server watches at most {self.max_streams} streams"
+                    Reason.QUEUE_FULL, f"this server watches at most {self.max_streams} streams"
                 )
             options = WatchOptions(max_batch=self.max_batch, realtime=True)
-            watch = Watch([source], self._backend(), options, labels=self.labels)
+            outputs = sinks(name) if sinks is not None else []
+            try:
+                watch = Watch([source], self._backend(), options, labels=self.labels, sinks=outputs)
+            except BaseException:
+                close_sinks(outputs)
+                raise
             stream = LiveStream(source, watch)
             stream.thread = threading.Thread(
                 target=stream.run, name=f"serve-stream-{name}", daemon=True
@@ -197,7 +208,7 @@ class StreamRegistry:
     def get(self, name: str) -> LiveStream:
         stream = self.streams.get(name)
         if stream is None:
-            raise Problem("unknown_stream", f"no stream named {name!r}")
+            raise Problem(Reason.UNKNOWN_STREAM, f"no stream named {name!r}")
         return stream
 
     def remove(self, name: str, *, wait_s: float = 5.0) -> LiveStream:

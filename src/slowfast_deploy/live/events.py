@@ -23,7 +23,7 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -87,8 +87,8 @@ class WindowEvent:
             tuple(record.scores.tolist()) if scores else None,
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
             "event": self.kind,
             "stream": self.stream,
             "connection": self.connection,
@@ -145,7 +145,7 @@ class SegmentStartEvent:
             round(emit_wall, 3),
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "event": self.kind,
             "stream": self.stream,
@@ -207,7 +207,7 @@ class SegmentEndEvent:
         """Its class name, or ``class N`` without names."""
         return self.name if self.name is not None else class_name(self.class_index, None)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "event": self.kind,
             "stream": self.stream,
@@ -249,8 +249,8 @@ class StreamEvent:
     down_s: float | None = None
     video: StreamInfo | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"event": self.kind, "stream": self.stream}
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"event": self.kind, "stream": self.stream}
         for key in ("connection", "reason", "message", "down_s"):
             value = getattr(self, key)
             if value is not None:
@@ -281,7 +281,7 @@ class StatsEvent:
     connections: int
     wall: float
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "event": self.kind,
             "stream": self.stream,
@@ -311,7 +311,7 @@ class DeliveryReport:
     failed: int
     dropped: int
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "event": self.kind,
             "url": self.url,

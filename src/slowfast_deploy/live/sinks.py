@@ -197,7 +197,7 @@ class WebhookSink:
         if isinstance(event, SegmentStartEvent | SegmentEndEvent):
             self.post(event.to_dict())
 
-    def post(self, body: dict[str, Any]) -> None:
+    def post(self, body: dict[str, object]) -> None:
         """Queue ``body`` for POSTing as JSON; never blocks."""
         try:
             self._queue.put_nowait(body)
@@ -241,7 +241,7 @@ class WebhookSink:
                 else:
                     self.failed += 1
 
-    def _send(self, body: dict[str, Any]) -> bool:
+    def _send(self, body: dict[str, object]) -> bool:
         data = json.dumps(body, ensure_ascii=False).encode()
         request = urllib.request.Request(
             self.url, data=data, headers={"Content-Type": "application/json"}, method="POST"

@@ -22,20 +22,19 @@ class ProblemBody(TypedDict):
 class Problem(Exception):
     """A request that fails: raised anywhere in a handler, answered as JSON by the app.
 
-    ``status`` is the reason's (``errors.REASONS``) unless given; ``reason`` may be given as
-    its string value (a typo fails here, not in a client).
+    ``status`` is the reason's (``errors.REASONS``) unless given.
     """
 
     def __init__(
         self,
-        reason: Reason | str,
+        reason: Reason,
         message: str,
         *,
         status: int | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
-        self.reason = Reason(reason)
+        self.reason = reason
         self.status = status if status is not None else REASONS[self.reason].http_status
         self.headers = headers or {}
 
@@ -47,6 +46,6 @@ class Problem(Exception):
         return {"error": str(self), "reason": self.reason, "status": self.status}
 
 
-def video_problem(reason: Reason | str, message: str) -> Problem:
+def video_problem(reason: Reason, message: str) -> Problem:
     """A video that cannot be classified, with the CLI's reason code."""
-    return Problem(reason, message, status=video_status(Reason(reason)))
+    return Problem(reason, message, status=video_status(reason))

@@ -25,13 +25,16 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from slowfast_deploy.engine.scoring import TopClassDict
 from slowfast_deploy.errors import Reason
 from slowfast_deploy.live import Watch, WatchOptions, parse_source
+from slowfast_deploy.live.events import Event, StreamEvent, WindowEvent
 from slowfast_deploy.live.sinks import Sink, close_sinks
 from slowfast_deploy.live.sources import Source
 from slowfast_deploy.runtime import Backend
 from slowfast_deploy.serve.problems import Problem
 from slowfast_deploy.serve.security import check_url, resolve_server_path
+from slowfast_deploy.timeline.output import window_class_entry
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ _STATE_OF = {
 @dataclass
 class _Subscriber:
     loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[dict[str, Any] | None]
+    queue: asyncio.Queue[dict[str, object] | None]
     dropped: int = 0
 
 
@@ -64,17 +67,17 @@ class LiveStream:
     source: Source
     watch: Watch
     state: str = "starting"
-    labels: list[dict[str, Any]] = field(default_factory=list)  # latest window's top-k
+    labels: list[TopClassDict] = field(default_factory=list)  # latest window's top-k
     windows: int = 0
     last_event_wall: float | None = None
     latency_s: float | None = None
     error: str | None = None
-    recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
+    recent: deque[dict[str, object]] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
     subscribers: list[_Subscriber] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     thread: threading.Thread | None = None
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, object]:
         return {
             "name": self.source.name,
             "source": self.source.url,
@@ -87,7 +90,7 @@ class LiveStream:
             **({"error": self.error} if self.error else {}),
         }
 
-    def publish(self, event: dict[str, Any] | None) -> None:
+    def publish(self, event: dict[str, object] | None) -> None:
         """Hand ``event`` (None: the end) to every subscriber, dropping for full queues."""
         with self.lock:
             if event is not None:
@@ -99,9 +102,8 @@ class LiveStream:
     def run(self) -> None:
         try:
             for event in self.watch:
-                data = event.to_dict()  # the JSON that `watch` prints
-                self._update(data)
-                self.publish(data)
+                self._update(event)
+                self.publish(event.to_dict())  # the JSON that `watch` prints
         except Exception as err:  # a stream's failure ends that stream, never the server
             logger.exception("stream %s failed", self.source.name)
             self.state, self.error = "failed", str(err)
@@ -110,20 +112,19 @@ class LiveStream:
                 self.state = "stopped"
             self.publish(None)
 
-    def _update(self, event: dict[str, Any]) -> None:
-        kind = event.get("event")
-        if kind == "window":
-            self.labels = event.get("topk", [])
+    def _update(self, event: Event) -> None:
+        if isinstance(event, WindowEvent):
+            self.labels = [window_class_entry(top) for top in event.topk]
             self.windows += 1
-            self.latency_s = event.get("latency_s")
-            self.last_event_wall = event.get("emit_wall")
-        elif kind in _STATE_OF:
-            self.state = _STATE_OF[kind]
-            if kind == "stream_failed":
-                self.error = event.get("message")
+            self.latency_s = event.latency_s
+            self.last_event_wall = event.emit_wall
+        elif isinstance(event, StreamEvent) and event.kind in _STATE_OF:
+            self.state = _STATE_OF[event.kind]
+            if event.kind == "stream_failed":
+                self.error = event.message
 
 
-def _offer(sub: _Subscriber, event: dict[str, Any] | None) -> None:
+def _offer(sub: _Subscriber, event: dict[str, object] | None) -> None:
     try:
         sub.queue.put_nowait(event)
     except asyncio.QueueFull:
@@ -257,7 +258,7 @@ class StreamRegistry:
                     stream.subscribers.remove(sub)
 
 
-def _sse(event: dict[str, Any]) -> bytes:
+def _sse(event: dict[str, object]) -> bytes:
     return f"data: {json.dumps(event)}\n\n".encode()
 
 

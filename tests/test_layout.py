@@ -53,3 +53,13 @@ def test_own_modules_are_imported_at_the_top_unless_they_defer_a_heavy_dependenc
         if not any(name == m or name.startswith(m + ".") for m in DEFERRED)
     ]
     assert not offending, "\n".join(offending)
+
+
+def test_few_untyped_dicts_and_type_ignores():
+    """Issue 20's targets: JSON of fixed shape is a TypedDict or a dataclass; ``Any`` dicts
+    are left to data whose shape is not ours (a v2 request, an ASGI scope, a Ray row)."""
+    texts = [p.read_text(encoding="utf-8") for p in PACKAGE.rglob("*.py")]
+    untyped = sum(t.count("dict[str, Any]") for t in texts)
+    ignores = sum(t.count("# type: ignore") for t in texts)
+    assert untyped <= 30, untyped
+    assert ignores <= 5, ignores

@@ -11,13 +11,17 @@ Importing the package needs only numpy; torch, OpenCV and the runtimes load when
     with sd.watch(["rtsp://127.0.0.1:8554/cam"], model) as events:   # model.watch(...) too
         for event in events:
             print(event.to_dict())
+    with sd.serve(model, port=8000) as server:     # the `serve` command's server, in-process
+        print(server.url)
 """
 
 from __future__ import annotations
 
+import importlib
 import types
 from typing import TYPE_CHECKING, Any
 
+from slowfast_deploy import serve as _serve_package  # lazy attributes: cheap
 from slowfast_deploy import timeline as _timeline_package  # a docstring: cheap
 from slowfast_deploy._optional import package_version
 from slowfast_deploy.errors import SlowFastDeployError as SlowFastDeployError
@@ -34,9 +38,8 @@ if TYPE_CHECKING:  # what mypy and IDEs see; at run time the API loads on first 
     from slowfast_deploy.api import open_model as open_model
     from slowfast_deploy.api import timeline as timeline
     from slowfast_deploy.api import watch as watch
-
-    # sd.serve (the serve work): `from slowfast_deploy.api import serve as serve` here, "serve"
-    # in _API below, and the subpackage made callable as `timeline` is (see _CallablePackage)
+    from slowfast_deploy.serve.server import RunningServer as RunningServer
+    from slowfast_deploy.serve.server import serve as serve
 
 _API = ("Model", "Prediction", "Timelines", "Watch", "evaluate", "open_model", "watch")
 __all__ = [
@@ -45,6 +48,8 @@ __all__ = [
     "THIRTY_VIEW",
     "SlowFastDeployError",
     *_API,
+    "RunningServer",
+    "serve",
     "timeline",
 ]
 
@@ -54,21 +59,30 @@ def __getattr__(name: str) -> Any:  # the API loads OpenCV and the decoders: onl
         from slowfast_deploy import api
 
         return getattr(api, name)
+    if name == "RunningServer":  # uvicorn's module: only when used
+        return importlib.import_module("slowfast_deploy.serve.server").RunningServer
     raise AttributeError(f"module 'slowfast_deploy' has no attribute {name!r}")
 
 
+# front doors named as their subpackages -> the function a call runs (module, name)
+_FRONT_DOORS = {
+    "slowfast_deploy.timeline": ("slowfast_deploy.api", "timeline"),
+    "slowfast_deploy.serve": ("slowfast_deploy.serve.server", "serve"),
+}
+
+
 class _CallablePackage(types.ModuleType):
-    """``sd.timeline`` is both the ``slowfast_deploy.timeline`` package and the function
-    ``api.timeline``: Python keeps one attribute per name on a package, and importing the
-    subpackage sets it, so the package itself is made callable (imports, ``mock.patch`` and
-    ``monkeypatch`` paths through it keep working)."""
+    """``sd.timeline`` and ``sd.serve`` are both subpackages and functions
+    (``api.timeline``, ``serve.server.serve``): Python keeps one attribute per name on a
+    package, and importing the subpackage sets it, so the subpackage itself is made callable
+    (imports, ``mock.patch`` and ``monkeypatch`` paths through it keep working)."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from slowfast_deploy import api
-
-        return getattr(api, self.__name__.rpartition(".")[2])(*args, **kwargs)
+        module, name = _FRONT_DOORS[self.__name__]
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
 
 
 _timeline_package.__class__ = _CallablePackage  # sd.timeline: the package, callable
+_serve_package.__class__ = _CallablePackage  # sd.serve: the package, callable
 
 __version__ = package_version()

@@ -1,4 +1,4 @@
-"""``slowfast_deploy.serve.serve(model)`` from a plain script: the CLI's server, the same
+"""``sd.serve(model)`` from a plain script: the CLI's server, the same
 answers as ``slowfast-deploy serve``, and a clean stop (no thread or process left)."""
 
 from __future__ import annotations
@@ -32,12 +32,11 @@ SCRIPT = """
 import json, sys, threading
 import httpx, psutil
 import slowfast_deploy as sd
-from slowfast_deploy.serve import serve
 
 MODEL, VIDEO = sys.argv[1], sys.argv[2]
 {ask}
 model = sd.open_model(MODEL)
-with serve(model, port=0) as server:
+with sd.serve(model, port=0) as server:
     answers = ask(server.url)
     answers["url"] = server.url
 model.close()

@@ -7,12 +7,16 @@
 
 Threads and data::
 
-    StreamWorker (one thread per source: decode, windows) ──put──> Batcher (per-stream queues)
-                                                                      │ take: a batch is due
-    events <── segments, stats <── window events <── score_windows <──┘ (this generator)
+    StreamWorker (one thread per source: decode, windows) ──put──> BatchQueue (per-stream
+                                                                      │ queues; take: a batch
+    events <── segments, stats <── window events <── score_windows <──┘ is due; this generator)
 
 The model runs in the thread that iterates the watch, so a consumer that falls behind makes
-windows age and be dropped, never queue without bound. Events (every one names its stream):
+windows age and be dropped, never queue without bound. A served watch (``queue=`` the
+server's ``engine.batching.BatchQueue``) puts its windows in the server's one queue instead:
+the server's model loop scores them with every other stream's and request's work
+(``score_routed``) and hands each watch its share, in order; its drops and turns are the
+same rules. Events (every one names its stream):
 
 - ``window``: ``timeline``'s window record (``timeline.output.window_entry``: index, frames,
   stream times ``start_s``/``end_s``, top-k) plus ``stream``, ``connection`` (0, then +1 per
@@ -30,18 +34,20 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Iterator, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
+from slowfast_deploy.engine.batching import BatchQueue, Take
 from slowfast_deploy.labels import class_name, names_for, resolve_labels
-from slowfast_deploy.live.batcher import Batcher, Notice, PendingWindow, Take
 from slowfast_deploy.live.events import SegmentStart, SegmentTracker, StreamStats
+from slowfast_deploy.live.pending import Notice, PendingWindow
 from slowfast_deploy.live.sources import OpenOptions, Source, check_names, parse_source
 from slowfast_deploy.live.stream import Reconnect, StreamWorker
 from slowfast_deploy.runtime import Backend, ModelConfig
@@ -49,7 +55,7 @@ from slowfast_deploy.runtime.base import check_input_shape, input_dtype_of, run_
 from slowfast_deploy.timeline.output import segment_entry, window_entry
 from slowfast_deploy.timeline.run import score_windows
 from slowfast_deploy.timeline.segments import Segment
-from slowfast_deploy.timeline.windows import WindowPlan
+from slowfast_deploy.timeline.windows import WindowPlan, WindowRecord
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +93,106 @@ class WatchOptions:
             raise ValueError(f"stats_every_s must be > 0 seconds, got {self.stats_every_s}")
 
 
+@dataclass(slots=True)
+class Delivery:
+    """A served watch's share of one take of the server's queue, scored: notices, windows
+    with their records, notices (in this order)."""
+
+    before: list[Notice] = field(default_factory=list)
+    batch: list[PendingWindow] = field(default_factory=list)
+    records: list[WindowRecord] = field(default_factory=list)
+    after: list[Notice] = field(default_factory=list)
+    model_s: float = 0.0
+
+
+class _Mailbox:
+    """Where the server's model loop leaves a served watch's deliveries."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[Delivery | None] = queue.Queue()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RoutedWindow:
+    """A served watch's window in the server's queue, and where its result goes."""
+
+    mailbox: _Mailbox
+    window: PendingWindow
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RoutedNotice:
+    """A served watch's notice in the server's queue, and where it goes."""
+
+    mailbox: _Mailbox
+    notice: Notice
+
+
+SharedQueue = BatchQueue[RoutedWindow, RoutedNotice]
+
+
+def score_routed(take: Take[RoutedWindow, RoutedNotice], backend: Backend) -> float:
+    """Score a take of the server's queue holding served watches' windows in one model call,
+    and hand each watch its share in order; returns the model's seconds (0: no call)."""
+    shares: dict[_Mailbox, Delivery] = {}
+    for notice in take.before:
+        shares.setdefault(notice.mailbox, Delivery()).before.append(notice.notice)
+    seconds = 0.0
+    if take.batch:
+        t0 = time.perf_counter()
+        clips = [r.window.clip for r in take.batch]
+        records = list(score_windows(clips, backend, batchsize=len(clips)))
+        seconds = time.perf_counter() - t0
+        for routed, record in zip(take.batch, records, strict=True):
+            delivery = shares.setdefault(routed.mailbox, Delivery())
+            delivery.batch.append(routed.window)
+            delivery.records.append(record)
+            delivery.model_s = seconds
+    for notice in take.after:
+        shares.setdefault(notice.mailbox, Delivery()).after.append(notice.notice)
+    for mailbox, delivery in shares.items():
+        mailbox.queue.put(delivery)
+    return seconds
+
+
+class _OwnInlet:
+    """A watch's own queue: stream ``i`` is key ``i``."""
+
+    def __init__(self, batching: BatchQueue[PendingWindow, Notice]) -> None:
+        self._queue = batching
+
+    def put(self, item: PendingWindow | Notice) -> None:
+        if isinstance(item, PendingWindow):
+            self._queue.put(item.stream, item, item.arrival_mono)
+        else:
+            self._queue.put_notice(item.stream, item)
+
+    def wake(self) -> None:
+        self._queue.wake()
+
+
+class _SharedInlet:
+    """A served watch's streams in the server's queue: stream ``i`` is key ``(mailbox, i)``;
+    counts what it put, so the watch knows when all of it has come back."""
+
+    def __init__(self, batching: SharedQueue, mailbox: _Mailbox) -> None:
+        self._queue, self._mailbox = batching, mailbox
+        self.put_count = 0
+        self._lock = threading.Lock()
+
+    def put(self, item: PendingWindow | Notice) -> None:
+        key = (self._mailbox, item.stream)
+        with self._lock:
+            self.put_count += 1
+        if isinstance(item, PendingWindow):
+            self._queue.put(key, RoutedWindow(self._mailbox, item), item.arrival_mono)
+        else:
+            self._queue.put_notice(key, RoutedNotice(self._mailbox, item))
+
+    def wake(self) -> None:
+        self._mailbox.queue.put(None)
+
+
 class Watch:
     """A running watch: iterate for events; ``stop()`` from any thread ends it; ``finish()``
     after an interruption returns the last events (open segments closed, final stats)."""
@@ -99,7 +205,11 @@ class Watch:
         *,
         labels: Sequence[str] | None,
         owns_backend: bool = False,
+        queue: SharedQueue | None = None,
     ) -> None:
+        """``queue``: the server's queue, shared with other watches and requests (its
+        batching, latency and depth limits apply, and the server's model loop scores the
+        windows); None: the watch batches its streams itself (``options``' limits)."""
         if not sources:
             raise ValueError("sources must name at least one stream, got none")
         check_names(list(sources))
@@ -117,22 +227,32 @@ class Watch:
         self._names: Sequence[str] | None = None
         self._owns_backend = owns_backend
         self._stop = threading.Event()
-        self.batcher = Batcher(
-            len(self.sources),
-            max_batch=options.max_batch,
-            max_wait_s=options.max_wait_ms / 1e3,
-            max_latency_s=options.max_latency_s,
-            depth=options.queue_depth,
-            lossless=frozenset(
-                i for i, s in enumerate(self.sources) if s.kind == "file" and not options.realtime
-            ),
-        )
+        self._mailbox = _Mailbox()
+        self._delivered = 0  # windows and notices handed back by a shared queue
+        self.queue: BatchQueue[Any, Any]
+        inlet: _OwnInlet | _SharedInlet
+        if queue is None:
+            own: BatchQueue[PendingWindow, Notice] = BatchQueue(
+                max_batch=options.max_batch,
+                max_wait_s=options.max_wait_ms / 1e3,
+                max_latency_s=options.max_latency_s,
+                depth=options.queue_depth,
+            )
+            self.queue, inlet = own, _OwnInlet(own)
+            self._keys: list[Hashable] = list(range(len(self.sources)))
+        else:
+            self.queue, inlet = queue, _SharedInlet(queue, self._mailbox)
+            self._keys = [(self._mailbox, i) for i in range(len(self.sources))]
+        self._inlet = inlet
+        self._shared = queue is not None
+        for key, source in zip(self._keys, self.sources, strict=True):
+            self.queue.add_stream(key, lossless=source.kind == "file" and not options.realtime)
         self.workers = [
             StreamWorker(
                 i,
                 source,
                 plan,
-                self.batcher,
+                inlet,
                 options=options.open,
                 reconnect=Reconnect(
                     source.kind != "file" if options.reconnect is None else options.reconnect
@@ -159,7 +279,8 @@ class Watch:
     def stop(self) -> None:
         """End the watch soon (any thread): the iteration yields the last events and ends."""
         self._stop.set()
-        self.batcher.wake()
+        self.queue.wake()
+        self._mailbox.queue.put(None)
 
     def finish(self) -> list[Event]:
         """Stop every stream and return the last events: segments still open are closed,
@@ -168,7 +289,11 @@ class Watch:
             return []
         self._finished = True
         self._stop.set()
-        self.batcher.close()
+        if self._shared:
+            for key in self._keys:  # its leftovers leave the server's queue
+                self.queue.remove_stream(key)
+        else:
+            self.queue.close()
         deadline = time.monotonic() + _JOIN_S  # one wait for all: stalled reads are abandoned
         for worker in self.workers:
             worker.join(max(0.0, deadline - time.monotonic()))
@@ -196,48 +321,93 @@ class Watch:
         self._started = self._period_start = time.monotonic()
         every = self.options.stats_every_s
         next_stats = self._started + every if every else float("inf")
-        self._warm_up()
+        if not self._shared:  # a served watch's model is warm: the server probed it
+            self._warm_up()
         for worker in self.workers:
             worker.start()
+        flushed = False
         while not self._stop.is_set():
-            take = self.batcher.take(min(_TAKE_TIMEOUT_S, max(0.0, next_stats - time.monotonic())))
-            yield from self._handle(take)
+            timeout_s = min(_TAKE_TIMEOUT_S, max(0.0, next_stats - time.monotonic()))
+            if self._shared:
+                yield from self._delivered_events(timeout_s)
+            else:
+                yield from self._handle(self.queue.take(timeout_s))
             if time.monotonic() >= next_stats:
                 yield from self._stats_events(final=False)
                 next_stats += every or float("inf")
-            if not any(w.alive for w in self.workers) and not self.batcher.pending():
+            if any(w.alive for w in self.workers):
+                continue
+            if not self._shared:
+                if not self.queue.pending():
+                    break
+            elif not flushed:  # every stream ended: the server scores what is left, at once
+                for key in self._keys:
+                    self.queue.flush(key)
+                flushed = True
+            elif self._all_back():
                 break
-        if not self._stop.is_set():  # every stream ended: score what is left, in order
-            for take in self.batcher.drain():
+        if not self._stop.is_set() and not self._shared:  # score what is left, in order
+            for take in self.queue.drain():
                 yield from self._handle(take)
         yield from self.finish()
 
+    def _delivered_events(self, timeout_s: float) -> Iterator[Event]:
+        """A served watch: what the server's model loop handed back (waits ``timeout_s``)."""
+        try:
+            delivery = self._mailbox.queue.get(timeout=timeout_s)
+        except queue.Empty:
+            return
+        if delivery is None:  # a stream ended, or the watch stops
+            return
+        self._delivered += len(delivery.before) + len(delivery.batch) + len(delivery.after)
+        if delivery.batch:
+            self.model_s += delivery.model_s
+            self.model_calls += 1
+        yield from self._notices(delivery.before)
+        yield from self._window_events(delivery.batch, delivery.records)
+        yield from self._notices(delivery.after)
+
+    def _all_back(self) -> bool:
+        """A served watch: everything its streams put was handed back or dropped."""
+        assert isinstance(self._inlet, _SharedInlet)
+        dropped = sum(self.queue.dropped(key) for key in self._keys)
+        return self._delivered + dropped >= self._inlet.put_count
+
     def _warm_up(self) -> None:
         """One model call before the streams start: the first call of a runtime is its
-        slowest (graph set-up), and the batcher learns the model's speed from it."""
+        slowest (graph set-up), and the queue learns the model's speed from it."""
         plan = self.options.plan
         size = plan.preprocess.crop_size
         shape = (1, 1, 3, plan.clip.clip_len, size, size)
         zeros = np.zeros(shape, dtype=input_dtype_of(self.backend))
         t0 = time.perf_counter()
         run_batched(self.backend, zeros)
-        self.batcher.observe(time.perf_counter() - t0, 1)
+        self.queue.observe(time.perf_counter() - t0, 1)
 
-    def _handle(self, take: Take) -> Iterator[Event]:
-        for notice in take.before:
-            yield from self._notice(notice)
-        if take.batch:
-            yield from self._score(take.batch)
-        for notice in take.after:
-            yield from self._notice(notice)
-
-    def _score(self, batch: list[PendingWindow]) -> Iterator[Event]:
+    def _score(self, batch: list[PendingWindow]) -> list[WindowRecord]:
         t0 = time.perf_counter()
         records = list(score_windows([p.clip for p in batch], self.backend, batchsize=len(batch)))
         seconds = time.perf_counter() - t0
-        self.batcher.observe(seconds, len(batch))
+        self.queue.observe(seconds, len(batch))
         self.model_s += seconds
         self.model_calls += 1
+        return records
+
+    def _notices(self, notices: list[Notice]) -> Iterator[Event]:
+        for notice in notices:
+            yield from self._notice(notice)
+
+    def _handle(self, take: Take[PendingWindow, Notice]) -> Iterator[Event]:
+        """A take of the watch's own queue: its notices, its windows scored, its notices."""
+        yield from self._notices(take.before)
+        if take.batch:
+            yield from self._window_events(take.batch, self._score(take.batch))
+        yield from self._notices(take.after)
+
+    def _window_events(
+        self, batch: list[PendingWindow], records: list[WindowRecord]
+    ) -> Iterator[Event]:
+        """Window events (and the segments they decide) of the scored windows ``batch``."""
         if self._names is None and records:
             self._names = names_for(self._labels, len(records[0].scores)) or ()
         names = self._names or None
@@ -305,7 +475,7 @@ class Watch:
         self._period_start = now
         events = []
         for i, (source, stats) in enumerate(zip(self.sources, self.stats, strict=True)):
-            worker = self.workers[i]
+            worker, key = self.workers[i], self._keys[i]
             events.append(
                 {
                     "event": "stats",
@@ -313,7 +483,7 @@ class Watch:
                     "final": final,
                     "state": worker.state,
                     "period_s": round(period_s, 3),
-                    **stats.report(dropped=self.batcher.dropped[i], period_s=period_s, final=final),
+                    **stats.report(dropped=self.queue.dropped(key), period_s=period_s, final=final),
                     "frames": worker.frames,
                     "connections": worker.connections,
                     "wall": round(time.time(), 3),
@@ -349,7 +519,7 @@ def watch(
     ``model``: an open ``Backend`` (the caller closes it) or a model file / ``ModelConfig``
     (opened here, closed when the watch finishes). ``labels``: class names (default: the
     Kinetics-400 names, shown for 400-class models). ``max_latency_s`` is the latency budget
-    and ``queue_depth`` the windows a stream may hold waiting (see ``batcher``).
+    and ``queue_depth`` the windows a stream may hold waiting (see ``engine.batching``).
     """
     options = WatchOptions(
         plan=plan or WindowPlan(),

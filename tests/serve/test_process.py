@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from tests.serve.helpers import free_port, httpx
+from tests.serve.helpers import free_port, httpx, metric
 
 psutil = pytest.importorskip("psutil")
 
@@ -64,7 +64,10 @@ def test_sigterm_drains_in_flight_requests(tiny_onnx, tmp_path):
             )
         )
         thread.start()
-        time.sleep(0.4)  # the request is waiting in the batcher
+        deadline = time.monotonic() + 30
+        while metric(httpx.get(f"{url}/metrics").text, "slowfast_queue_depth") < 2:
+            assert thread.is_alive() and time.monotonic() < deadline, answer
+            time.sleep(0.02)  # polls the queued count: the request is waiting in the queue
         signalled = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         thread.join(30)

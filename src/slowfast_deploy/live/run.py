@@ -103,6 +103,7 @@ class Delivery:
     records: list[WindowRecord] = field(default_factory=list)
     after: list[Notice] = field(default_factory=list)
     model_s: float = 0.0
+    error: Exception | None = None  # the model call failed: the watch raises it
 
 
 class _Mailbox:
@@ -141,13 +142,19 @@ def score_routed(take: Take[RoutedWindow, RoutedNotice], backend: Backend) -> fl
     if take.batch:
         t0 = time.perf_counter()
         clips = [r.window.clip for r in take.batch]
-        records = list(score_windows(clips, backend, batchsize=len(clips)))
-        seconds = time.perf_counter() - t0
-        for routed, record in zip(take.batch, records, strict=True):
-            delivery = shares.setdefault(routed.mailbox, Delivery())
-            delivery.batch.append(routed.window)
-            delivery.records.append(record)
-            delivery.model_s = seconds
+        try:
+            records = list(score_windows(clips, backend, batchsize=len(clips)))
+        except Exception as err:  # fails the watches it was for, not the server
+            logger.exception("model call for %d stream windows failed", len(clips))
+            for routed in take.batch:
+                shares.setdefault(routed.mailbox, Delivery()).error = err
+        else:
+            seconds = time.perf_counter() - t0
+            for routed, record in zip(take.batch, records, strict=True):
+                delivery = shares.setdefault(routed.mailbox, Delivery())
+                delivery.batch.append(routed.window)
+                delivery.records.append(record)
+                delivery.model_s = seconds
     for notice in take.after:
         shares.setdefault(notice.mailbox, Delivery()).after.append(notice.notice)
     for mailbox, delivery in shares.items():
@@ -359,6 +366,8 @@ class Watch:
             return
         if delivery is None:  # a stream ended, or the watch stops
             return
+        if delivery.error is not None:
+            raise delivery.error
         self._delivered += len(delivery.before) + len(delivery.batch) + len(delivery.after)
         if delivery.batch:
             self.model_s += delivery.model_s

@@ -7,7 +7,7 @@ Prometheus metrics and a web page. One ASGI app (``app.create_app``), run embedd
 | ------------- | ------------------------------------------------------------------------- |
 | ``options``   | ``ServeOptions``: limits, security, batching (the CLI's flags)             |
 | ``problems``  | ``Problem``: every failure as JSON with a ``reason`` code and HTTP status  |
-| ``batcher``   | ``DynamicBatcher``: requests' clips -> one model call of <= max-batch      |
+| ``model_loop``| ``ModelLoop``: requests' clips, streams' windows -> one model thread  |
 | ``decoding``  | ``DecodeService``: the decode pool shared by requests (crash/hang isolated)|
 | ``uploads``   | streamed multipart -> one private temp file per request; paths; URLs       |
 | ``security``  | API key (bearer), allowed directories and URL prefixes                     |

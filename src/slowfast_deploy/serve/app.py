@@ -2,7 +2,7 @@
 
 ``create_app(model, options)`` builds one Starlette app; ``server.run_server`` runs it on
 uvicorn, ``ray_serve`` deploys the same object on Ray Serve. Everything a request needs is
-opened once in the app's lifespan: the model (behind the ``DynamicBatcher``), the decode pools
+opened once in the app's lifespan: the model (behind the ``ModelLoop``), the decode pools
 (``DecodeService``) and a private 0700 directory for uploads, removed at shutdown.
 
 | route                                   | what                                              |
@@ -48,6 +48,7 @@ from starlette.routing import Match, Route
 from slowfast_deploy import __version__
 from slowfast_deploy.api import Prediction
 from slowfast_deploy.engine.base import DecodedVideo, DecodeOptions
+from slowfast_deploy.engine.batching import BatcherClosed, Clips, QueueFull
 from slowfast_deploy.engine.scoring import ViewMean, check_model_views
 from slowfast_deploy.errors import ModelFormatError, SlowFastDeployError, VideoDecodeError
 from slowfast_deploy.export.onnx import INPUT_NAME, OUTPUT_NAME
@@ -62,10 +63,10 @@ from slowfast_deploy.runtime.base import (
     to_probs,
 )
 from slowfast_deploy.serve import kserve
-from slowfast_deploy.serve.batcher import BatcherClosed, Clips, DynamicBatcher, QueueFull
 from slowfast_deploy.serve.budget import Budget
 from slowfast_deploy.serve.decoding import DecodeService
 from slowfast_deploy.serve.metrics import Metrics, ObserveMiddleware
+from slowfast_deploy.serve.model_loop import ModelLoop
 from slowfast_deploy.serve.options import ServeOptions
 from slowfast_deploy.serve.problems import Problem, video_problem
 from slowfast_deploy.serve.security import ApiKeyMiddleware, check_url, resolve_server_path
@@ -91,7 +92,7 @@ class ServeState:
     """What the lifespan opens; None until the app has started."""
 
     backend: Backend
-    batcher: DynamicBatcher
+    batcher: ModelLoop
     decoder: DecodeService
     upload_dir: str
     input: kserve.TensorSpec
@@ -103,11 +104,11 @@ class ServeState:
 
 
 class BatchedBackend:
-    """The backend contract over the batcher: a timeline's (or a live stream's) model calls
-    join other requests' batches. Each call waits at most ``timeout_s``; after ``cancel()``
+    """The backend contract over the model loop: a timeline's model calls join other
+    requests' batches. Each call waits at most ``timeout_s``; after ``cancel()``
     (its request timed out) every call raises, so the work behind it stops."""
 
-    def __init__(self, backend: Backend, batcher: DynamicBatcher, timeout_s: float) -> None:
+    def __init__(self, backend: Backend, batcher: ModelLoop, timeout_s: float) -> None:
         self.info: BackendInfo = backend.info
         self.input_shape = backend.input_shape
         self.output_kind: OutputKind = backend.output_kind
@@ -666,7 +667,7 @@ def _open(model: ModelConfig | Backend, options: ServeOptions, metrics: Metrics)
                 supported[num] = None
             except ModelFormatError as err:
                 supported[num] = str(err)
-        batcher = DynamicBatcher(
+        batcher = ModelLoop(
             backend,
             max_batch=options.max_batch,
             max_wait_ms=options.max_wait_ms,
@@ -682,7 +683,8 @@ def _open(model: ModelConfig | Backend, options: ServeOptions, metrics: Metrics)
         decoder.start()
         upload_dir = tempfile.mkdtemp(prefix="slowfast-serve-", dir=options.tmp_dir)  # 0700
         streams = StreamRegistry(
-            lambda: BatchedBackend(backend, batcher, options.timeout_s),
+            backend,
+            batcher.queue,
             allow_dirs=options.allow_dirs,
             allow_urls=options.allow_urls,
             labels=options.labels,

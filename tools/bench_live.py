@@ -172,7 +172,8 @@ def watch_run(
     try:
         timer.start()
         sampler.start()
-        for event in session:
+        for typed in session:
+            event = typed.to_dict()
             kind = event["event"]
             if kind == "window":
                 latencies.append((event["emit_wall"], event["latency_s"]))

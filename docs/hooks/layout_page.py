@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import tomllib
+
 PAGE = "design/layout.md"
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "slowfast_deploy"
@@ -52,10 +54,47 @@ def _rows(folder: Path, prefix: str) -> list[str]:
     return rows
 
 
+LAYERS_INTRO = """\
+## Layers
+
+Top to bottom, as `pyproject.toml`'s import-linter contract lists them (this list is read from
+that file when the site is built, so the two cannot disagree). A module imports only from
+layers below its own; names on one line are siblings that never import each other.
+"""
+
+# Why the contract differs from the first chain in the style guide (``STYLE.md`` section 3:
+# cli -> serve/live/timeline/evaluation/reference -> engine -> quantize/export ->
+# runtime/video/model -> specs/labels/errors), which drew the upper folders as siblings:
+LAYERS_WHY = """\
+The style guide's first drawing (cli -> serve/live/timeline/evaluation/reference -> engine ->
+quantize/export -> runtime/video/model -> specs/labels/errors) put the upper folders side by
+side. The code needs a stricter order, and the contract is the one checked:
+
+- `serve` runs live streams and takes an `sd.Model` from `api`; `api`'s front doors
+  (`model.watch`, `model.timeline`) call `live` and `timeline`; `live` scores windows with
+  `timeline`'s code: so serve > api > live > timeline, not siblings.
+- `quantize`'s calibration decodes videos with `engine.decode` and reads the reference `.bin`
+  files, and `export.compile` quantizes: so export > quantize > reference > engine.
+- `engine` is the one execution layer (decode jobs, worker processes, the batching queue)
+  under every capability that runs the model on many inputs.
+"""
+
+
+def layers() -> list[str]:
+    """The import-linter layers of ``pyproject.toml``, top first."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    contract = next(c for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers")
+    names = [layer.strip("()").replace("slowfast_deploy.", "") for layer in contract["layers"]]
+    return [" | ".join(part.strip() for part in name.split("|")) for name in names]
+
+
 def render() -> str:
     """The layout page as markdown."""
     folders = sorted(p for p in PACKAGE.iterdir() if p.is_dir() and any(p.glob("*.py")))
-    lines = [INTRO, "## Folders", "", "| folder | what it owns |", "| --- | --- |"]
+    lines = [INTRO, LAYERS_INTRO]
+    lines += [f"{i}. `{layer}`" for i, layer in enumerate(layers(), 1)]
+    lines += ["", LAYERS_WHY]
+    lines += ["## Folders", "", "| folder | what it owns |", "| --- | --- |"]
     for folder in folders:
         lines.append(f"| [`{folder.name}/`](#{folder.name}) | {_summary(folder / '__init__.py')} |")
     lines += ["", "## Root", "", "| module | what it is |", "| --- | --- |"]

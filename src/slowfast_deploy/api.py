@@ -1,16 +1,22 @@
-"""The Python API: open a model, predict videos, evaluate a list, watch live streams.
+"""The Python API: open a model once, then predict videos, build timelines, evaluate a list
+or watch live streams with it. Every door takes an ``sd.Model`` (its open backend is reused)
+or a model file.
 
     import slowfast_deploy as sd
 
     model = sd.open_model("slowfast_int8.xml", threads=2)
     for p in model.predict(["a.mp4", "b.mp4"], views=30, topk=5):
         print(p.video, p.top1, p.topk)           # [(class, name, score), ...]
-    summary = sd.evaluate("videos/", "val_list.txt", "slowfast_int8.xml",
+    timelines = model.timeline(["match.mp4"], window=64, stride=16)
+    for t in timelines:                          # VideoTimeline per video, in order
+        print(t.video, t.status, len(t.records))
+    print(timelines.render("json")[0])           # what `slowfast-deploy timeline` prints
+    summary = sd.evaluate("videos/", "val_list.txt", model,
                           output="results.jsonl")  # resumable, as `slowfast-deploy evaluate`
     print(summary.accuracy, summary.num_failed)    # RunSummary; .to_dict() is the JSON
-    with sd.watch(["rtsp://127.0.0.1:8554/cam"], "slowfast_int8.xml") as events:
-        for event in events:                     # the JSON events of `slowfast-deploy watch`
-            print(event)
+    with model.watch(["rtsp://127.0.0.1:8554/cam"]) as events:
+        for event in events:                     # typed events (live.events)
+            print(event.to_dict())               # the JSON of `slowfast-deploy watch`
 """
 
 from __future__ import annotations
@@ -32,9 +38,15 @@ from slowfast_deploy.evaluation.run import EvaluationRun
 from slowfast_deploy.evaluation.summary import RunSummary
 from slowfast_deploy.labels import names_for, resolve_labels
 from slowfast_deploy.live.run import Watch as Watch
-from slowfast_deploy.live.run import watch as watch
+from slowfast_deploy.live.run import watch as _watch
+from slowfast_deploy.live.sources import Source
 from slowfast_deploy.runtime import Backend, ModelConfig
-from slowfast_deploy.specs import view_spec
+from slowfast_deploy.specs import MODEL_SPECS, ClipSpec, view_spec
+from slowfast_deploy.timeline.output import SegmentOptions
+from slowfast_deploy.timeline.videos import TimelineOptions
+from slowfast_deploy.timeline.videos import Timelines as Timelines
+from slowfast_deploy.timeline.windows import WindowPlan
+from slowfast_deploy.video.decode import Decoder
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +84,7 @@ class Prediction:
         if topk < 1:
             raise ValueError(f"topk must be >= 1, got {topk}")
         names = names_for(labels, len(scores))
-        top = [
-            (int(c), names[c] if names else None, float(scores[c])) for c in top_k(scores, topk)
-        ]
+        top = [(int(c), names[c] if names else None, float(scores[c])) for c in top_k(scores, topk)]
         return cls(video, top, scores, views, None, dict(info or {}))
 
     def to_dict(self, *, with_scores: bool = False) -> dict[str, Any]:
@@ -171,6 +181,41 @@ class Model:
         finally:
             runner.close()  # the local engine leaves a backend it was given open
 
+    def timeline(
+        self,
+        videos: Sequence[str | os.PathLike[str]],
+        *,
+        window: int = 64,
+        stride: int = 16,
+        start_s: float | None = None,
+        end_s: float | None = None,
+        batchsize: int = 1,
+        decoder: Decoder = "pyav",
+        topk: int = 5,
+        smooth: int = 1,
+        threshold: float = 0.0,
+    ) -> Timelines:
+        """The timelines of ``videos`` (``timeline.videos.Timelines``), built as they are
+        iterated, with this model's open backend: the options of ``slowfast-deploy
+        timeline``, the same checks (``ValueError``, before any decoding) and the same
+        output (``render("json")``)."""
+        clip = ClipSpec(clip_len=MODEL_SPECS[self.config.spec].clip_len)
+        options = TimelineOptions(
+            WindowPlan(window, stride, clip),
+            decoder=decoder,
+            start_s=start_s,
+            end_s=end_s,
+            batchsize=batchsize,
+            topk=topk,
+            segments=SegmentOptions(smooth, threshold),
+        )
+        return Timelines(videos, self.backend, options, labels=self.labels)
+
+    def watch(self, sources: Sequence[str | Source], **options: Any) -> Watch:
+        """``sd.watch(sources, self, ...)``: live streams with this model's open backend;
+        ``options`` are ``live.watch``'s (``sinks``, ``plan``, ``max_batch``, ...)."""
+        return watch(sources, self, **options)
+
     def _prediction(self, result: VideoResult, topk: int) -> Prediction:
         if result.scores is None:
             return Prediction(result.job.path, [], None, 0, result.error, result.info)
@@ -201,10 +246,43 @@ def open_model(path: str | os.PathLike[str], **options: Any) -> Model:
     return Model(path, **options)
 
 
+def timeline(
+    videos: Sequence[str | os.PathLike[str]],
+    model: Model | str | os.PathLike[str],
+    **options: Any,
+) -> Timelines:
+    """``model.timeline(videos, ...)``; a model file is opened here and closed when the
+    timelines are built."""
+    if isinstance(model, Model):
+        return model.timeline(videos, **options)
+    opened = Model(model)
+    try:
+        timelines = opened.timeline(videos, **options)
+    except BaseException:
+        opened.close()
+        raise
+    timelines.owns_backend = True
+    return timelines
+
+
+def watch(
+    sources: Sequence[str | Source],
+    model: Model | Backend | ModelConfig | str | os.PathLike[str],
+    **options: Any,
+) -> Watch:
+    """Watch live ``sources`` with one ``model`` (``live.watch``, whose options these are):
+    an ``sd.Model`` lends its open backend and its class names; a model file or
+    ``ModelConfig`` is opened here and closed when the watch finishes."""
+    if isinstance(model, Model):
+        options.setdefault("labels", model.labels)
+        return _watch(sources, model.backend, **options)
+    return _watch(sources, model, **options)
+
+
 def evaluate(
     video_dir: str | os.PathLike[str],
     ann_file: str | os.PathLike[str],
-    model: str | os.PathLike[str] | ModelConfig,
+    model: Model | str | os.PathLike[str] | ModelConfig,
     *,
     output: str | os.PathLike[str] | None = None,
     views: int = 1,
@@ -219,10 +297,18 @@ def evaluate(
 
     With ``output`` the per-video results are kept in a JSONL file and a rerun resumes it,
     exactly as ``slowfast-deploy evaluate --output``: the same defaults (``EngineOptions``:
-    workers per engine, ``RAY_ADDRESS`` for ``engine="ray"``), the same checks. ``labels``:
-    class names; default: the Kinetics-400 names, shown for a 400-class model.
+    workers per engine, ``RAY_ADDRESS`` for ``engine="ray"``), the same checks. ``model``: an
+    ``sd.Model`` (the local engine reuses its open backend; its class names are the default
+    ``labels``), a model file or a ``ModelConfig``. ``labels``: class names; default: the
+    Kinetics-400 names, shown for a 400-class model.
     """
-    config = model if isinstance(model, ModelConfig) else ModelConfig(str(model))
+    backend: Backend | None = None
+    if isinstance(model, Model):
+        config = model.config
+        backend = model.backend if engine == "local" else None  # ray opens it on its actors
+        labels = labels if labels is not None else model.labels
+    else:
+        config = model if isinstance(model, ModelConfig) else ModelConfig(str(model))
     run = EvaluationRun(
         jobs_from_list(video_dir, ann_file),
         model=config,
@@ -231,6 +317,7 @@ def evaluate(
         decode=DecodeOptions(decoder, frame_count),  # type: ignore[arg-type]
         engine=EngineOptions(engine=engine, **engine_options),  # type: ignore[arg-type]
         labels=labels if labels is not None else resolve_labels(None),
+        backend=backend,
     )
     with run:
         for _ in run.records():

@@ -55,7 +55,7 @@ def have_rtsp_server() -> bool:
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs Debian's ffmpeg")
 needs_rtsp = pytest.mark.skipif(
     not have_rtsp_server(),
-    reason="needs GStreamer's RTSP server (python3-gi gir1.2-gst-rtsp-server-1.0, see .ci/run)",
+    reason="needs GStreamer's RTSP server (python3-gi, gir1.2-gst-rtsp-server-1.0: test.sh)",
 )
 
 

@@ -9,11 +9,17 @@ import numpy as np
 import pytest
 
 from slowfast_deploy.engine.batching import BatchQueue
-from slowfast_deploy.live.events import LatencyHistogram, SegmentStart, SegmentTracker
+from slowfast_deploy.live.events import (
+    LatencyHistogram,
+    SegmentEndEvent,
+    SegmentStart,
+    SegmentTracker,
+    StreamEvent,
+)
 from slowfast_deploy.live.pending import Notice, PendingWindow
+from slowfast_deploy.live.sinks import SubtitleSink, srt_file_name
 from slowfast_deploy.live.sources import parse_source, read_sources_file
 from slowfast_deploy.live.stream import EndlessWindows, StreamClock
-from slowfast_deploy.live.subtitles import srt_file_name
 from slowfast_deploy.timeline.segments import Segment, find_segments, smooth_scores
 from slowfast_deploy.timeline.windows import (
     Window,
@@ -274,16 +280,16 @@ def test_batcher_takes_one_window_while_the_models_speed_is_unknown() -> None:
 
 
 def test_subtitles_keep_one_timeline_per_stream_across_reconnects(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from slowfast_deploy.live.subtitles import SubtitleFiles
+    files = SubtitleSink(tmp_path / "srt", ["rtsp://127.0.0.1:8554/cam", "door"])
 
-    files = SubtitleFiles(tmp_path / "srt", ["rtsp://127.0.0.1:8554/cam", "door"])
-    segment = {"class": 3, "name": "dancing", "mean_score": 0.8125}
-    files.add({"event": "stream_opened", "stream": "door", "connection": 0, "wall": 100.0})
-    files.add({"event": "segment_end", "stream": "door", "connection": 0, "start_s": 0.0,
-               "end_s": 2.5, **segment})  # fmt: skip
-    files.add({"event": "stream_restored", "stream": "door", "connection": 1, "wall": 130.0})
-    files.add({"event": "segment_end", "stream": "door", "connection": 1, "start_s": 1.0,
-               "end_s": 2.0, **segment})  # fmt: skip
+    def segment(connection: int, start_s: float, end_s: float) -> SegmentEndEvent:
+        return SegmentEndEvent("door", connection, 3, "dancing", start_s, end_s, 0, 0, (0, 0),
+                               0.8125, 0.0)  # fmt: skip
+
+    files.write(StreamEvent("stream_opened", "door", 100.0, connection=0))
+    files.write(segment(0, 0.0, 2.5))
+    files.write(StreamEvent("stream_restored", "door", 130.0, connection=1, reason="ended"))
+    files.write(segment(1, 1.0, 2.0))
     files.close()
     assert (tmp_path / "srt" / "door.srt").read_text() == (
         "1\n00:00:00,000 --> 00:00:02,500\ndancing 0.81\n\n"

@@ -50,15 +50,17 @@ def backend(tiny_onnx: Path) -> Iterator[Any]:
 
 
 def collect(session: Watch, *, timeout_s: float, until: Any = None) -> list[dict[str, Any]]:
-    """Every event until the watch ends, ``until(event, events)`` is true, or the timeout."""
+    """Every event (its JSON) until the watch ends, ``until(event, events)`` is true, or the
+    timeout."""
     timer = threading.Timer(timeout_s, session.stop)
     timer.start()
     events: list[dict[str, Any]] = []
     try:
-        for event in session:
+        for typed in session:
+            event = typed.to_dict()
             events.append(event)
             if until is not None and until(event, events):
-                events += session.finish()
+                events += [e.to_dict() for e in session.finish()]
                 break
     finally:
         timer.cancel()

@@ -27,7 +27,8 @@ from tests.live.senders import (
 )
 
 from slowfast_deploy.cli import main
-from slowfast_deploy.live.webhook import Webhook
+from slowfast_deploy.live.events import SegmentEndEvent, SegmentStartEvent
+from slowfast_deploy.live.sinks import WebhookSink
 
 
 class Receiver:
@@ -168,29 +169,29 @@ def test_webhook_counts_failures_and_never_blocks() -> None:
     failing = Receiver(status=500)
     slow = Receiver(delay_s=0.5)
     try:
-        hook = Webhook(ok.url, timeout_s=2)
+        hook = WebhookSink(ok.url, timeout_s=2)
         for i in range(3):
-            hook.post({"event": "segment_start", "i": i})
-        hook.close()
-        assert hook.report() | {"url": None} == {"url": None, "sent": 3, "failed": 0, "dropped": 0}
-        assert [b["i"] for b in ok.bodies] == [0, 1, 2]
+            hook.write(SegmentStartEvent("cam", 0, 1, None, 0.0, 0, i, 0.5, 1.0))
+        report = hook.close()
+        assert (report.kind, report.sent, report.failed, report.dropped) == ("webhook", 3, 0, 0)
+        assert [b["window"] for b in ok.bodies] == [0, 1, 2]
+        assert ok.bodies[0] == SegmentStartEvent("cam", 0, 1, None, 0.0, 0, 0, 0.5, 1.0).to_dict()
 
-        refused = Webhook(f"http://127.0.0.1:{free_port()}/x", retries=1, backoff_s=0.01)
-        error = Webhook(failing.url, retries=2, backoff_s=0.01)
+        refused = WebhookSink(f"http://127.0.0.1:{free_port()}/x", retries=1, backoff_s=0.01)
+        error = WebhookSink(failing.url, retries=2, backoff_s=0.01)
         for hook in (refused, error):
-            hook.post({"event": "segment_end"})
+            hook.write(SegmentEndEvent("cam", 0, 1, None, 0.0, 1.0, 0, 30, (0, 1), 0.5, 2.0))
             hook.close()
         assert (refused.failed, error.failed, refused.sent, error.sent) == (1, 1, 0, 0)
 
-        queued = Webhook(slow.url, queue_size=2, timeout_s=5)
+        queued = WebhookSink(slow.url, queue_size=2, timeout_s=5)
         t0 = time.monotonic()
         for i in range(20):
             queued.post({"event": "segment_start", "i": i})
         assert time.monotonic() - t0 < 0.1  # posting never waits for the network
-        queued.close(timeout_s=10)
-        report = queued.report()
-        assert report["sent"] + report["dropped"] == 20
-        assert report["dropped"] >= 17
+        report = queued.close(timeout_s=10)
+        assert report.sent + report.dropped == 20
+        assert report.dropped >= 17
     finally:
         for r in (ok, failing, slow):
             r.close()

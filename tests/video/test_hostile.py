@@ -1,7 +1,7 @@
 """Hostile files: each one decodes to decord's frames or fails with one plain line and a reason.
 
 The corpus (``hostile_corpus.py``) is generated per session; kinds that need Debian's
-``ffmpeg`` (edit list, cover art) skip without it (``.ci/run`` installs it).
+``ffmpeg`` (edit list, cover art) skip without it (``test.sh`` installs it).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def outcomes(hostile):
 @pytest.mark.parametrize("kind", sorted(OUTCOMES))
 def test_outcome_per_decoder(kind, hostile, outcomes):
     if kind not in hostile:
-        pytest.skip("needs ffmpeg (installed by .ci/run)")
+        pytest.skip("needs ffmpeg (test.sh installs it: tools/setup_system.sh)")
     expected = dict(zip(DECODERS, OUTCOMES[kind], strict=True))
     for decoder, outcome in expected.items():
         result = outcomes[kind, decoder]
@@ -151,7 +151,7 @@ def test_pyav_rotation_equals_decords_own_frames(kind, hostile):
 @pytest.fixture
 def edit_list(hostile):
     if "edit_list" not in hostile:
-        pytest.skip("needs ffmpeg (installed by .ci/run)")
+        pytest.skip("needs ffmpeg (test.sh installs it: tools/setup_system.sh)")
     return hostile["edit_list"]
 
 
@@ -342,7 +342,7 @@ def test_plain_pyav_differs_on_10bit(kind, hostile):
     import av
 
     if kind not in hostile:
-        pytest.skip("needs ffmpeg (installed by .ci/run)")
+        pytest.skip("needs ffmpeg (test.sh installs it: tools/setup_system.sh)")
     with av.open(str(hostile[kind])) as container:
         plain = next(container.decode(video=0)).to_ndarray(format="rgb24")
     with open_video(hostile[kind], decoder="decord") as reader:

@@ -16,10 +16,14 @@ from slowfast_deploy.quantize.fidelity import read_fidelity
 from slowfast_deploy.runtime.benchmark import (
     bench_models,
     cpu_name,
+    format_layers,
+    format_roofline,
     format_table,
+    layer_profile,
     parse_model_arg,
     reference_lines,
 )
+from slowfast_deploy.runtime.roofline import read_cpu
 from slowfast_deploy.specs import MODEL_SPECS
 
 
@@ -48,6 +52,18 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--summary", type=Path, default=None, help="write the rows as JSON here")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--no-roofline",
+        dest="roofline",
+        action="store_false",
+        help="skip the roofline: MACs per clip, achieved MAC/s and the CPU's nominal and "
+        "measured peaks (its probes take a few seconds per runtime and precision)",
+    )
+    p.add_argument(
+        "--per-layer",
+        action="store_true",
+        help="also list each OpenVINO model's ten slowest layers and the kernel each ran",
+    )
     add_spec_arg(p)
     p.set_defaults(run=run)
 
@@ -71,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         spec=MODEL_SPECS[args.spec],
         seed=args.seed,
+        roofline=args.roofline,
     )
     for row in rows:
         print(
@@ -79,8 +96,21 @@ def run(args: argparse.Namespace) -> int:
         )
         sys.stdout.write(reference_lines(row.latency, row.batchsize))
     print()
-    print(f"CPU: {cpu_name()}, {args.threads or 'default'} threads")
+    cpu = read_cpu()
+    print(
+        f"CPU: {cpu_name()}, {args.threads or 'default'} threads; roofline row "
+        f"{cpu.family}/{cpu.isa}, clock {cpu.clock_hz / 1e9:.2f} GHz ({cpu.clock_source})"
+    )
     sys.stdout.write(format_table(rows))
+    sys.stdout.write(format_roofline(rows))
+    if args.per_layer:
+        for text in dict.fromkeys(models):
+            path = parse_model_arg(text)[0]
+            if not path.lower().endswith((".xml", ".onnx")):
+                print(f"(per-layer times: {text} is not an OpenVINO model, skipped)")
+                continue
+            layers = layer_profile(text, batchsize=batchsizes[0], threads=args.threads)
+            sys.stdout.write(format_layers(text, layers))
     for text in dict.fromkeys(models):
         fidelity = read_fidelity(parse_model_arg(text)[0])
         if fidelity is not None:
@@ -96,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
                     "warmup": args.warmup,
                     "threads": args.threads,
                     "cpu": cpu_name(),
+                    "cpu_peak": cpu.to_dict(),
                     "rows": [r.to_dict() for r in rows],
                 },
                 indent=2,

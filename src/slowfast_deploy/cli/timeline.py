@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +15,13 @@ from slowfast_deploy.cli._model_args import add_model_args, open_model
 from slowfast_deploy.cli._progress import progress
 from slowfast_deploy.cli._status import ExitStatus, UsageError, note
 from slowfast_deploy.cli._types import positive_int
-from slowfast_deploy.labels import names_for, resolve_labels
-from slowfast_deploy.runtime.base import check_input_shape
+from slowfast_deploy.labels import resolve_labels
 from slowfast_deploy.specs import MODEL_SPECS, ClipSpec
-from slowfast_deploy.timeline.output import SegmentOptions, render_timelines, timeline_segments
-from slowfast_deploy.timeline.render import (
-    annotate_video,
-    frame_labels,
-    h264_encoder,
-    plot_timeline,
-)
+from slowfast_deploy.timeline.output import SegmentOptions
+from slowfast_deploy.timeline.render import h264_encoder
 from slowfast_deploy.timeline.run import VideoTimeline
-from slowfast_deploy.timeline.segments import smooth_scores
-from slowfast_deploy.timeline.windows import WindowPlan
+from slowfast_deploy.timeline.videos import TimelineOptions, Timelines
+from slowfast_deploy.timeline.windows import WindowPlan, WindowRecord
 from slowfast_deploy.video.decode import DECODERS
 
 
@@ -99,11 +93,20 @@ def run(args: argparse.Namespace) -> int:
 
     # the library checks the values (a ValueError is a usage error, exit 2)
     plan = WindowPlan(args.window, args.stride, ClipSpec(clip_len=MODEL_SPECS[args.spec].clip_len))
-    SegmentOptions(args.smooth, args.threshold)
+    segments = SegmentOptions(args.smooth, args.threshold)
     if args.start is not None and args.start < 0:
         raise UsageError(f"--start must be >= 0 seconds, got {args.start}")
     if args.end is not None and args.end <= (args.start or 0.0):
         raise UsageError(f"--end ({args.end} s) must be after --start ({args.start or 0} s)")
+    options = TimelineOptions(
+        plan,
+        decoder=args.decoder,
+        start_s=args.start,
+        end_s=args.end,
+        batchsize=args.batchsize,
+        topk=args.topk,
+        segments=segments,
+    )
     several = len(args.videos) > 1
     if several and args.format == "srt" and args.out is None:
         raise UsageError("--format srt with several videos needs --out DIR (one .srt per video)")
@@ -112,53 +115,29 @@ def run(args: argparse.Namespace) -> int:
     targets = _prepare_targets(args, several)  # fails here, before any decoding
     labels: Sequence[str] | None = resolve_labels(args.label_map)  # Kinetics-400 by default
 
-    backend = open_model(args)
-    size = plan.preprocess.crop_size
-    check_input_shape(
-        backend.input_shape,
-        (args.batchsize, 1, 3, plan.clip.clip_len, size, size),
-        model_path=backend.info.model_path,
-    )
-    timelines: list[VideoTimeline] = []
+    def bar(timeline: VideoTimeline, windows: Iterator[WindowRecord]) -> Any:
+        name = Path(timeline.video).name
+        total = timeline.num_windows
+        return progress(windows, total=total, desc=name, quiet=args.quiet, unit="window")
+
+    timelines = Timelines(args.videos, open_model(args), options, labels=labels, windows=bar)
     try:
-        for video in args.videos:
-            timeline = VideoTimeline(str(video), plan)
-            timelines.append(timeline)
-            opened = timeline.open(
-                backend,
-                decoder=args.decoder,
-                start_s=args.start,
-                end_s=args.end,
-                batchsize=args.batchsize,
-            )
-            if opened:
-                bar = progress(
-                    timeline.run(),
-                    total=timeline.num_windows,
-                    desc=video.name,
-                    quiet=args.quiet,
-                    unit="window",
-                )
-                try:
-                    for record in bar:
-                        labels = names_for(labels, len(record.scores))
-                finally:
-                    bar.close()
+        for timeline, video in zip(timelines, args.videos, strict=False):
             if timeline.status == "failed":
                 print(f"failed: {video}: {timeline.error}", file=sys.stderr)
                 continue
             note(args, timeline.speed_line())
-            _draw(timeline, targets, video, args, labels)
+            _draw(timelines, timeline, targets, video, args)
     except KeyboardInterrupt:
-        _write_text(timelines, args, labels, targets)
-        if timelines and timelines[-1].status == "interrupted" and timelines[-1].records:
-            _plot(timelines[-1], targets["plot"], Path(timelines[-1].video), args, labels)
-        where = args.out or "stdout"
-        done = sum(len(t.records) for t in timelines)
+        _write_text(timelines, args, targets)
+        last = timelines.timelines[-1] if timelines.timelines else None
+        if last is not None and last.status == "interrupted" and last.records:
+            _plot(timelines, last, targets["plot"], Path(last.video), args)
+        where, done = args.out or "stdout", timelines.num_windows
         print(f"interrupted: kept the {done} windows done in {where}", file=sys.stderr)
         raise
-    _write_text(timelines, args, labels, targets)
-    failed = sum(t.status == "failed" for t in timelines)
+    _write_text(timelines, args, targets)
+    failed = sum(t.status == "failed" for t in timelines.timelines)
     return ExitStatus.SOME_FAILED if failed else ExitStatus.OK
 
 
@@ -212,18 +191,17 @@ def _target(path: Path | None, video: Path, suffix: str, is_dir: bool) -> Path |
 
 
 def _draw(
-    timeline: Any, targets: dict[str, Any], video: Path, args: argparse.Namespace, labels: Any
+    timelines: Timelines,
+    timeline: VideoTimeline,
+    targets: dict[str, Any],
+    video: Path,
+    args: argparse.Namespace,
 ) -> None:
-    several = len(args.videos) > 1
-    _plot(timeline, targets["plot"], video, args, labels)
-    dst = _target(targets["annotate"], video, ".mp4", several)
+    _plot(timelines, timeline, targets["plot"], video, args)
+    dst = _target(targets["annotate"], video, ".mp4", len(args.videos) > 1)
     if dst is None or not timeline.records:
         return
-
-    smoothed = smooth_scores(timeline.scores(), args.smooth)
-    segments = timeline_segments(timeline, smooth=args.smooth, threshold=args.threshold)
-    first = timeline.records[0].start_frame
-    stop = max(timeline.records[-1].end_frame, _stop_frame(timeline, args))
+    first, stop = timelines.annotated_range(timeline)
     bar = progress(
         range(stop - first),
         total=stop - first,
@@ -233,58 +211,32 @@ def _draw(
     )
     update = getattr(bar, "update", None)  # tqdm on a terminal; nothing otherwise
     try:
-        count = annotate_video(
-            video,
-            dst,
-            frame_labels(timeline.records, smoothed, segments, labels=labels),
-            first=first,
-            stop=stop,
-            on_frame=(lambda: update(1)) if update is not None else None,
+        count = timelines.annotate(
+            timeline, dst, on_frame=(lambda: update(1)) if update is not None else None
         )
     finally:
         bar.close()
     note(args, f"annotated video: {dst} ({count} frames, H.264, audio dropped)")
 
 
-def _stop_frame(timeline: Any, args: argparse.Namespace) -> int:
-    """The last frame (exclusive) of the range asked for: the annotated video covers it all."""
-    info = timeline.info
-    if args.end is None:
-        return int(info.num_frames)
-    return min(int(info.num_frames), round(args.end * info.fps))
-
-
 def _plot(
-    timeline: Any, path: Path | None, video: Path, args: argparse.Namespace, labels: Any
+    timelines: Timelines,
+    timeline: VideoTimeline,
+    path: Path | None,
+    video: Path,
+    args: argparse.Namespace,
 ) -> None:
     dst = _target(path, video, ".png", len(args.videos) > 1)
-    if dst is None or not timeline.records:
-        return
-
-    smoothed = smooth_scores(timeline.scores(), args.smooth)
-    segments = timeline_segments(timeline, smooth=args.smooth, threshold=args.threshold)
-    title = f"{video.name}: window {args.window} frames, stride {args.stride}"
-    if args.smooth > 1:
-        title += f", smoothed over {args.smooth}"
-    plot_timeline(dst, timeline.records, smoothed, segments, labels=labels, title=title)
-    note(args, f"plot: {dst}")
+    if dst is not None and timelines.plot(timeline, dst):
+        note(args, f"plot: {dst}")
 
 
-def _write_text(
-    timelines: list[Any], args: argparse.Namespace, labels: Any, targets: dict[str, Any]
-) -> None:
-
+def _write_text(timelines: Timelines, args: argparse.Namespace, targets: dict[str, Any]) -> None:
     out: Path | None = targets["out"]
-    texts = render_timelines(
-        timelines,
-        fmt=args.format,
-        topk=args.topk,
-        segments=SegmentOptions(args.smooth, args.threshold),
-        labels=labels,
-    )
-    if args.format == "srt" and len(args.videos) > 1:
+    texts = timelines.render(args.format)
+    if args.format == "srt" and len(args.videos) > 1 and out is not None:
         for text, video in zip(texts, args.videos, strict=False):
-            write_text_atomic(out / f"{video.stem}.srt", text)  # type: ignore[operator]
+            write_text_atomic(out / f"{video.stem}.srt", text)
         return
     text = texts[0] if texts else ""
     if out is None:

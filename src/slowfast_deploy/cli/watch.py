@@ -5,20 +5,19 @@ UDP/TCP MPEG-TS, SRT, V4L2 cameras, files), many at once with one model, with bo
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from slowfast_deploy.cli._model_args import add_model_args, model_config
-from slowfast_deploy.cli._status import ExitStatus, UsageError, note
+from slowfast_deploy.cli._status import ExitStatus, UsageError
 from slowfast_deploy.cli._types import positive_int
 from slowfast_deploy.labels import resolve_labels
+from slowfast_deploy.live.events import DeliveryReport, Event, StatsEvent, StreamEvent
 from slowfast_deploy.live.run import watch
+from slowfast_deploy.live.sinks import JsonLinesSink, Sink, SubtitleSink, WebhookSink
 from slowfast_deploy.live.sources import check_names, parse_source, read_sources_file
-from slowfast_deploy.live.subtitles import SubtitleFiles
-from slowfast_deploy.live.webhook import Webhook
 from slowfast_deploy.specs import MODEL_SPECS, ClipSpec
 from slowfast_deploy.timeline.windows import WindowPlan
 
@@ -155,36 +154,8 @@ def run(args: argparse.Namespace) -> int:
     check_names(sources)
     plan = WindowPlan(args.window, args.stride, ClipSpec(clip_len=MODEL_SPECS[args.spec].clip_len))
     labels = resolve_labels(args.label_map)
-    webhook = (
-        Webhook(args.webhook, timeout_s=args.webhook_timeout, retries=args.webhook_retries)
-        if args.webhook
-        else None
-    )
-    out: IO[str] = sys.stdout
-    if args.events is not None:
-        try:
-            out = open(args.events, "a", encoding="utf-8")  # noqa: SIM115 - closed below
-        except OSError as err:
-            raise OSError(f"{args.events}: cannot write --events there ({err.strerror})") from err
-    subtitles = SubtitleFiles(args.srt_dir, [s.name for s in sources]) if args.srt_dir else None
-    failed: list[str] = []
-
-    def emit(event: dict[str, Any]) -> None:
-        out.write(json.dumps(event, ensure_ascii=False) + "\n")
-        out.flush()
-        kind = event["event"]
-        if subtitles is not None:
-            subtitles.add(event)
-        if webhook is not None and kind in ("segment_start", "segment_end"):
-            webhook.post(event)
-        if kind == "stream_failed":  # the one plain line
-            failed.append(event["stream"])
-            print(f"failed: {event['message']} ({event['reason']})", file=sys.stderr, flush=True)
-        elif kind in ("stream_lost", "stream_restored", "stream_ended"):
-            note(args, f"{kind.replace('_', ' ')}: {event['stream']} ({event['reason']})")
-        elif kind == "stats":
-            note(args, _stats_line(event))
-
+    notes = _Notes(quiet=args.quiet)
+    sinks = _open_sinks(args, [s.name for s in sources], notes)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     status: int = ExitStatus.OK
     session = None
@@ -207,47 +178,88 @@ def run(args: argparse.Namespace) -> int:
             rtsp_transport=args.rtsp_transport,
             stats_every_s=args.stats_every,
             scores=args.scores,
+            sinks=sinks,
         )
-        for event in session:
-            emit(event)
+        for _ in session:  # the sinks write every event
+            pass
     except (KeyboardInterrupt, Terminated) as err:
         status = ExitStatus.INTERRUPTED if isinstance(err, KeyboardInterrupt) else 143
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the flush below is not cut short
         if session is not None:
-            for event in session.finish():
-                emit(event)
+            session.finish()
         print("interrupted: outputs flushed", file=sys.stderr, flush=True)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if webhook is not None:
-            webhook.close()
-            report = webhook.report()
-            out.write(json.dumps({"event": "webhook", **report}) + "\n")
-            out.flush()
-            note(
-                args,
-                f"webhook {report['url']}: {report['sent']} sent, {report['failed']} failed, "
-                f"{report['dropped']} dropped",
-            )
-        if subtitles is not None:
-            subtitles.close()
-        if out is not sys.stdout:
-            out.close()
     if status != ExitStatus.OK:
         return status
-    if failed and len(failed) == len(sources):
+    if notes.failed and len(notes.failed) == len(sources):
         return ExitStatus.ERROR
-    return ExitStatus.SOME_FAILED if failed else ExitStatus.OK
+    return ExitStatus.SOME_FAILED if notes.failed else ExitStatus.OK
 
 
-def _stats_line(event: dict[str, Any]) -> str:
-    def s(value: Any) -> str:
+def _open_sinks(args: argparse.Namespace, streams: list[str], notes: _Notes) -> list[Sink]:
+    """The outputs asked for, in the order each event goes to them (``notes`` after the
+    events, so that it hears the webhook's counts at the end)."""
+    webhook = (
+        WebhookSink(args.webhook, timeout_s=args.webhook_timeout, retries=args.webhook_retries)
+        if args.webhook
+        else None
+    )
+    try:
+        try:
+            events = JsonLinesSink(sys.stdout if args.events is None else args.events)
+        except OSError as err:
+            raise OSError(f"{args.events}: cannot write --events there ({err.strerror})") from err
+        try:
+            subtitles = SubtitleSink(args.srt_dir, streams) if args.srt_dir is not None else None
+        except BaseException:
+            events.close()
+            raise
+    except BaseException:
+        if webhook is not None:
+            webhook.close()
+        raise
+    return [s for s in (events, notes, subtitles, webhook) if s is not None]
+
+
+class _Notes:
+    """The lines on stderr: one per stream that fails (always), state changes, statistics and
+    the webhook's counts (unless ``-q``); keeps the names of the streams that failed."""
+
+    def __init__(self, *, quiet: bool) -> None:
+        self.quiet = quiet
+        self.failed: list[str] = []
+
+    def write(self, event: Event) -> None:
+        if isinstance(event, StreamEvent) and event.kind == "stream_failed":  # the plain line
+            self.failed.append(event.stream)
+            print(f"failed: {event.message} ({event.reason})", file=sys.stderr, flush=True)
+        elif isinstance(event, StreamEvent) and event.kind != "stream_opened":
+            self._note(f"{event.kind.replace('_', ' ')}: {event.stream} ({event.reason})")
+        elif isinstance(event, StatsEvent):
+            self._note(_stats_line(event))
+        elif isinstance(event, DeliveryReport):
+            self._note(
+                f"{event.kind} {event.url}: {event.sent} sent, {event.failed} failed, "
+                f"{event.dropped} dropped"
+            )
+
+    def close(self) -> None:
+        pass
+
+    def _note(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=sys.stderr)
+
+
+def _stats_line(event: StatsEvent) -> str:
+    def s(value: float | None) -> str:
         return "-" if value is None else f"{value:.2f} s"
 
-    final = "final " if event["final"] else ""
+    final = "final " if event.final else ""
     return (
-        f"{final}stats {event['stream']}: {event['windows']} windows "
-        f"({event['windows_per_s'] or 0:.2f}/s), latency p50 {s(event['latency_p50_s'])} "
-        f"p99 {s(event['latency_p99_s'])}, dropped {event['dropped']} "
-        f"({event['dropped_total']} in all), {event['state']}"
+        f"{final}stats {event.stream}: {event.windows} windows "
+        f"({event.windows_per_s or 0:.2f}/s), latency p50 {s(event.latency_p50_s)} "
+        f"p99 {s(event.latency_p99_s)}, dropped {event.dropped} "
+        f"({event.dropped_total} in all), {event.state}"
     )

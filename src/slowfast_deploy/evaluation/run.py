@@ -32,7 +32,7 @@ from slowfast_deploy.evaluation.results import (
     video_record,
 )
 from slowfast_deploy.evaluation.summary import RunSummary, ThisRun, summarize
-from slowfast_deploy.runtime import ModelConfig
+from slowfast_deploy.runtime import Backend, ModelConfig
 from slowfast_deploy.runtime.benchmark import cpu_name
 from slowfast_deploy.specs import view_spec
 
@@ -50,9 +50,13 @@ class EvaluationRun:
         decode: DecodeOptions | None = None,
         engine: EngineOptions | None = None,
         labels: list[str] | None = None,
+        backend: Backend | None = None,
     ) -> None:
+        """``backend``: ``model`` already open in this process, reused by the local engine
+        (and left open); other engines open ``model`` themselves."""
         view_spec(views)  # raises ValueError naming the choices
         self.jobs, self.model, self.views = jobs, model, views
+        self.backend = backend
         self.decode = decode or DecodeOptions()
         self.engine_options = engine or EngineOptions()
         self.labels = labels
@@ -123,8 +127,12 @@ class EvaluationRun:
         assert self._results is not None, "use EvaluationRun in a `with` block"
         index_of = {job.key: i for i, job in enumerate(self.jobs)}
         t0 = time.perf_counter()
+        local = self.backend is not None and self.engine_options.engine == "local"
         self._engine = open_engine(
-            self.model, view_spec(self.views), self.decode, self.engine_options
+            self.backend if local else self.model,
+            view_spec(self.views),
+            self.decode,
+            self.engine_options,
         )
         if self.todo:
             self._engine.start()

@@ -9,18 +9,328 @@ window's segment decision comes that many windows after it.
 
 ``LatencyHistogram`` keeps latencies in logarithmic bins (1% wide): percentiles within 1%,
 in constant memory however long the watch runs.
+
+The events themselves are dataclasses, one per kind, each holding the values its JSON holds
+(rounded as written) and one ``to_dict`` giving that JSON, keys in order: ``WindowEvent``,
+``SegmentStartEvent``, ``SegmentEndEvent``, ``StreamEvent`` (opened, lost, restored, ended,
+failed), ``StatsEvent``, and ``DeliveryReport`` (what a sink such as the webhook sent, at the
+end). ``Event`` is their union; every one has a ``kind``, the JSON's ``"event"``.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from slowfast_deploy.labels import class_name
+from slowfast_deploy.timeline.output import top_classes
 from slowfast_deploy.timeline.segments import Segment, smooth_scores, window_boundaries
 from slowfast_deploy.timeline.windows import WindowRecord
+
+TopEntry = tuple[int, str | None, float]  # (class, name or None, score)
+StreamKind = Literal[
+    "stream_opened", "stream_lost", "stream_restored", "stream_ended", "stream_failed"
+]
+
+
+def _top_entry(index: int, name: str | None, score: float) -> dict[str, Any]:
+    """One top-k entry as ``timeline`` writes it (``timeline.output``)."""
+    return {"class": index, **({"name": name} if name is not None else {}), "score": score}
+
+
+@dataclass(frozen=True, slots=True)
+class WindowEvent:
+    """A window scored: ``timeline``'s window record (stream times), when its last frame
+    arrived and its decision was emitted (wall clock), and every score when asked for."""
+
+    kind: ClassVar[Literal["window"]] = "window"
+    stream: str
+    connection: int
+    index: int
+    start_frame: int
+    end_frame: int
+    start_s: float
+    end_s: float
+    topk: tuple[TopEntry, ...]
+    arrival_wall: float
+    emit_wall: float
+    latency_s: float
+    scores: tuple[float, ...] | None = None
+
+    @classmethod
+    def from_record(
+        cls,
+        stream: str,
+        connection: int,
+        record: WindowRecord,
+        *,
+        topk: int,
+        labels: Sequence[str] | None,
+        arrival_wall: float,
+        emit_wall: float,
+        scores: bool = False,
+    ) -> WindowEvent:
+        top = tuple(
+            (c, None if labels is None else class_name(c, labels), round(score, 6))
+            for c, score in top_classes(record.scores, topk)
+        )
+        return cls(
+            stream,
+            connection,
+            record.index,
+            record.start_frame,
+            record.end_frame,
+            round(record.start_s, 4),
+            round(record.end_s, 4),
+            top,
+            round(arrival_wall, 3),
+            round(emit_wall, 3),
+            round(emit_wall - arrival_wall, 3),
+            tuple(record.scores.tolist()) if scores else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "event": self.kind,
+            "stream": self.stream,
+            "connection": self.connection,
+            "index": self.index,
+            "start_frame": self.start_frame,
+            "end_frame": self.end_frame,
+            "start_s": self.start_s,
+            "end_s": self.end_s,
+            "topk": [_top_entry(*entry) for entry in self.topk],
+            "arrival_wall": self.arrival_wall,
+            "emit_wall": self.emit_wall,
+            "latency_s": self.latency_s,
+        }
+        if self.scores is not None:
+            out["scores"] = list(self.scores)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentStartEvent:
+    """A segment began (``smooth // 2`` windows after its first window arrived)."""
+
+    kind: ClassVar[Literal["segment_start"]] = "segment_start"
+    stream: str
+    connection: int
+    class_index: int
+    name: str | None
+    start_s: float
+    start_frame: int
+    window: int
+    score: float  # its first window's smoothed score
+    emit_wall: float
+
+    @classmethod
+    def from_start(
+        cls,
+        stream: str,
+        connection: int,
+        start: SegmentStart,
+        *,
+        labels: Sequence[str] | None,
+        emit_wall: float,
+    ) -> SegmentStartEvent:
+        name = None if labels is None else class_name(start.class_index, labels)
+        return cls(
+            stream,
+            connection,
+            start.class_index,
+            name,
+            round(start.start_s, 4),
+            start.start_frame,
+            start.first_window,
+            round(start.score, 6),
+            round(emit_wall, 3),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event": self.kind,
+            "stream": self.stream,
+            "connection": self.connection,
+            "class": self.class_index,
+            **({"name": self.name} if self.name is not None else {}),
+            "start_s": self.start_s,
+            "start_frame": self.start_frame,
+            "window": self.window,
+            "score": self.score,
+            "emit_wall": self.emit_wall,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentEndEvent:
+    """A segment ended: ``timeline``'s segment record (``timeline.output.segment_entry``)."""
+
+    kind: ClassVar[Literal["segment_end"]] = "segment_end"
+    stream: str
+    connection: int
+    class_index: int
+    name: str | None
+    start_s: float
+    end_s: float
+    start_frame: int
+    end_frame: int
+    windows: tuple[int, int]  # first and last
+    mean_score: float
+    emit_wall: float
+
+    @classmethod
+    def from_segment(
+        cls,
+        stream: str,
+        connection: int,
+        segment: Segment,
+        *,
+        labels: Sequence[str] | None,
+        emit_wall: float,
+    ) -> SegmentEndEvent:
+        name = None if labels is None else class_name(segment.class_index, labels)
+        return cls(
+            stream,
+            connection,
+            segment.class_index,
+            name,
+            round(segment.start_s, 4),
+            round(segment.end_s, 4),
+            segment.start_frame,
+            segment.end_frame,
+            (segment.first_window, segment.last_window),
+            round(segment.mean_score, 6),
+            round(emit_wall, 3),
+        )
+
+    @property
+    def label(self) -> str:
+        """Its class name, or ``class N`` without names."""
+        return self.name if self.name is not None else class_name(self.class_index, None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event": self.kind,
+            "stream": self.stream,
+            "connection": self.connection,
+            "class": self.class_index,
+            **({"name": self.name} if self.name is not None else {}),
+            "start_s": self.start_s,
+            "end_s": self.end_s,
+            "start_frame": self.start_frame,
+            "end_frame": self.end_frame,
+            "windows": list(self.windows),
+            "mean_score": self.mean_score,
+            "emit_wall": self.emit_wall,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """What a stream's opening found: its picture size, frame rate and codec."""
+
+    width: int
+    height: int
+    fps: float
+    codec: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """A stream's state changed: ``stream_opened`` (``connection``, ``video``),
+    ``stream_lost`` / ``stream_ended`` / ``stream_failed`` (``reason``, ``message``),
+    ``stream_restored`` (``connection``, ``reason`` of the loss, ``down_s``, ``video``)."""
+
+    kind: StreamKind
+    stream: str
+    wall: float
+    connection: int | None = None
+    reason: str | None = None
+    message: str | None = None
+    down_s: float | None = None
+    video: StreamInfo | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"event": self.kind, "stream": self.stream}
+        for key in ("connection", "reason", "message", "down_s"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        if self.video is not None:
+            v = self.video
+            out |= {"width": v.width, "height": v.height, "fps": v.fps, "codec": v.codec}
+        out["wall"] = self.wall
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class StatsEvent:
+    """One stream's figures: for the last period, or (``final``) for the whole watch."""
+
+    kind: ClassVar[Literal["stats"]] = "stats"
+    stream: str
+    final: bool
+    state: str
+    period_s: float
+    windows: int
+    windows_per_s: float | None
+    latency_p50_s: float | None
+    latency_p99_s: float | None
+    dropped: int  # in the period (final: in all)
+    dropped_total: int
+    frames: int
+    connections: int
+    wall: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event": self.kind,
+            "stream": self.stream,
+            "final": self.final,
+            "state": self.state,
+            "period_s": self.period_s,
+            "windows": self.windows,
+            "windows_per_s": self.windows_per_s,
+            "latency_p50_s": self.latency_p50_s,
+            "latency_p99_s": self.latency_p99_s,
+            "dropped": self.dropped,
+            "dropped_total": self.dropped_total,
+            "frames": self.frames,
+            "connections": self.connections,
+            "wall": self.wall,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """What a sink that sends events away (``kind``: ``webhook``) sent, gave up on after
+    every retry (``failed``) and dropped (its queue full, or left at closing)."""
+
+    kind: str
+    url: str
+    sent: int
+    failed: int
+    dropped: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event": self.kind,
+            "url": self.url,
+            "sent": self.sent,
+            "failed": self.failed,
+            "dropped": self.dropped,
+        }
+
+
+Event = (
+    WindowEvent | SegmentStartEvent | SegmentEndEvent | StreamEvent | StatsEvent | DeliveryReport
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,20 +480,39 @@ class StreamStats:
         self.latency.add(latency_s)
         self.period_latency.add(latency_s)
 
-    def report(self, *, dropped: int, period_s: float, final: bool) -> dict[str, object]:
-        """The figures of a ``stats`` event; starts a new period."""
+    def report(
+        self,
+        stream: str,
+        *,
+        state: str,
+        frames: int,
+        connections: int,
+        dropped: int,
+        period_s: float,
+        final: bool,
+        wall: float,
+    ) -> StatsEvent:
+        """The ``stats`` event of the period (``final``: of the whole watch); starts a new
+        period."""
         windows = self.windows if final else self.period_windows
         latency = self.latency if final else self.period_latency
         p50, p99 = latency.percentile(50), latency.percentile(99)
-        out: dict[str, object] = {
-            "windows": windows,
-            "windows_per_s": round(windows / period_s, 3) if period_s > 0 else None,
-            "latency_p50_s": None if p50 is None else round(p50, 3),
-            "latency_p99_s": None if p99 is None else round(p99, 3),
-            "dropped": dropped if final else dropped - self.period_dropped_from,
-            "dropped_total": dropped,
-        }
+        event = StatsEvent(
+            stream,
+            final,
+            state,
+            round(period_s, 3),
+            windows,
+            round(windows / period_s, 3) if period_s > 0 else None,
+            None if p50 is None else round(p50, 3),
+            None if p99 is None else round(p99, 3),
+            dropped if final else dropped - self.period_dropped_from,
+            dropped,
+            frames,
+            connections,
+            round(wall, 3),
+        )
         self.period_windows = 0
         self.period_latency = LatencyHistogram()
         self.period_dropped_from = dropped
-        return out
+        return event

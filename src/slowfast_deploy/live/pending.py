@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
+from slowfast_deploy.live.events import StreamEvent
 from slowfast_deploy.timeline.windows import WindowClip
 
 
@@ -25,7 +26,7 @@ class Notice:
     """A stream state change, delivered in order with the stream's windows."""
 
     stream: int
-    event: dict[str, Any]
+    event: StreamEvent
 
 
 class Inlet(Protocol):

@@ -1,9 +1,12 @@
 """Watch many live streams with one model: the events of ``slowfast-deploy watch``.
 
 >>> w = watch(["rtsp://127.0.0.1:8554/cam1", "cam2.mp4"], "slowfast.onnx")  # doctest: +SKIP
->>> for event in w:                                       # JSON-able dicts, as the CLI prints
-...     if event["event"] == "window":
-...         print(event["stream"], event["topk"][0], event["latency_s"])
+>>> for event in w:                         # typed events; event.to_dict(): what the CLI prints
+...     if isinstance(event, WindowEvent):
+...         print(event.stream, event.topk[0], event.latency_s)
+
+``sinks`` (``live.sinks``: JSON Lines, subtitle files, a webhook, ...) get every event as it
+is yielded, and are closed when the watch finishes.
 
 Threads and data::
 
@@ -16,7 +19,7 @@ windows age and be dropped, never queue without bound. A served watch (``queue=`
 server's ``engine.batching.BatchQueue``) puts its windows in the server's one queue instead:
 the server's model loop scores them with every other stream's and request's work
 (``score_routed``) and hands each watch its share, in order; its drops and turns are the
-same rules. Events (every one names its stream):
+same rules. Events (``live.events``, every one names its stream):
 
 - ``window``: ``timeline``'s window record (``timeline.output.window_entry``: index, frames,
   stream times ``start_s``/``end_s``, top-k) plus ``stream``, ``connection`` (0, then +1 per
@@ -40,26 +43,32 @@ import time
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
 
 import numpy as np
 
 from slowfast_deploy.engine.batching import BatchQueue, Take
-from slowfast_deploy.labels import class_name, names_for, resolve_labels
-from slowfast_deploy.live.events import SegmentStart, SegmentTracker, StreamStats
+from slowfast_deploy.labels import names_for, resolve_labels
+from slowfast_deploy.live.events import (
+    Event,
+    SegmentEndEvent,
+    SegmentStart,
+    SegmentStartEvent,
+    SegmentTracker,
+    StreamStats,
+    WindowEvent,
+)
 from slowfast_deploy.live.pending import Notice, PendingWindow
+from slowfast_deploy.live.sinks import Sink, close_sinks
 from slowfast_deploy.live.sources import OpenOptions, Source, check_names, parse_source
 from slowfast_deploy.live.stream import Reconnect, StreamWorker
 from slowfast_deploy.runtime import Backend, ModelConfig
 from slowfast_deploy.runtime.base import check_input_shape, input_dtype_of, run_batched
-from slowfast_deploy.timeline.output import segment_entry, window_entry
 from slowfast_deploy.timeline.run import score_windows
 from slowfast_deploy.timeline.segments import Segment
 from slowfast_deploy.timeline.windows import WindowPlan, WindowRecord
 
 logger = logging.getLogger(__name__)
 
-Event = dict[str, Any]
 _TAKE_TIMEOUT_S = 0.2  # the loop looks at the clock (stats, the end) at least this often
 _JOIN_S = 1.0  # how long stopping waits for the stream threads (daemons)
 
@@ -202,7 +211,8 @@ class _SharedInlet:
 
 class Watch:
     """A running watch: iterate for events; ``stop()`` from any thread ends it; ``finish()``
-    after an interruption returns the last events (open segments closed, final stats)."""
+    after an interruption returns the last events (open segments closed, final stats).
+    ``sinks`` get every event, and are closed (in reverse order) when it finishes."""
 
     def __init__(
         self,
@@ -213,6 +223,7 @@ class Watch:
         labels: Sequence[str] | None,
         owns_backend: bool = False,
         queue: SharedQueue | None = None,
+        sinks: Sequence[Sink] = (),
     ) -> None:
         """``queue``: the server's queue, shared with other watches and requests (its
         batching, latency and depth limits apply, and the server's model loop scores the
@@ -233,25 +244,27 @@ class Watch:
         self._labels = labels
         self._names: Sequence[str] | None = None
         self._owns_backend = owns_backend
+        self.sinks = list(sinks)
         self._stop = threading.Event()
         self._mailbox = _Mailbox()
         self._delivered = 0  # windows and notices handed back by a shared queue
-        self.queue: BatchQueue[Any, Any]
+        # the watch's own queue (it scores its windows), or None: the server's ``queue``
+        self._own: BatchQueue[PendingWindow, Notice] | None = None
+        self.queue: BatchQueue[PendingWindow, Notice] | SharedQueue
         inlet: _OwnInlet | _SharedInlet
         if queue is None:
-            own: BatchQueue[PendingWindow, Notice] = BatchQueue(
+            self._own = BatchQueue(
                 max_batch=options.max_batch,
                 max_wait_s=options.max_wait_ms / 1e3,
                 max_latency_s=options.max_latency_s,
                 depth=options.queue_depth,
             )
-            self.queue, inlet = own, _OwnInlet(own)
+            self.queue, inlet = self._own, _OwnInlet(self._own)
             self._keys: list[Hashable] = list(range(len(self.sources)))
         else:
             self.queue, inlet = queue, _SharedInlet(queue, self._mailbox)
             self._keys = [(self._mailbox, i) for i in range(len(self.sources))]
         self._inlet = inlet
-        self._shared = queue is not None
         for key, source in zip(self._keys, self.sources, strict=True):
             self.queue.add_stream(key, lossless=source.kind == "file" and not options.realtime)
         self.workers = [
@@ -281,7 +294,10 @@ class Watch:
     # --- the public surface ---------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Event]:
-        return self._events()
+        for event in self._events():
+            self._write(event)
+            yield event
+        yield from self.finish()
 
     def stop(self) -> None:
         """End the watch soon (any thread): the iteration yields the last events and ends."""
@@ -291,16 +307,17 @@ class Watch:
 
     def finish(self) -> list[Event]:
         """Stop every stream and return the last events: segments still open are closed,
-        then the final statistics. Idempotent; iteration calls it itself when it ends."""
+        then the final statistics, then what the sinks report as they close (a webhook's
+        counts). Idempotent; iteration calls it itself when it ends."""
         if self._finished:
             return []
         self._finished = True
         self._stop.set()
-        if self._shared:
+        if self._own is None:
             for key in self._keys:  # its leftovers leave the server's queue
                 self.queue.remove_stream(key)
         else:
-            self.queue.close()
+            self._own.close()
         deadline = time.monotonic() + _JOIN_S  # one wait for all: stalled reads are abandoned
         for worker in self.workers:
             worker.join(max(0.0, deadline - time.monotonic()))
@@ -308,9 +325,18 @@ class Watch:
         for stream in sorted(self._trackers):
             events += self._close_segments(stream)
         events += self._stats_events(final=True)
-        if self._owns_backend:
-            self.backend.close()
+        try:
+            for event in events:
+                self._write(event)
+        finally:
+            events += close_sinks(self.sinks)
+            if self._owns_backend:
+                self.backend.close()
         return events
+
+    def _write(self, event: Event) -> None:
+        for sink in self.sinks:
+            sink.write(event)
 
     def __enter__(self) -> Watch:
         return self
@@ -328,24 +354,25 @@ class Watch:
         self._started = self._period_start = time.monotonic()
         every = self.options.stats_every_s
         next_stats = self._started + every if every else float("inf")
-        if not self._shared:  # a served watch's model is warm: the server probed it
+        own = self._own
+        if own is not None:  # a served watch's model is warm: the server probed it
             self._warm_up()
         for worker in self.workers:
             worker.start()
         flushed = False
         while not self._stop.is_set():
             timeout_s = min(_TAKE_TIMEOUT_S, max(0.0, next_stats - time.monotonic()))
-            if self._shared:
+            if own is None:
                 yield from self._delivered_events(timeout_s)
             else:
-                yield from self._handle(self.queue.take(timeout_s))
+                yield from self._handle(own.take(timeout_s))
             if time.monotonic() >= next_stats:
                 yield from self._stats_events(final=False)
                 next_stats += every or float("inf")
             if any(w.alive for w in self.workers):
                 continue
-            if not self._shared:
-                if not self.queue.pending():
+            if own is not None:
+                if not own.pending():
                     break
             elif not flushed:  # every stream ended: the server scores what is left, at once
                 for key in self._keys:
@@ -353,10 +380,9 @@ class Watch:
                 flushed = True
             elif self._all_back():
                 break
-        if not self._stop.is_set() and not self._shared:  # score what is left, in order
-            for take in self.queue.drain():
+        if not self._stop.is_set() and own is not None:  # score what is left, in order
+            for take in own.drain():
                 yield from self._handle(take)
-        yield from self.finish()
 
     def _delivered_events(self, timeout_s: float) -> Iterator[Event]:
         """A served watch: what the server's model loop handed back (waits ``timeout_s``)."""
@@ -423,20 +449,17 @@ class Watch:
         for pending, record in zip(batch, records, strict=True):
             stream = pending.stream
             emit = time.time()
-            latency = emit - pending.arrival_wall
-            self.stats[stream].scored(latency)
-            event: Event = {
-                "event": "window",
-                "stream": self.sources[stream].name,
-                "connection": pending.connection,
-                **window_entry(record, None, topk=self.options.topk, labels=names),
-                "arrival_wall": round(pending.arrival_wall, 3),
-                "emit_wall": round(emit, 3),
-                "latency_s": round(latency, 3),
-            }
-            if self.options.scores:
-                event["scores"] = record.scores.tolist()
-            yield event
+            self.stats[stream].scored(emit - pending.arrival_wall)
+            yield WindowEvent.from_record(
+                self.sources[stream].name,
+                pending.connection,
+                record,
+                topk=self.options.topk,
+                labels=names,
+                arrival_wall=pending.arrival_wall,
+                emit_wall=emit,
+                scores=self.options.scores,
+            )
             for found in self._tracker(stream, pending.connection).add(record):
                 yield self._segment_event(stream, pending.connection, found)
 
@@ -455,26 +478,21 @@ class Watch:
         connection, tracker = current
         return [self._segment_event(stream, connection, s) for s in tracker.finish()]
 
-    def _segment_event(self, stream: int, connection: int, found: SegmentStart | Segment) -> Event:
+    def _segment_event(
+        self, stream: int, connection: int, found: SegmentStart | Segment
+    ) -> SegmentStartEvent | SegmentEndEvent:
         names = self._names or None
-        head = {"stream": self.sources[stream].name, "connection": connection}
+        name = self.sources[stream].name
         if isinstance(found, Segment):
-            body = segment_entry(found, labels=names)
-            return {"event": "segment_end", **head, **body, "emit_wall": round(time.time(), 3)}
-        start: Event = {"event": "segment_start", **head, "class": found.class_index}
-        if names is not None:
-            start["name"] = class_name(found.class_index, names)
-        start |= {
-            "start_s": round(found.start_s, 4),
-            "start_frame": found.start_frame,
-            "window": found.first_window,
-            "score": round(found.score, 6),
-            "emit_wall": round(time.time(), 3),
-        }
-        return start
+            return SegmentEndEvent.from_segment(
+                name, connection, found, labels=names, emit_wall=time.time()
+            )
+        return SegmentStartEvent.from_start(
+            name, connection, found, labels=names, emit_wall=time.time()
+        )
 
     def _notice(self, notice: Notice) -> Iterator[Event]:
-        if notice.event["event"] in ("stream_lost", "stream_ended", "stream_failed"):
+        if notice.event.kind in ("stream_lost", "stream_ended", "stream_failed"):
             yield from self._close_segments(notice.stream)
         yield notice.event
 
@@ -482,22 +500,20 @@ class Watch:
         now = time.monotonic()
         period_s = now - (self._started if final else self._period_start)
         self._period_start = now
-        events = []
+        events: list[Event] = []
         for i, (source, stats) in enumerate(zip(self.sources, self.stats, strict=True)):
             worker, key = self.workers[i], self._keys[i]
-            events.append(
-                {
-                    "event": "stats",
-                    "stream": source.name,
-                    "final": final,
-                    "state": worker.state,
-                    "period_s": round(period_s, 3),
-                    **stats.report(dropped=self.queue.dropped(key), period_s=period_s, final=final),
-                    "frames": worker.frames,
-                    "connections": worker.connections,
-                    "wall": round(time.time(), 3),
-                }
+            report = stats.report(
+                source.name,
+                state=worker.state,
+                frames=worker.frames,
+                connections=worker.connections,
+                dropped=self.queue.dropped(key),
+                period_s=period_s,
+                final=final,
+                wall=time.time(),
             )
+            events.append(report)
         return events
 
 
@@ -521,34 +537,58 @@ def watch(
     rtsp_transport: str = "tcp",
     stats_every_s: float | None = None,
     scores: bool = False,
+    sinks: Sequence[Sink] = (),
 ) -> Watch:
     """Watch live ``sources`` (URLs, ``/dev/videoN``, files) with one ``model``: iterate the
-    returned ``Watch`` for events (JSON-able dicts, see the module doc).
+    returned ``Watch`` for events (``live.events``; ``to_dict()`` is the JSON, see the module
+    doc).
 
     ``model``: an open ``Backend`` (the caller closes it) or a model file / ``ModelConfig``
     (opened here, closed when the watch finishes). ``labels``: class names (default: the
     Kinetics-400 names, shown for 400-class models). ``max_latency_s`` is the latency budget
-    and ``queue_depth`` the windows a stream may hold waiting (see ``engine.batching``).
+    and ``queue_depth`` the windows a stream may hold waiting (see ``engine.batching``). ``sinks``
+    (``live.sinks``) get every event; the watch closes them when it finishes, or here if it
+    cannot start.
     """
-    options = WatchOptions(
-        plan=plan or WindowPlan(),
-        max_batch=max_batch,
-        max_wait_ms=max_wait_ms,
-        max_latency_s=max_latency_s,
-        queue_depth=queue_depth,
-        topk=topk,
-        smooth=smooth,
-        threshold=threshold,
-        realtime=realtime,
-        reconnect=reconnect,
-        open=OpenOptions(
-            rtsp_transport=rtsp_transport,  # type: ignore[arg-type]  # checked by OpenOptions
-            open_timeout_s=open_timeout_s,
-            stall_timeout_s=stall_timeout_s,
-        ),
-        stats_every_s=stats_every_s,
-        scores=scores,
-    )
+    try:
+        return _start(
+            sources,
+            model,
+            WatchOptions(
+                plan=plan or WindowPlan(),
+                max_batch=max_batch,
+                max_wait_ms=max_wait_ms,
+                max_latency_s=max_latency_s,
+                queue_depth=queue_depth,
+                topk=topk,
+                smooth=smooth,
+                threshold=threshold,
+                realtime=realtime,
+                reconnect=reconnect,
+                open=OpenOptions(
+                    rtsp_transport=rtsp_transport,  # type: ignore[arg-type]  # checked there
+                    open_timeout_s=open_timeout_s,
+                    stall_timeout_s=stall_timeout_s,
+                ),
+                stats_every_s=stats_every_s,
+                scores=scores,
+            ),
+            labels=labels,
+            sinks=sinks,
+        )
+    except BaseException:
+        close_sinks(sinks)
+        raise
+
+
+def _start(
+    sources: Sequence[str | Source],
+    model: Backend | ModelConfig | str | os.PathLike[str],
+    options: WatchOptions,
+    *,
+    labels: Sequence[str] | None,
+    sinks: Sequence[Sink],
+) -> Watch:
     parsed = [s if isinstance(s, Source) else parse_source(s) for s in sources]
     check_names(parsed)
     names = labels if labels is not None else resolve_labels(None)
@@ -557,8 +597,8 @@ def watch(
     if isinstance(model, ModelConfig):
         backend = model.open()
         try:
-            return Watch(parsed, backend, options, labels=names, owns_backend=True)
+            return Watch(parsed, backend, options, labels=names, owns_backend=True, sinks=sinks)
         except BaseException:
             backend.close()
             raise
-    return Watch(parsed, model, options, labels=names)
+    return Watch(parsed, model, options, labels=names, sinks=sinks)

@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from slowfast_deploy._optional import require
+from slowfast_deploy.live.events import StreamEvent, StreamInfo, StreamKind
 from slowfast_deploy.live.pending import Inlet, Notice, PendingWindow
 from slowfast_deploy.live.sources import (
     OpenOptions,
@@ -183,9 +184,9 @@ class StreamWorker:
 
     # --- the thread -----------------------------------------------------------------------
 
-    def _notice(self, event: str, **fields: Any) -> None:
-        head = {"event": event, "stream": self.source.name}
-        self.batcher.put(Notice(self.index, {**head, **fields, "wall": round(time.time(), 3)}))
+    def _notice(self, kind: StreamKind, **fields: Any) -> None:
+        event = StreamEvent(kind, self.source.name, round(time.time(), 3), **fields)
+        self.batcher.put(Notice(self.index, event))
 
     def _run(self) -> None:
         try:
@@ -218,19 +219,19 @@ class StreamWorker:
             connection = self.connections
             self.connections += 1
             if lost is None:
-                self._notice("stream_opened", connection=connection, **info)
+                self._notice("stream_opened", connection=connection, video=info)
             else:
                 self._notice(
                     "stream_restored",
                     connection=connection,
                     reason=lost.reason,
                     down_s=round(time.monotonic() - lost_at, 3),
-                    **info,
+                    video=info,
                 )
             self.state = "open"
             frames_before = self.frames
             try:
-                lost = self._play(container, stream, connection, info["fps"])
+                lost = self._play(container, stream, connection, info.fps)
             finally:
                 container.close()
             lost_at = time.monotonic()
@@ -305,12 +306,9 @@ class StreamWorker:
         raise _Lost("ended", f"{self.source.name}: the stream ended after {index} frames")
 
 
-def _stream_info(stream: Any) -> dict[str, Any]:
+def _stream_info(stream: Any) -> StreamInfo:
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     context = stream.codec_context
-    return {
-        "width": int(context.width),
-        "height": int(context.height),
-        "fps": float(rate) if rate else 0.0,
-        "codec": str(context.name),
-    }
+    return StreamInfo(
+        int(context.width), int(context.height), float(rate) if rate else 0.0, str(context.name)
+    )

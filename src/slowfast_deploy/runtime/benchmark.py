@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,8 @@ import numpy as np
 
 from slowfast_deploy.runtime import open_backend
 from slowfast_deploy.runtime.base import Backend, input_dtype_of, model_input, run_batched
+from slowfast_deploy.runtime.openvino_backend import LayerTime, OpenVinoBackend
+from slowfast_deploy.runtime.roofline import Roofline, count_macs, measured_peak, read_cpu
 from slowfast_deploy.specs import SINGLE_VIEW, SLOWFAST_R50_8X8, ModelSpec
 
 CROP_SIZE = SINGLE_VIEW.preprocess.crop_size  # 224: the reference input
@@ -71,10 +73,14 @@ class BenchRow:
     latency: LatencyStats
     throughput: float  # clips per second
     speedup: float | None  # throughput / baseline throughput at the same batch size
+    roofline: Roofline | None = None  # MACs and peaks (``runtime.roofline``), when measured
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
         d["latency"] = self.latency.to_dict()
+        del d["roofline"]
+        if self.roofline is not None:  # the roofline keys sit next to ``precision``
+            d.update(self.roofline.to_dict())
         return d
 
 
@@ -145,12 +151,15 @@ def bench_models(
     device: str = "cpu",
     spec: ModelSpec = SLOWFAST_R50_8X8,
     seed: int = 0,
+    roofline: bool = False,
 ) -> list[BenchRow]:
     """Open every ``PATH[@BACKEND[:PRECISION]]`` in ``models`` and time them alternately on
     the same random clips (``[N, 1, 3, T, 224, 224]``): random crops, given to each model as
     it takes them (``model_input``: normalised float32, or the bytes for a uint8-input model;
     made before the timing). Speed-ups are relative to the first PyTorch eager (``.pth``)
-    model, when there is one."""
+    model, when there is one. With ``roofline``, each row also gets its ``Roofline``: MACs
+    per clip from the model's graph, achieved MAC/s, and the nominal and measured peaks of
+    its runtime and precision on ``threads`` cores (the probes run after the timing)."""
     if not models:
         raise ValueError("models must name at least one model file")
     if not batchsizes or any(b < 1 for b in batchsizes):
@@ -187,7 +196,7 @@ def bench_models(
                 for dtype in {input_dtype_of(b) for b in backends}
             }
 
-        return bench_alternating(
+        rows = bench_alternating(
             runners,
             batchsizes=batchsizes,
             make_input=make_input,
@@ -198,6 +207,105 @@ def bench_models(
     finally:
         for backend in backends:
             backend.close()
+    return with_roofline(rows, threads=threads, spec=spec) if roofline else rows
+
+
+def with_roofline(
+    rows: list[BenchRow], *, threads: int | None, spec: ModelSpec = SLOWFAST_R50_8X8
+) -> list[BenchRow]:
+    """``rows`` with their ``Roofline``: MACs counted once per model file, each runtime and
+    precision's peak measured once, on ``threads`` cores (all of this process's when None)."""
+    cpu = read_cpu()
+    macs: dict[str, int] = {}
+    peaks: dict[tuple[str, str], float | None] = {}
+    out = []
+    for row in rows:
+        path = parse_model_arg(row.label)[0]
+        if path not in macs:
+            macs[path] = count_macs(path, spec=spec)
+        key = (row.backend, row.precision)
+        if key not in peaks:
+            peaks[key] = measured_peak(row.backend, row.precision, threads)
+        line = Roofline(
+            row.precision,
+            macs[path],
+            row.throughput * macs[path],
+            cpu.nominal(row.precision, threads),
+            peaks[key],
+        )
+        out.append(replace(row, roofline=line))
+    return out
+
+
+def layer_profile(
+    text: str,
+    *,
+    batchsize: int = 1,
+    threads: int | None = None,
+    loop: int = 3,
+    spec: ModelSpec = SLOWFAST_R50_8X8,
+) -> list[LayerTime]:
+    """Every executed layer of an OpenVINO model (``.xml`` or ``.onnx``), slowest first, with
+    the kernel each ran: its mean time over ``loop`` calls after one warm-up (OpenVINO's
+    performance counters; other runtimes have none to read)."""
+    path, backend_name, precision = parse_model_arg(text)
+    if backend_name not in (None, "openvino") or Path(path).suffix.lower() not in (
+        ".xml",
+        ".onnx",
+    ):
+        raise ValueError(f"{text}: per-layer times come from OpenVINO models (.xml or .onnx)")
+    backend = OpenVinoBackend(path, precision=precision, threads=threads, perf_count=True)
+    try:
+        rng = np.random.default_rng(0)
+        views = rng.integers(0, 256, (batchsize, spec.clip_len, CROP_SIZE, CROP_SIZE, 3))
+        video = model_input(views.astype(np.uint8), SINGLE_VIEW.preprocess, backend.input_dtype)
+        backend.run(video[:, None])
+        totals: dict[tuple[str, str, str], float] = {}
+        for _ in range(loop):
+            backend.run(video[:, None])
+            for layer in backend.layer_times():
+                key = (layer.name, layer.node_type, layer.kernel)
+                totals[key] = totals.get(key, 0.0) + layer.real_ms / loop
+    finally:
+        backend.close()
+    ranked = sorted(totals.items(), key=lambda item: -item[1])
+    return [LayerTime(name, kind, kernel, ms) for (name, kind, kernel), ms in ranked]
+
+
+def format_layers(label: str, layers: list[LayerTime], *, top: int = 10) -> str:
+    """The ``top`` slowest layers: time, share of all layers' time, type, kernel, name."""
+    total = sum(layer.real_ms for layer in layers) or 1.0
+    lines = [
+        f"the {top} slowest layers of {label}, of {total:.1f} ms in all layers "
+        "(ms per call, OpenVINO performance counters):"
+    ]
+    lines += [
+        f"  {layer.real_ms:8.2f} ms {layer.real_ms / total:4.0%}  {layer.node_type:<18} "
+        f"{layer.kernel:<28} {layer.name}"
+        for layer in layers[:top]
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def format_roofline(rows: list[BenchRow]) -> str:
+    """One line per row that has a roofline: GMAC per clip, achieved and peak TMAC/s."""
+    lines = []
+    for r in rows:
+        if r.roofline is None:
+            continue
+        line = r.roofline
+        measured = (
+            f"{line.peak_measured_mac_per_s / 1e12:.3f} TMAC/s measured "
+            f"({line.fraction_of_measured:.0%})"
+            if line.peak_measured_mac_per_s and line.fraction_of_measured is not None
+            else "no measured peak for this runtime"
+        )
+        lines.append(
+            f"{r.label} batch {r.batchsize}: {line.macs_per_clip / 1e9:.2f} GMAC/clip, "
+            f"{line.mac_per_s / 1e12:.3f} TMAC/s = {line.fraction_of_nominal:.0%} of "
+            f"{line.peak_nominal_mac_per_s / 1e12:.3f} nominal {line.precision}, {measured}"
+        )
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 def _runner(backend: Backend) -> Callable[[dict[str, np.ndarray]], object]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,16 @@ def check_precision(core: Any, device: str, precision: str) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class LayerTime:
+    """One executed layer: its name and type in the graph, the kernel it ran, its time."""
+
+    name: str
+    node_type: str  # e.g. Convolution
+    kernel: str  # OpenVINO's exec_type, e.g. brgconv_avx512_amx_bf16, jit_avx512_I8
+    real_ms: float
+
+
 class OpenVinoBackend:
     def __init__(
         self,
@@ -55,6 +66,7 @@ class OpenVinoBackend:
         device: str = "CPU",
         precision: str | None = None,
         threads: int | None = None,
+        perf_count: bool = False,
     ) -> None:
         ov = require("openvino", extra="openvino", purpose="backend 'openvino'")
         core = ov.Core()
@@ -94,6 +106,8 @@ class OpenVinoBackend:
         }
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
+        if perf_count:  # per-layer times and kernels (``layer_times``), for ``bench --per-layer``
+            config["PERF_COUNT"] = True
         self._compiled = core.compile_model(model, device, config)
         self._request = self._compiled.create_infer_request()
         shape = model.inputs[0].get_partial_shape()
@@ -125,6 +139,16 @@ class OpenVinoBackend:
     def run(self, video: ModelInput) -> NDArray[np.float32]:
         result = self._request.infer({0: np.ascontiguousarray(video)})
         return np.asarray(result[self._compiled.outputs[0]], dtype=np.float32).copy()
+
+    def layer_times(self) -> list[LayerTime]:
+        """The last ``run``'s executed layers with their kernels, slowest first (opened with
+        ``perf_count``): OpenVINO's performance counters, layers that did not run left out."""
+        rows = [
+            LayerTime(p.node_name, p.node_type, p.exec_type, p.real_time.total_seconds() * 1e3)
+            for p in self._request.get_profiling_info()
+            if p.real_time.total_seconds() > 0
+        ]
+        return sorted(rows, key=lambda r: -r.real_ms)
 
     def close(self) -> None:
         self._request = None

@@ -97,8 +97,9 @@ class LiveStream:
     def run(self) -> None:
         try:
             for event in self.watch:
-                self._update(event)
-                self.publish(event)
+                data = event.to_dict()  # the JSON that `watch` prints
+                self._update(data)
+                self.publish(data)
         except Exception as err:  # a stream's failure ends that stream, never the server
             logger.exception("stream %s failed", self.source.name)
             self.state, self.error = "failed", str(err)

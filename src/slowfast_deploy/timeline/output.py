@@ -166,16 +166,47 @@ def srt_time(seconds: float) -> str:
 def to_srt(record: dict[str, Any]) -> str:
     """The segments of one video as SubRip subtitles: ``name score`` while each lasts."""
     return "\n".join(
-        srt_block(number, seg) for number, seg in enumerate(record["segments"], start=1)
+        srt_block(
+            number,
+            seg.get("name", f"class {seg['class']}"),
+            seg["start_s"],
+            seg["end_s"],
+            seg["mean_score"],
+        )
+        for number, seg in enumerate(record["segments"], start=1)
     )
 
 
-def srt_block(number: int, seg: dict[str, Any], *, offset_s: float = 0.0) -> str:
-    """One subtitle (``segment_entry`` fields): ``name score`` while the segment lasts;
-    ``offset_s`` is added to its times."""
-    name = seg.get("name", f"class {seg['class']}")
-    start, end = srt_time(seg["start_s"] + offset_s), srt_time(seg["end_s"] + offset_s)
-    return f"{number}\n{start} --> {end}\n{name} {seg['mean_score']:.2f}\n"
+def srt_block(
+    number: int, name: str, start_s: float, end_s: float, score: float, *, offset_s: float = 0.0
+) -> str:
+    """One subtitle: ``name score`` from ``start_s`` to ``end_s``, ``offset_s`` added."""
+    start, end = srt_time(start_s + offset_s), srt_time(end_s + offset_s)
+    return f"{number}\n{start} --> {end}\n{name} {score:.2f}\n"
+
+
+def timeline_records(
+    timelines: Sequence[VideoTimeline],
+    *,
+    topk: int,
+    segments: SegmentOptions,
+    labels: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The JSON records of ``timelines`` (``timeline_record``), with ``timing`` for videos
+    that have windows."""
+    records = []
+    for timeline in timelines:
+        record = timeline_record(
+            timeline,
+            topk=topk,
+            smooth=segments.smooth,
+            threshold=segments.threshold,
+            labels=labels,
+        )
+        if timeline.info is not None and timeline.records:
+            record["timing"] = timeline.timing()
+        records.append(record)
+    return records
 
 
 def render_timelines(
@@ -190,18 +221,7 @@ def render_timelines(
     one per video for ``srt``. JSON records carry ``timing`` for videos that have windows."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
-    records = []
-    for timeline in timelines:
-        record = timeline_record(
-            timeline,
-            topk=topk,
-            smooth=segments.smooth,
-            threshold=segments.threshold,
-            labels=labels,
-        )
-        if timeline.info is not None and timeline.records:
-            record["timing"] = timeline.timing()
-        records.append(record)
+    records = timeline_records(timelines, topk=topk, segments=segments, labels=labels)
     if fmt == "json":
         return [to_json(records)]
     if fmt == "csv":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from multiprocessing.connection import wait
 from pathlib import Path
 
 import psutil
@@ -156,6 +157,8 @@ def test_the_video_being_decoded_is_blamed_not_one_whose_result_is_in_flight(vid
         out = {}
         for decoded in pool.imap(jobs):
             out[decoded.job.key] = decoded
-            time.sleep(0.5)  # a slow consumer: the worker runs ahead
+            if "crash.mp4" not in out:  # the worker ran ahead: it dies on crash.mp4 while
+                (worker,) = pool.processes  # the consumer holds big.mp4
+                assert wait([worker.sentinel], timeout=60), "the worker did not die"
     assert out["big.mp4"].error is None and out["big.mp4"].crops is not None
     assert out["crash.mp4"].info["reason"] == "decoder_died"

@@ -232,6 +232,11 @@ class DecodePool:
                 elif worker.held and self._stalled(worker):
                     yield self._on_stall(index)
 
+    @property
+    def processes(self) -> list[WorkerProcess]:
+        """The worker processes now (a test or a monitor can wait on their ``sentinel``)."""
+        return [w.process for w in self._workers]
+
     def _in_flight(self) -> int:
         return sum(len(w.held) for w in self._workers) + len(self._retry)
 

@@ -313,7 +313,9 @@ class Watch:
             return []
         self._finished = True
         self._stop.set()
+        dropped: list[int] | None = None  # the counts of the final stats
         if self._own is None:
+            dropped = [self.queue.dropped(key) for key in self._keys]
             for key in self._keys:  # its leftovers leave the server's queue
                 self.queue.remove_stream(key)
         else:
@@ -324,7 +326,7 @@ class Watch:
         events: list[Event] = []
         for stream in sorted(self._trackers):
             events += self._close_segments(stream)
-        events += self._stats_events(final=True)
+        events += self._stats_events(final=True, dropped=dropped)
         try:
             for event in events:
                 self._write(event)
@@ -496,19 +498,20 @@ class Watch:
             yield from self._close_segments(notice.stream)
         yield notice.event
 
-    def _stats_events(self, *, final: bool) -> list[Event]:
+    def _stats_events(self, *, final: bool, dropped: list[int] | None = None) -> list[Event]:
+        """Each stream's stats; ``dropped``: its drop counts (default: the queue's now)."""
         now = time.monotonic()
         period_s = now - (self._started if final else self._period_start)
         self._period_start = now
         events: list[Event] = []
         for i, (source, stats) in enumerate(zip(self.sources, self.stats, strict=True)):
-            worker, key = self.workers[i], self._keys[i]
+            worker = self.workers[i]
             report = stats.report(
                 source.name,
                 state=worker.state,
                 frames=worker.frames,
                 connections=worker.connections,
-                dropped=self.queue.dropped(key),
+                dropped=self.queue.dropped(self._keys[i]) if dropped is None else dropped[i],
                 period_s=period_s,
                 final=final,
                 wall=time.time(),

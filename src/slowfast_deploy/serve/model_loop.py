@@ -97,10 +97,10 @@ class ModelLoop:
                 continue
             if take.requests:
                 self._run_requests(take.requests)
-                continue
-            seconds = score_routed(take, self.backend)
-            if take.batch and seconds:
-                self._observed(len(take.batch), seconds)
+            if take.before or take.batch or take.after:  # streams' windows and notices
+                seconds = score_routed(take, self.backend)
+                if take.batch and seconds:
+                    self._observed(len(take.batch), seconds)
 
     def _observed(self, rows: int, seconds: float) -> None:
         self.batches += 1

@@ -69,7 +69,6 @@ def _decode_worker(
     The heartbeat's task is the seq of the video being decoded (none when idle), so a crash or
     a stall is blamed on that video, not on one whose result is still being sent.
     """
-    os.nice(DECODER_NICE)
     heartbeat = channel.heartbeat
     outbox: queue.Queue[Decoded | None] = queue.Queue()
 
@@ -157,7 +156,11 @@ class DecodePool:
         self.close()
 
     def _start(self) -> _Worker:
-        return _Worker(WorkerProcess(_decode_worker, self.views, self.options, self.decode_fn))
+        return _Worker(
+            WorkerProcess(
+                _decode_worker, self.views, self.options, self.decode_fn, nice=DECODER_NICE
+            )
+        )
 
     def close(self) -> None:
         for worker in self._workers:

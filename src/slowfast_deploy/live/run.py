@@ -18,7 +18,7 @@ The model runs in the thread that iterates the watch, so a consumer that falls b
 windows age and be dropped, never queue without bound. A served watch (``queue=`` the
 server's ``engine.batching.BatchQueue``) puts its windows in the server's one queue instead:
 the server's model loop scores them with every other stream's and request's work
-(``score_routed``) and hands each watch its share, in order; its drops and turns are the
+(``pending.score_routed``) and hands each watch its share, in order; its drops and turns are the
 same rules. Events (``live.events``, every one names its stream):
 
 - ``window``: ``timeline``'s window record (``timeline.output.window_entry``: index, frames,
@@ -41,7 +41,7 @@ import queue
 import threading
 import time
 from collections.abc import Hashable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 
 import numpy as np
@@ -57,7 +57,14 @@ from slowfast_deploy.live.events import (
     StreamStats,
     WindowEvent,
 )
-from slowfast_deploy.live.pending import Notice, PendingWindow
+from slowfast_deploy.live.pending import (
+    Mailbox,
+    Notice,
+    OwnInlet,
+    PendingWindow,
+    SharedInlet,
+    SharedQueue,
+)
 from slowfast_deploy.live.sinks import Sink, close_sinks
 from slowfast_deploy.live.sources import OpenOptions, Source, check_names, parse_source
 from slowfast_deploy.live.stream import Reconnect, StreamWorker
@@ -102,113 +109,6 @@ class WatchOptions:
             raise ValueError(f"stats_every_s must be > 0 seconds, got {self.stats_every_s}")
 
 
-@dataclass(slots=True)
-class Delivery:
-    """A served watch's share of one take of the server's queue, scored: notices, windows
-    with their records, notices (in this order)."""
-
-    before: list[Notice] = field(default_factory=list)
-    batch: list[PendingWindow] = field(default_factory=list)
-    records: list[WindowRecord] = field(default_factory=list)
-    after: list[Notice] = field(default_factory=list)
-    model_s: float = 0.0
-    error: Exception | None = None  # the model call failed: the watch raises it
-
-
-class _Mailbox:
-    """Where the server's model loop leaves a served watch's deliveries."""
-
-    def __init__(self) -> None:
-        self.queue: queue.Queue[Delivery | None] = queue.Queue()
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class RoutedWindow:
-    """A served watch's window in the server's queue, and where its result goes."""
-
-    mailbox: _Mailbox
-    window: PendingWindow
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class RoutedNotice:
-    """A served watch's notice in the server's queue, and where it goes."""
-
-    mailbox: _Mailbox
-    notice: Notice
-
-
-SharedQueue = BatchQueue[RoutedWindow, RoutedNotice]
-
-
-def score_routed(take: Take[RoutedWindow, RoutedNotice], backend: Backend) -> float:
-    """Score a take of the server's queue holding served watches' windows in one model call,
-    and hand each watch its share in order; returns the model's seconds (0: no call)."""
-    shares: dict[_Mailbox, Delivery] = {}
-    for notice in take.before:
-        shares.setdefault(notice.mailbox, Delivery()).before.append(notice.notice)
-    seconds = 0.0
-    if take.batch:
-        t0 = time.perf_counter()
-        clips = [r.window.clip for r in take.batch]
-        try:
-            records = list(score_windows(clips, backend, batchsize=len(clips)))
-        except Exception as err:  # fails the watches it was for, not the server
-            logger.exception("model call for %d stream windows failed", len(clips))
-            for routed in take.batch:
-                shares.setdefault(routed.mailbox, Delivery()).error = err
-        else:
-            seconds = time.perf_counter() - t0
-            for routed, record in zip(take.batch, records, strict=True):
-                delivery = shares.setdefault(routed.mailbox, Delivery())
-                delivery.batch.append(routed.window)
-                delivery.records.append(record)
-                delivery.model_s = seconds
-    for notice in take.after:
-        shares.setdefault(notice.mailbox, Delivery()).after.append(notice.notice)
-    for mailbox, delivery in shares.items():
-        mailbox.queue.put(delivery)
-    return seconds
-
-
-class _OwnInlet:
-    """A watch's own queue: stream ``i`` is key ``i``."""
-
-    def __init__(self, batching: BatchQueue[PendingWindow, Notice]) -> None:
-        self._queue = batching
-
-    def put(self, item: PendingWindow | Notice) -> None:
-        if isinstance(item, PendingWindow):
-            self._queue.put(item.stream, item, item.arrival_mono)
-        else:
-            self._queue.put_notice(item.stream, item)
-
-    def wake(self) -> None:
-        self._queue.wake()
-
-
-class _SharedInlet:
-    """A served watch's streams in the server's queue: stream ``i`` is key ``(mailbox, i)``;
-    counts what it put, so the watch knows when all of it has come back."""
-
-    def __init__(self, batching: SharedQueue, mailbox: _Mailbox) -> None:
-        self._queue, self._mailbox = batching, mailbox
-        self.put_count = 0
-        self._lock = threading.Lock()
-
-    def put(self, item: PendingWindow | Notice) -> None:
-        key = (self._mailbox, item.stream)
-        with self._lock:
-            self.put_count += 1
-        if isinstance(item, PendingWindow):
-            self._queue.put(key, RoutedWindow(self._mailbox, item), item.arrival_mono)
-        else:
-            self._queue.put_notice(key, RoutedNotice(self._mailbox, item))
-
-    def wake(self) -> None:
-        self._mailbox.queue.put(None)
-
-
 class Watch:
     """A running watch: iterate for events; ``stop()`` from any thread ends it; ``finish()``
     after an interruption returns the last events (open segments closed, final stats).
@@ -246,12 +146,12 @@ class Watch:
         self._owns_backend = owns_backend
         self.sinks = list(sinks)
         self._stop = threading.Event()
-        self._mailbox = _Mailbox()
+        self._mailbox = Mailbox()
         self._delivered = 0  # windows and notices handed back by a shared queue
         # the watch's own queue (it scores its windows), or None: the server's ``queue``
         self._own: BatchQueue[PendingWindow, Notice] | None = None
         self.queue: BatchQueue[PendingWindow, Notice] | SharedQueue
-        inlet: _OwnInlet | _SharedInlet
+        inlet: OwnInlet | SharedInlet
         if queue is None:
             self._own = BatchQueue(
                 max_batch=options.max_batch,
@@ -259,10 +159,10 @@ class Watch:
                 max_latency_s=options.max_latency_s,
                 depth=options.queue_depth,
             )
-            self.queue, inlet = self._own, _OwnInlet(self._own)
+            self.queue, inlet = self._own, OwnInlet(self._own)
             self._keys: list[Hashable] = list(range(len(self.sources)))
         else:
-            self.queue, inlet = queue, _SharedInlet(queue, self._mailbox)
+            self.queue, inlet = queue, SharedInlet(queue, self._mailbox)
             self._keys = [(self._mailbox, i) for i in range(len(self.sources))]
         self._inlet = inlet
         for key, source in zip(self._keys, self.sources, strict=True):
@@ -406,7 +306,7 @@ class Watch:
 
     def _all_back(self) -> bool:
         """A served watch: everything its streams put was handed back or dropped."""
-        assert isinstance(self._inlet, _SharedInlet)
+        assert isinstance(self._inlet, SharedInlet)
         dropped = sum(self.queue.dropped(key) for key in self._keys)
         return self._delivered + dropped >= self._inlet.put_count
 

@@ -6,7 +6,7 @@ shape, at most ``max_batch`` rows per call, at most ``max_queue`` rows waiting, 
 ``QueueFull`` and a 429) and the windows of ``/v1/streams`` watches (in turns, within the
 latency budget, as ``watch`` batches them). One thread takes the next batch, runs it in one
 model call and hands each request its rows of the output, or each watch its windows' scores
-(``live.run.score_routed``): a served stream is batched once, by the rules of ``watch``.
+(``live.pending.score_routed``): a served stream is batched once, by the rules of ``watch``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from slowfast_deploy.engine.batching import BatchQueue, Clips, Request
-from slowfast_deploy.live.run import SharedQueue, score_routed
+from slowfast_deploy.live.pending import SharedQueue, score_routed
 from slowfast_deploy.runtime.base import Backend, run_batched
 
 logger = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slowfast_deploy.live import Watch, WatchOptions, parse_source
-from slowfast_deploy.live.run import SharedQueue
+from slowfast_deploy.live.pending import SharedQueue
 from slowfast_deploy.live.sources import Source
 from slowfast_deploy.runtime import Backend
 from slowfast_deploy.serve.problems import Problem

@@ -107,6 +107,7 @@ def test_mypy_sees_the_real_types_of_the_api(tmp_path: Path) -> None:
             watching: sd.Watch = sd.watch(["a.mp4"], model)
             summary: RunSummary = sd.evaluate("videos/", "list.txt", model)
             wrong: int = sd.open_model("m.onnx")
+            late: sd.Watch = sd.watch(["a.mp4"], model, max_batch="four")
             """
         )
     )
@@ -114,7 +115,11 @@ def test_mypy_sees_the_real_types_of_the_api(tmp_path: Path) -> None:
         [str(snippet), "--follow-imports=silent", "--cache-dir", str(tmp_path / "cache")]
     )
     errors = [line for line in out.splitlines() if ": error:" in line]
-    # only the deliberate mistake: the types are real (Any would let it pass)
-    assert len(errors) == 1, out + err
+    # only the deliberate mistakes: the types are real (Any would let them pass)
+    assert len(errors) == 2, out + err
     assert "uses_api.py:10: error: Incompatible types in assignment" in errors[0]
     assert '(expression has type "Model", variable has type "int")' in errors[0]
+    assert (
+        'uses_api.py:11: error: Argument "max_batch" to "watch" has incompatible type'
+        in (errors[1])
+    )

@@ -1,6 +1,6 @@
 """Every output of the CLI and the server on the golden videos, normalised, to diff a refactor.
 
-    python tools/snapshot_outputs.py snapshot OUT_DIR [--golden DIR] [--threads 2]
+    python tools/snapshot_outputs.py snapshot OUT_DIR [--golden DIR] [--threads 2] [--only PARTS]
     python tools/snapshot_outputs.py compare BEFORE AFTER
 
 ``snapshot`` runs the commands through ``python -m slowfast_deploy`` (the code on
@@ -10,10 +10,11 @@ backend) and writes what they write into OUT_DIR:
 =====================  ===========================================================
 ``preprocess/``        ``bin/{i}.bin``, ``kinetics400.info``, ``bin_sources.jsonl`` (8 videos)
 ``infer/``             ``result/{i}_0.bin``, ``result_summary.json`` (8 .bin files)
-``evaluate/``          streaming: ``results.jsonl``, ``results.jsonl.summary.json``, stdout
-                       (``--format json``); offline (``--result-dir``): stdout
+``evaluate/``          streaming: ``results.jsonl``, ``summary.json`` (its ``.summary.json``),
+                       ``streaming.stdout.json`` (``--format json``); offline
+                       (``--result-dir``): ``offline.stdout.json``
 ``predict.json``       ``predict --format json`` (8 videos)
-``timeline.json``      ``timeline`` JSON of 2 videos (``test.avi``: no pts; the short one)
+``timeline.json``      ``timeline`` JSON of 2 videos (``test.avi``: pts out of order)
 ``watch.jsonl``        ``watch`` events of 2 files (not ``--realtime``), ``--max-batch 1``,
                        grouped by stream (each stream's own order kept: the order between
                        streams depends on threads)
@@ -27,8 +28,8 @@ backend) and writes what they write into OUT_DIR:
 Normalised in every text output (the value becomes ``"<normalised>"``, wherever the key is,
 at any depth; text-level, so the rest of each file stays byte for byte): the keys of
 ``NORMALISED_KEYS`` below (timings, throughputs, wall clocks, latencies). The scratch
-directory and the golden directory are written ``<TMP>`` and ``<GOLDEN>``. Stdout of
-``infer`` (timings only) and every stderr are not kept.
+directory and the golden directory are written ``<TMP>`` and ``<GOLDEN>``, serve's port
+``<PORT>``. Stdout of ``infer`` (timings only) and every stderr are not kept.
 
 ``compare`` prints one line per file (``same``, ``differs`` with the first differing line or
 byte offset, ``only in ...``) and exits 1 on any difference.
@@ -73,6 +74,7 @@ TIMELINE_VIDEOS = ("test.avi", "syn_short_48f_340x256_30fps.mp4")
 WATCH_VIDEOS = ("test.avi", "syn_landscape_340x256_30fps_120f.mp4")
 SERVE_VIDEOS = ("test.avi", "syn_short_48f_340x256_30fps.mp4")
 MODEL_NAME = "slowfast"
+PARTS = ("offline", "predict", "timeline", "watch", "serve")
 PLACEHOLDER = "<normalised>"
 
 # Keys whose values are timings, rates or clocks (replaced whatever their type):
@@ -176,18 +178,20 @@ class Snapshot:
         return ["--model", self.model, "--backend", "torch", "--threads", str(self.threads)]
 
     # ---- the commands
-    def run(self) -> None:
+    def run(self, parts: Sequence[str] = PARTS) -> None:
         try:
-            self.offline()
-            self.predict()
-            self.timeline()
-            self.watch()
-            self.serve()
+            if "offline" in parts:
+                self.offline()
+            elif "serve" in parts:
+                self.preprocess()  # serve's binary infer sends two of the .bin files
+            for part in ("predict", "timeline", "watch", "serve"):
+                if part in parts:
+                    getattr(self, part)()
         finally:
             self.write("commands.json", json.dumps(self.commands, indent=2) + "\n")
             shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def offline(self) -> None:
+    def preprocess(self) -> Path:
         ann = self.tmp / "ann.txt"
         manifest = {e["video"]: e for e in json.loads((self.golden / "manifest.json").read_text())}
         ann.write_text("".join(f"{v} {manifest[v]['top1']}\n" for v in VIDEOS))
@@ -199,6 +203,11 @@ class Snapshot:
             "--save-dir", str(pre), "--num-workers", "1",
         )  # fmt: skip
         self.copy_tree(pre, "preprocess")
+        return ann
+
+    def offline(self) -> None:
+        ann = self.preprocess()
+        pre = self.tmp / "pre"
         inf = self.tmp / "inf"
         self.cli(
             "infer",
@@ -263,9 +272,9 @@ class Snapshot:
             "--name", MODEL_NAME, "--host", "127.0.0.1", "--port", str(port),
             "--num-workers", "1", "--drain-timeout", "10",
         ]  # fmt: skip
-        self.commands.append(
-            {"label": "serve", "argv": [normalise(a, self.replace) for a in argv[2:]]}
-        )
+        shown = [normalise(a, self.replace) for a in argv[2:]]
+        shown[shown.index("--port") + 1] = "<PORT>"  # a free port, another each run
+        self.commands.append({"label": "serve", "argv": shown})
         log = open(self.tmp / "serve.log", "wb")  # noqa: SIM115 - closed below
         proc = subprocess.Popen(argv, cwd=self.tmp, stdout=log, stderr=subprocess.STDOUT)
         t0 = time.perf_counter()
@@ -474,6 +483,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("out", type=Path)
     s.add_argument("--golden", type=Path, default=GOLDEN)
     s.add_argument("--threads", type=int, default=2)
+    s.add_argument(
+        "--only",
+        type=lambda text: text.split(","),
+        default=list(PARTS),
+        metavar="PART,...",
+        help=f"some of {','.join(PARTS)} (default: all; offline is preprocess, infer and "
+        "evaluate; serve alone also runs preprocess)",
+    )
     c = sub.add_parser("compare", help="compare two snapshots; exit 1 on any difference")
     c.add_argument("before", type=Path)
     c.add_argument("after", type=Path)
@@ -485,7 +502,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     print(f"snapshot of {os.environ.get('PYTHONPATH') or 'the installed package'} -> {args.out}")
-    Snapshot(args.out.resolve(), args.golden, args.threads).run()
+    unknown = set(args.only) - set(PARTS)
+    if unknown:
+        parser.error(f"--only: unknown parts {sorted(unknown)}; choose from {PARTS}")
+    Snapshot(args.out.resolve(), args.golden, args.threads).run(args.only)
     print(f"done in {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -38,7 +38,7 @@ from slowfast_deploy.evaluation.run import EvaluationRun
 from slowfast_deploy.evaluation.summary import RunSummary
 from slowfast_deploy.labels import names_for, resolve_labels
 from slowfast_deploy.live.run import Watch as Watch
-from slowfast_deploy.live.run import watch as _watch
+from slowfast_deploy.live.run import watch as watch
 from slowfast_deploy.live.sources import Source
 from slowfast_deploy.runtime import Backend, ModelConfig
 from slowfast_deploy.specs import MODEL_SPECS, ClipSpec, view_spec
@@ -249,34 +249,39 @@ def open_model(path: str | os.PathLike[str], **options: Any) -> Model:
 def timeline(
     videos: Sequence[str | os.PathLike[str]],
     model: Model | str | os.PathLike[str],
-    **options: Any,
+    *,
+    window: int = 64,
+    stride: int = 16,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    batchsize: int = 1,
+    decoder: Decoder = "pyav",
+    topk: int = 5,
+    smooth: int = 1,
+    threshold: float = 0.0,
 ) -> Timelines:
-    """``model.timeline(videos, ...)``; a model file is opened here and closed when the
+    """``model.timeline(videos, ...)``; a model file is opened here and closed once the
     timelines are built."""
-    if isinstance(model, Model):
-        return model.timeline(videos, **options)
-    opened = Model(model)
+    opened = model if isinstance(model, Model) else Model(model)
     try:
-        timelines = opened.timeline(videos, **options)
+        timelines = opened.timeline(
+            videos,
+            window=window,
+            stride=stride,
+            start_s=start_s,
+            end_s=end_s,
+            batchsize=batchsize,
+            decoder=decoder,
+            topk=topk,
+            smooth=smooth,
+            threshold=threshold,
+        )
     except BaseException:
-        opened.close()
+        if opened is not model:
+            opened.close()
         raise
-    timelines.owns_backend = True
+    timelines.owns_backend = opened is not model
     return timelines
-
-
-def watch(
-    sources: Sequence[str | Source],
-    model: Model | Backend | ModelConfig | str | os.PathLike[str],
-    **options: Any,
-) -> Watch:
-    """Watch live ``sources`` with one ``model`` (``live.watch``, whose options these are):
-    an ``sd.Model`` lends its open backend and its class names; a model file or
-    ``ModelConfig`` is opened here and closed when the watch finishes."""
-    if isinstance(model, Model):
-        options.setdefault("labels", model.labels)
-        return _watch(sources, model.backend, **options)
-    return _watch(sources, model, **options)
 
 
 def evaluate(

@@ -10,6 +10,8 @@ import pytest
 
 from slowfast_deploy.engine.batching import BatchQueue
 from slowfast_deploy.live.events import (
+    DeliveryReport,
+    Event,
     LatencyHistogram,
     SegmentEndEvent,
     SegmentStart,
@@ -17,9 +19,9 @@ from slowfast_deploy.live.events import (
     StreamEvent,
 )
 from slowfast_deploy.live.pending import Notice, PendingWindow
-from slowfast_deploy.live.sinks import SubtitleSink, srt_file_name
+from slowfast_deploy.live.sinks import JsonLinesSink, SubtitleSink, close_sinks, srt_file_name
 from slowfast_deploy.live.sources import parse_source, read_sources_file
-from slowfast_deploy.live.stream import EndlessWindows, StreamClock
+from slowfast_deploy.live.stream import EndlessWindows
 from slowfast_deploy.timeline.segments import Segment, find_segments, smooth_scores
 from slowfast_deploy.timeline.windows import (
     Window,
@@ -43,21 +45,6 @@ def test_endless_windows_are_the_windows_of_a_long_video(window: int, stride: in
     # frames before the next window's start: the endless stream's later windows sample none
     mask = wanted_frames(planned)[: planned[-1].start_frame + stride]
     assert [endless.wanted(k) for k in range(len(mask))] == mask.tolist()
-
-
-@pytest.mark.parametrize(
-    ("pts", "expected"),
-    [
-        ([0.0, 0.04, 0.08], [0.0, 0.04, 0.08]),
-        ([None, 0.04, 0.08], [0.0, 0.04, 0.08]),  # RTSP: the first frame has no time
-        ([10.0, 10.04, None, 10.12], [0.0, 0.04, 0.08, 0.12]),
-        ([5.0, 5.04, 5.04, 5.12], [0.0, 0.04, 0.08, 0.12]),  # repeated time: one frame on
-    ],
-)
-def test_stream_clock(pts: list[float | None], expected: list[float]) -> None:
-    clock = StreamClock(25.0)
-    got = [clock.time_s(i, p) for i, p in enumerate(pts)]
-    np.testing.assert_allclose(got, expected, atol=1e-9)
 
 
 def _records(scores: np.ndarray) -> list[WindowRecord]:
@@ -296,3 +283,46 @@ def test_subtitles_keep_one_timeline_per_stream_across_reconnects(tmp_path) -> N
         "2\n00:00:31,000 --> 00:00:32,000\ndancing 0.81\n"
     )
     assert (tmp_path / "srt" / "rtsp_127.0.0.1_8554_cam.srt").read_text() == ""
+
+
+class Recorder:
+    """A sink that keeps what it is given and says when it was closed."""
+
+    def __init__(self, name: str, closed: list[str], report: DeliveryReport | None = None):
+        self.name, self.closed, self.report = name, closed, report
+        self.events: list[Event] = []
+
+    def write(self, event: Event) -> None:
+        self.events.append(event)
+
+    def close(self) -> DeliveryReport | None:
+        self.closed.append(self.name)
+        if self.name == "broken":
+            raise OSError("disk full")
+        return self.report
+
+
+def test_sinks_close_in_reverse_and_reports_reach_the_sinks_before() -> None:
+    closed: list[str] = []
+    report = DeliveryReport("webhook", "http://127.0.0.1:9/x", 3, 1, 0)
+    first, broken = Recorder("first", closed), Recorder("broken", closed)
+    hook = Recorder("hook", closed, report)
+    with pytest.raises(OSError, match="disk full"):  # raised once every sink is closed
+        close_sinks([first, broken, hook])
+    assert closed == ["hook", "broken", "first"]
+    assert first.events == broken.events == [report] and not hook.events
+    assert close_sinks([Recorder("a", []), Recorder("b", [], report)]) == [report]
+
+
+def test_json_lines_sink_appends_each_event_as_the_cli_prints_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"event": "earlier"}\n')
+    sink = JsonLinesSink(path)
+    event = StreamEvent("stream_failed", "cam é", 1.5, reason="refused", message="cam: refused")
+    sink.write(event)
+    sink.close()
+    assert path.read_text(encoding="utf-8") == (
+        '{"event": "earlier"}\n'
+        '{"event": "stream_failed", "stream": "cam é", "reason": "refused", '
+        '"message": "cam: refused", "wall": 1.5}\n'
+    )

@@ -12,5 +12,8 @@ from tests.serve.helpers import RunningServer, running
 @pytest.fixture(scope="session")
 def server(tiny_onnx: Path, video_dir: Path) -> Iterator[RunningServer]:
     """The tiny model, batching up to 8 clips, server paths allowed under ``video_dir``."""
-    with running(tiny_onnx, max_batch=8, max_wait_ms=20, allow_dirs=(str(video_dir),)) as s:
+    from slowfast_deploy.serve.options import BatchOptions
+
+    batch = BatchOptions(max_batch=8, max_wait_ms=20)
+    with running(tiny_onnx, batch=batch, allow_dirs=(str(video_dir),)) as s:
         yield s

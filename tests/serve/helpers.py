@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,41 +32,26 @@ class RunningServer:
     port: int
     app: Any
 
+    @property
+    def service(self) -> Any:
+        """The app's ``InferenceService``: its counters and ``wait_for`` hook."""
+        return self.app.state.service
+
     def client(self, **kwargs: Any) -> Any:
         return httpx.Client(base_url=self.url, timeout=60, **kwargs)
 
 
 @contextlib.contextmanager
 def running(model: Path, **options: Any) -> Iterator[RunningServer]:
-    """``create_app(model, ServeOptions(**options))`` served by uvicorn in a thread."""
-    import uvicorn
-
+    """``slowfast_deploy.serve.serve(model, ServeOptions(**options))`` on a free port: the
+    CLI's server (uvicorn) in a thread, returned once it listens with the model loaded."""
     from slowfast_deploy.runtime import ModelConfig
-    from slowfast_deploy.serve.app import create_app
+    from slowfast_deploy.serve import serve
     from slowfast_deploy.serve.options import ServeOptions
 
     options.setdefault("name", "tiny")
-    app = create_app(ModelConfig(str(model)), ServeOptions(**options))
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the server did not start")
-        time.sleep(0.02)
-    url = f"http://127.0.0.1:{port}"
-    while httpx.get(f"{url}/v2/health/ready", timeout=5).status_code != 200:  # model loading
-        if time.monotonic() > deadline:
-            raise RuntimeError("the server did not become ready")
-        time.sleep(0.05)
-    try:
-        yield RunningServer(url, port, app)
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    with serve(ModelConfig(str(model)), port=0, options=ServeOptions(**options)) as server:
+        yield RunningServer(server.url, server.port, server.app)
 
 
 def metric(text: str, name: str, **labels: str) -> float:

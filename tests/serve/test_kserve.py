@@ -134,9 +134,13 @@ def test_concurrent_clients_are_batched(server, tiny_onnx):
 def test_queue_full_429_and_timeout_504(tiny_onnx):
     from tests.serve.helpers import running
 
-    # a batch waits 1.5 s to fill: the first request sits in the queue, the second finds it
-    # full; the first outlives its 0.5 s limit
-    with running(tiny_onnx, max_batch=64, max_wait_ms=1500, max_queue=1, timeout_s=0.5) as s:
+    from slowfast_deploy.serve.options import BatchOptions, LimitOptions
+
+    # a batch waits 1.5 s to fill: the first request is in progress, the second finds no room
+    # for it (--max-queue 1); the first outlives its 0.5 s limit
+    batch = BatchOptions(max_batch=64, max_wait_ms=1500)
+    limits = LimitOptions.queue(1, timeout_s=0.5)
+    with running(tiny_onnx, batch=batch, limits=limits) as s:
         body = {
             "inputs": [
                 {
@@ -149,9 +153,7 @@ def test_queue_full_429_and_timeout_504(tiny_onnx):
         }
         with concurrent.futures.ThreadPoolExecutor(2) as pool, s.client() as http:
             first = pool.submit(http.post, "/v2/models/tiny/infer", json=body)
-            import time
-
-            time.sleep(0.2)
+            assert s.service.wait_for(lambda: s.service.in_progress == 1, 30)
             second = http.post("/v2/models/tiny/infer", json=body)
             assert second.status_code == 429, second.text
             assert second.json()["reason"] == "queue_full"

@@ -47,13 +47,18 @@ def test_sigterm_drains_in_flight_requests(tiny_onnx, tmp_path):
         stream = {"source": str(tmp_path / "live.mp4"), "name": "cam"}
         assert httpx.post(f"{url}/v1/streams", json=stream).status_code == 201
         events: list[str] = []
+        listening = threading.Event()  # the first event has come: the client is subscribed
 
         def listen() -> None:
             with httpx.stream("GET", f"{url}/v1/streams/cam/events", timeout=120) as r:
-                events.extend(line for line in r.iter_lines() if line.startswith("data:"))
+                for line in r.iter_lines():
+                    if line.startswith("data:"):
+                        events.append(line)
+                        listening.set()
 
         listener = threading.Thread(target=listen)
         listener.start()
+        assert listening.wait(60), "no event came"
         video = np.zeros((2, 1, 3, 32, 8, 8), dtype=np.float32)
         body = {"inputs": [{"name": "video", "datatype": "FP32", "shape": list(video.shape),
                             "data": video.ravel().tolist()}]}  # fmt: skip
@@ -64,10 +69,7 @@ def test_sigterm_drains_in_flight_requests(tiny_onnx, tmp_path):
             )
         )
         thread.start()
-        deadline = time.monotonic() + 30
-        while metric(httpx.get(f"{url}/metrics").text, "slowfast_queue_depth") < 2:
-            assert thread.is_alive() and time.monotonic() < deadline, answer
-            time.sleep(0.02)  # polls the queued count: the request is waiting in the queue
+        wait_for_metric(url, "slowfast_queue_depth", 2)  # the request waits in the batcher
         signalled = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         thread.join(30)
@@ -84,3 +86,12 @@ def test_sigterm_drains_in_flight_requests(tiny_onnx, tmp_path):
     text = log.read_text()
     assert '"POST /v2/models/tiny/infer" 200' in text, text
     assert '"GET /v2/health/ready" 200' in text
+
+
+def wait_for_metric(url: str, name: str, value: float, *, timeout_s: float = 30) -> None:
+    """Until the server's ``/metrics`` says ``name`` is ``value`` (each scrape waits for the
+    server's answer; the deadline only bounds a failure)."""
+    deadline = time.monotonic() + timeout_s
+    while metric(httpx.get(f"{url}/metrics", timeout=5).text, name) != value:
+        assert time.monotonic() < deadline, f"{name} never reached {value}"
+        time.sleep(0.02)  # between scrapes (the condition, not the time, is what is awaited)

@@ -7,6 +7,7 @@ import concurrent.futures
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -43,6 +44,7 @@ def test_two_replicas_one_killed_mid_load(tiny_onnx, tmp_path):
         body = {"inputs": [{"name": "video", "datatype": "FP32", "shape": list(video.shape),
                             "data": video.ravel().tolist()}]}  # fmt: skip
         retries = []
+        answered = threading.Semaphore(0)  # released per request answered 200
 
         def one(i: int) -> int:
             status = 0
@@ -54,14 +56,16 @@ def test_two_replicas_one_killed_mid_load(tiny_onnx, tmp_path):
                 except httpx.HTTPError:
                     status = -1
                 if status == 200:
+                    answered.release()
                     return status
                 retries.append(i)
-                time.sleep(1)
+                time.sleep(1)  # a client's back-off before its retry
             return status
 
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             futures = [pool.submit(one, i) for i in range(40)]
-            time.sleep(2)  # under load
+            for _ in range(8):  # under load: 8 requests answered, the rest in flight
+                assert answered.acquire(timeout=120), "no answers under load"
             victim = _replicas(psutil.Process(proc.pid))[0]
             victim.kill()
             codes = [f.result() for f in futures]

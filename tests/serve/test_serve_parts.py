@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from contextlib import nullcontext as does_not_raise
@@ -10,10 +11,17 @@ from contextlib import nullcontext as does_not_raise
 import numpy as np
 import pytest
 
+from slowfast_deploy.engine.base import DecodeOptions
 from slowfast_deploy.engine.batching import Clips, QueueFull
 from slowfast_deploy.serve.kserve import TensorSpec, infer_response, parse_infer
 from slowfast_deploy.serve.model_loop import ModelLoop
-from slowfast_deploy.serve.options import ServeOptions, parse_size
+from slowfast_deploy.serve.options import (
+    CLIP_BYTES,
+    BatchOptions,
+    LimitOptions,
+    ServeOptions,
+    parse_size,
+)
 from slowfast_deploy.serve.problems import Problem
 from slowfast_deploy.serve.security import check_url, resolve_server_path
 
@@ -79,7 +87,11 @@ def test_server_paths(tmp_path):
 
 def test_options_are_checked():
     with pytest.raises(ValueError, match="max_batch must be an integer >= 1"):
-        ServeOptions(max_batch=0)
+        BatchOptions(max_batch=0)
+    with pytest.raises(ValueError, match="max_queued_clips must be an integer >= 1"):
+        LimitOptions(max_queued_clips=0)
+    with pytest.raises(ValueError, match="timeout_s must be > 0"):
+        LimitOptions(timeout_s=0)
     with pytest.raises(ValueError, match="allow_urls"):
         ServeOptions(allow_urls=("file:///etc/",))
     with pytest.raises(ValueError, match="api_key"):
@@ -218,9 +230,26 @@ def test_cli_options(monkeypatch, tmp_path):
     )
     options = serve_options(args)
     assert options.api_key == "from-the-environment"
-    assert (options.name, options.max_upload_bytes, options.max_batch) == ("m", 5_000_000, 4)
+    assert (options.name, options.limits.max_upload_bytes) == ("m", 5_000_000)
+    assert options.batch == BatchOptions(max_batch=4, max_wait_ms=5.0)
+    assert options.decode == DecodeOptions("auto", "container")
     assert options.allow_dirs == (str(tmp_path.resolve()),)
     assert args.host == "127.0.0.1"
+    assert options.limits == LimitOptions(max_upload_bytes=5_000_000)  # each queue limit 64
+
+
+def test_max_queue_sets_each_queue_limit_unless_named(tmp_path):
+    from slowfast_deploy.cli import build_parser
+    from slowfast_deploy.cli.serve import serve_options
+
+    model = ["serve", "--model", str(tmp_path / "m.onnx")]
+    args = build_parser().parse_args([*model, "--max-queue", "4", "--max-queued-clips", "32"])
+    limits = serve_options(args).limits
+    assert (limits.max_requests, limits.max_queued_clips, limits.max_queued_videos) == (4, 32, 4)
+    assert limits.max_tensor_bytes == 4 * CLIP_BYTES
+    args = build_parser().parse_args([*model, "--max-requests", "2", "--max-streams", "3"])
+    limits = serve_options(args).limits
+    assert (limits.max_requests, limits.max_queued_clips, limits.max_streams) == (2, 64, 3)
 
 
 def test_budget_makes_requests_wait_for_their_share():
@@ -247,3 +276,69 @@ def test_budget_makes_requests_wait_for_their_share():
         return order
 
     assert asyncio.run(scenario())[0] == "released"
+
+
+def _facts(**views: str | None):  # type: ignore[no-untyped-def]
+    from slowfast_deploy.serve.protocol import ModelFacts
+
+    spec = TensorSpec("video", (-1, 1, 3, 32, -1, -1))
+    return ModelFacts("m", "onnxruntime", "fp32", spec, TensorSpec("class", (-1, 10)), 10,
+                      {1: None, 30: views.get("thirty")})  # fmt: skip
+
+
+def test_queries_are_parsed_once_bad_ones_are_problems():
+    from slowfast_deploy.serve.protocol import ModelRef, PredictQuery, TimelineQuery
+
+    assert PredictQuery.parse({"views": "1", "topk": "3"}, _facts()) == PredictQuery(1, 3)
+    for params, words in [
+        ({"views": "7"}, "views must be one of [1, 30], got 7"),
+        ({"topk": "11"}, "topk must be in 1..10, got 11"),
+        ({"topk": "x"}, "topk must be an integer, got 'x'"),
+        ({"views": "30"}, "no 256 crops"),
+    ]:
+        with pytest.raises(Problem, match=re.escape(words)) as err:
+            PredictQuery.parse(params, _facts(thirty="no 256 crops"))
+        assert (err.value.reason, err.value.status) == ("invalid", 400)
+    query = TimelineQuery.parse({"window": "32", "format": "srt", "smooth": "3"}, _facts())
+    assert (query.plan.window, query.plan.stride, query.segments.smooth) == (32, 16, 3)
+    assert (query.format, query.media_type) == ("srt", "application/x-subrip")
+    for params, words in [
+        ({"format": "xml"}, "format must be one of ['csv', 'json', 'srt'], got 'xml'"),
+        ({"window": "8"}, "window must be at least the model's clip length (32 frames)"),
+        ({"threshold": "2"}, "threshold must be a score in 0..1, got 2.0"),
+    ]:
+        with pytest.raises(Problem, match=re.escape(words)):
+            TimelineQuery.parse(params, _facts())
+    assert ModelRef.parse({"name": "m", "version": "1"}, "m") == ModelRef("m", "1")
+    with pytest.raises(Problem, match="unknown model 'm version 2'") as err:
+        ModelRef.parse({"name": "m", "version": "2"}, "m")
+    assert err.value.status == 404
+
+
+def test_video_sources_and_stream_outputs():
+    import asyncio
+
+    from slowfast_deploy.serve.protocol import (
+        RemoteVideo,
+        ServerPath,
+        StreamOutputs,
+        UploadedVideo,
+        read_video_source,
+    )
+
+    async def body(data: bytes):  # type: ignore[no-untyped-def]
+        yield data
+
+    def source(data: bytes, content_type: str = "application/json"):  # type: ignore[no-untyped-def]
+        return asyncio.run(read_video_source(body(data), {"content-type": content_type}))
+
+    assert source(b'{"path": "a.mp4"}') == ServerPath("a.mp4")
+    assert source(b'{"url": "http://x/a.mp4"}') == RemoteVideo("http://x/a.mp4")
+    assert isinstance(source(b"--x", "multipart/form-data; boundary=x"), UploadedVideo)
+    for bad in (b'{"path": "a", "url": "b"}', b"[1]", b"{nope"):
+        with pytest.raises(Problem) as err:
+            source(bad)
+        assert err.value.reason == "bad_request"
+    assert StreamOutputs.parse({"webhook": "http://h/", "x": 1}) == StreamOutputs("http://h/")
+    with pytest.raises(Problem, match="srt_dir must be a string"):
+        StreamOutputs.parse({"srt_dir": ["a"]})

@@ -56,3 +56,60 @@ def test_stream_sources_are_checked(server, tmp_path):
             r = http.post("/v1/streams", json=spec)
             assert r.json()["reason"] == reason, (spec, r.text)
         assert http.get("/v1/streams").json() == []
+
+
+def test_stream_outputs_webhook_and_subtitles(tiny_onnx, video_dir, tmp_path):
+    """``webhook`` and ``srt_dir`` beside the source: watch's sinks, checked against the
+    allow-lists, the webhook's delivery report the last event."""
+    import http.server
+    import shutil
+    import threading
+
+    from tests.serve.helpers import running
+
+    received: list[dict] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}/"
+    (tmp_path / "v").mkdir()
+    shutil.copy(video_dir / "a" / "land.mp4", tmp_path / "v" / "land.mp4")
+    spec = {"source": "v/land.mp4", "name": "cam", "webhook": base + "hook", "srt_dir": "subs"}
+    try:
+        with (
+            running(tiny_onnx, allow_dirs=(str(tmp_path),), allow_urls=(base,)) as s,
+            s.client() as http_client,
+        ):
+            for bad, reason in [
+                ({**spec, "webhook": "http://127.0.0.1:1/x"}, "forbidden_url"),
+                ({**spec, "srt_dir": "/etc"}, "forbidden_path"),
+                ({**spec, "webhook": 7}, "bad_request"),
+            ]:
+                r = http_client.post("/v1/streams", json=bad)
+                assert r.json()["reason"] == reason, (bad, r.text)
+            assert not (tmp_path / "subs").exists()
+            assert http_client.post("/v1/streams", json=spec).status_code == 201
+            with http_client.stream("GET", "/v1/streams/cam/events", timeout=60) as response:
+                events = [
+                    json.loads(line[len("data: ") :])
+                    for line in response.iter_lines()
+                    if line.startswith("data: ")
+                ]  # until the stream's end: its last events are the sinks' reports
+    finally:
+        httpd.shutdown()
+    kinds = [e["event"] for e in events]
+    segments = [e for e in events if e["event"] in ("segment_start", "segment_end")]
+    assert segments and kinds[-1] == "webhook", kinds
+    assert events[-1]["sent"] == len(segments) == len(received)
+    assert [e["event"] for e in received] == [e["event"] for e in segments]
+    subtitles = (tmp_path / "subs" / "cam.srt").read_text()
+    assert subtitles.count("-->") == kinds.count("segment_end") >= 1

@@ -12,6 +12,7 @@ import pytest
 from tests.serve.helpers import metric, running
 
 from slowfast_deploy.cli import main
+from slowfast_deploy.serve.options import LimitOptions
 
 
 def _upload(http, path: Path, *, endpoint: str = "/v1/predict", field: str = "video", **params):  # type: ignore[no-untyped-def]
@@ -117,8 +118,9 @@ def test_bad_uploads_then_still_serving(server, video_dir, tmp_path):
 def test_upload_limit_413_and_temp_files_removed(tiny_onnx, video_dir, tmp_path):
     video = video_dir / "a" / "land.mp4"
     size = video.stat().st_size
+    limits = LimitOptions(max_upload_bytes=size // 2)
     with (
-        running(tiny_onnx, max_upload_bytes=size // 2, tmp_dir=str(tmp_path)) as s,
+        running(tiny_onnx, limits=limits, tmp_dir=str(tmp_path)) as s,
         s.client() as http,
     ):
         [upload_dir] = list(tmp_path.iterdir())
@@ -205,10 +207,10 @@ def test_api_key(tiny_onnx, video_dir):
 
 
 def test_timeline_decoder_killed_fails_that_request_alone(server, tmp_path, video_dir):
+    import os
+    import signal
     import threading
-    import time
 
-    psutil = pytest.importorskip("psutil")
     from tests.helpers import write_video
 
     long_video = tmp_path / "long.mp4"
@@ -219,20 +221,14 @@ def test_timeline_decoder_killed_fails_that_request_alone(server, tmp_path, vide
         with server.client() as http:
             answer["r"] = _upload(http, long_video, endpoint="/v1/timeline", window=32, stride=16)
 
+    decoders = server.service.timeline_decoders  # decoder pid -> windows scored so far
     thread = threading.Thread(target=ask)
     thread.start()
-    deadline = time.monotonic() + 60
-    killed = False
-    while not killed and time.monotonic() < deadline and thread.is_alive():
-        for proc in psutil.Process().children(recursive=True):
-            if "slowfast_deploy.serve.timeline_worker" in " ".join(proc.cmdline()):
-                time.sleep(0.5)  # mid-video
-                proc.kill()
-                killed = True
-                break
-        time.sleep(0.05)
+    # mid-video: a window scored, the decoder (at most a window or two ahead) far from the end
+    assert server.service.wait_for(lambda: any(n >= 1 for n in decoders.values()), 60)
+    [pid] = [pid for pid, n in list(decoders.items()) if n >= 1]
+    os.kill(pid, signal.SIGKILL)
     thread.join(60)
-    assert killed, "no timeline decoder process was seen"
     r = answer["r"]
     assert (r.status_code, r.json()["reason"]) == (422, "decoder_died"), r.text
     assert str(tmp_path) not in r.json()["error"]

@@ -525,3 +525,48 @@ def test_closing_early_stops_the_decoding_thread(step_video) -> None:
         next(records)
         assert any(t.name == "timeline-decode" for t in threading.enumerate())
     assert not any(t.name == "timeline-decode" for t in threading.enumerate())
+
+
+def test_the_loop_over_videos_keeps_every_timeline_whatever_stops_it(step_video, tmp_path) -> None:
+    from slowfast_deploy.timeline.videos import TimelineOptions, Timelines
+
+    class Interrupting(BrightnessBackend):
+        def run(self, video: np.ndarray) -> np.ndarray:
+            if len(self.batches) == 20:  # the second video's fifth window
+                raise KeyboardInterrupt
+            return super().run(video)
+
+    videos = [step_video, tmp_path / "missing.mp4", step_video]
+    seen: list[tuple[str, int]] = []
+
+    def windows(timeline, records):  # type: ignore[no-untyped-def]
+        seen.append((timeline.video, timeline.num_windows))
+        return records
+
+    timelines = Timelines(videos, Interrupting(), TimelineOptions(), windows=windows)
+    loop = iter(timelines)
+    assert [next(loop).status, next(loop).status] == ["ok", "failed"]
+    with pytest.raises(KeyboardInterrupt):
+        next(loop)
+    assert [t.status for t in timelines.timelines] == ["ok", "failed", "interrupted"]
+    assert seen == [(str(step_video), 15), (str(step_video), 15)]
+    assert timelines.num_windows == 15 + 5
+    records = json.loads(timelines.render("json")[0])
+    assert [r["windows_done"] for r in records] == [15, 0, 5]
+    assert records == json.loads(json.dumps(timelines.to_dicts()))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"start_s": -1.0}, "start_s must be >= 0 seconds"),
+        ({"start_s": 5.0, "end_s": 2.0}, "end_s (2.0 s) must be after start_s (5.0 s)"),
+        ({"batchsize": 0}, "batchsize must be >= 1"),
+        ({"topk": 0}, "topk must be >= 1"),
+    ],
+)
+def test_bad_timeline_options(options, message) -> None:
+    from slowfast_deploy.timeline.videos import TimelineOptions
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TimelineOptions(**options)

@@ -8,12 +8,19 @@ import os
 from pathlib import Path
 from typing import Any
 
-from slowfast_deploy._optional import require
 from slowfast_deploy.cli._model_args import add_model_args, model_config
 from slowfast_deploy.cli._status import ExitStatus
 from slowfast_deploy.cli._types import non_negative_int, positive_int
+from slowfast_deploy.engine.base import DecodeOptions
 from slowfast_deploy.labels import resolve_labels
-from slowfast_deploy.serve.options import ServeOptions, parse_size
+from slowfast_deploy.serve.options import (
+    DEFAULT_MAX_QUEUE,
+    BatchOptions,
+    LimitOptions,
+    ServeOptions,
+    parse_size,
+)
+from slowfast_deploy.serve.server import run_server
 from slowfast_deploy.video.decode import DECODERS, FRAME_COUNTS
 
 API_KEY_ENV = "SLOWFAST_DEPLOY_API_KEY"
@@ -53,8 +60,24 @@ def add_parser(subparsers: Any) -> None:
         help="wait at most this long for a batch to fill (default 5)",
     )  # fmt: skip
     b.add_argument(
-        "--max-queue", type=positive_int, default=64,
-        help="clips waiting for the model (and videos for a decoder) before 429 (default 64)",
+        "--max-queue", type=positive_int, default=DEFAULT_MAX_QUEUE, metavar="N",
+        help="sets the three limits below (default 64); past one: 429",
+    )  # fmt: skip
+    b.add_argument(
+        "--max-requests", type=positive_int, default=None, metavar="N",
+        help="heavy requests (tensors, videos) in progress, bodies included (default: --max-queue)",
+    )  # fmt: skip
+    b.add_argument(
+        "--max-queued-clips", type=positive_int, default=None, metavar="N",
+        help="clips waiting for the model (default: --max-queue)",
+    )  # fmt: skip
+    b.add_argument(
+        "--max-queued-videos", type=positive_int, default=None, metavar="N",
+        help="videos waiting for a decoder (default: --max-queue)",
+    )  # fmt: skip
+    b.add_argument(
+        "--max-streams", type=positive_int, default=16, metavar="N",
+        help="live streams watched at once (default 16)",
     )  # fmt: skip
     b.add_argument(
         "--timeout", type=float, default=300.0, metavar="S",
@@ -97,33 +120,31 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
     """``ServeOptions`` from the arguments; the library checks the values."""
     return ServeOptions(
         name=args.name or Path(args.model).stem,
-        max_batch=args.max_batch,
-        max_wait_ms=args.max_wait_ms,
-        max_queue=args.max_queue,
-        timeout_s=args.timeout,
-        max_upload_bytes=parse_size(args.max_upload),
+        batch=BatchOptions(args.max_batch, args.max_wait_ms),
+        limits=LimitOptions.queue(
+            args.max_queue,
+            max_requests=args.max_requests,
+            max_queued_clips=args.max_queued_clips,
+            max_queued_videos=args.max_queued_videos,
+            max_streams=args.max_streams,
+            max_upload_bytes=parse_size(args.max_upload),
+            timeout_s=args.timeout,
+        ),
+        decode=DecodeOptions(args.decoder, args.frame_count),
+        num_workers=max(1, args.num_workers),
+        decode_timeout_s=args.decode_timeout or None,
         api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
         allow_dirs=tuple(str(d.resolve()) for d in args.allow_dir),
         allow_urls=tuple(args.allow_url),
-        num_workers=max(1, args.num_workers),
-        decode_timeout_s=args.decode_timeout or None,
-        decoder=args.decoder,
-        frame_count=args.frame_count,
         tmp_dir=str(args.tmp_dir) if args.tmp_dir else None,
         labels=resolve_labels(args.label_map),
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    for module in ("starlette", "uvicorn", "python_multipart", "prometheus_client"):
-        require(module, extra="serve", purpose="slowfast-deploy serve")
-    options = serve_options(args)
-    for directory in options.allow_dirs:
-        if not Path(directory).is_dir():
-            raise OSError(f"--allow-dir {directory}: not a directory")
     if not args.quiet:  # the access log: one line per request on stderr
         logging.getLogger("slowfast_deploy.serve").setLevel(logging.INFO)
-    config = model_config(args)
+    options, config = serve_options(args), model_config(args)
     if args.engine == "ray":
         from slowfast_deploy.serve.ray_serve import run_ray_serve
 
@@ -135,11 +156,6 @@ def run(args: argparse.Namespace) -> int:
             replicas=args.replicas,
             ray_address=args.ray_address,
         )
-        return ExitStatus.OK
-    from slowfast_deploy.serve.app import create_app  # Starlette: the 'serve' extra
-    from slowfast_deploy.serve.server import run_server
-
-    run_server(
-        create_app(config, options), host=args.host, port=args.port, drain_s=args.drain_timeout
-    )
+    else:
+        run_server(config, options, host=args.host, port=args.port, drain_s=args.drain_timeout)
     return ExitStatus.OK

@@ -190,6 +190,8 @@ def run(args: argparse.Namespace) -> int:
         print("interrupted: outputs flushed", file=sys.stderr, flush=True)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if session is not None:  # after any other error too: every output closed
+            session.finish()  # (nothing left to do when it finished)
     if status != ExitStatus.OK:
         return status
     if notes.failed and len(notes.failed) == len(sources):

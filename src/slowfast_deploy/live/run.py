@@ -43,6 +43,7 @@ import time
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -78,6 +79,18 @@ logger = logging.getLogger(__name__)
 
 _TAKE_TIMEOUT_S = 0.2  # the loop looks at the clock (stats, the end) at least this often
 _JOIN_S = 1.0  # how long stopping waits for the stream threads (daemons)
+
+
+@runtime_checkable
+class OpenModel(Protocol):
+    """A model opened once and shared (``sd.Model``): a watch borrows its backend (left
+    open) and takes its class names as the default ``labels``."""
+
+    @property
+    def backend(self) -> Backend: ...
+
+    @property
+    def labels(self) -> list[str] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,9 +244,11 @@ class Watch:
             for event in events:
                 self._write(event)
         finally:
-            events += close_sinks(self.sinks)
-            if self._owns_backend:
-                self.backend.close()
+            try:
+                events += close_sinks(self.sinks)
+            finally:
+                if self._owns_backend:
+                    self.backend.close()
         return events
 
     def _write(self, event: Event) -> None:
@@ -255,12 +270,15 @@ class Watch:
             raise RuntimeError("a Watch is iterated once; start another watch()")
         self._started = self._period_start = time.monotonic()
         every = self.options.stats_every_s
-        next_stats = self._started + every if every else float("inf")
         own = self._own
         if own is not None:  # a served watch's model is warm: the server probed it
             self._warm_up()
         for worker in self.workers:
             worker.start()
+        # the periods start with the streams: a slow warm-up (a busy machine) must not put
+        # statistics before the streams' first events
+        self._period_start = time.monotonic()
+        next_stats = self._period_start + every if every else float("inf")
         flushed = False
         while not self._stop.is_set():
             timeout_s = min(_TAKE_TIMEOUT_S, max(0.0, next_stats - time.monotonic()))
@@ -422,7 +440,7 @@ class Watch:
 
 def watch(
     sources: Sequence[str | Source],
-    model: Backend | ModelConfig | str | os.PathLike[str],
+    model: OpenModel | Backend | ModelConfig | str | os.PathLike[str],
     *,
     plan: WindowPlan | None = None,
     max_batch: int = 4,
@@ -446,12 +464,13 @@ def watch(
     returned ``Watch`` for events (``live.events``; ``to_dict()`` is the JSON, see the module
     doc).
 
-    ``model``: an open ``Backend`` (the caller closes it) or a model file / ``ModelConfig``
-    (opened here, closed when the watch finishes). ``labels``: class names (default: the
-    Kinetics-400 names, shown for 400-class models). ``max_latency_s`` is the latency budget
-    and ``queue_depth`` the windows a stream may hold waiting (see ``engine.batching``). ``sinks``
-    (``live.sinks``) get every event; the watch closes them when it finishes, or here if it
-    cannot start.
+    ``model``: an ``sd.Model`` (its open backend is borrowed, its class names are the default
+    ``labels``), an open ``Backend`` (the caller closes both) or a model file /
+    ``ModelConfig`` (opened here, closed when the watch finishes). ``labels``: class names
+    (default: the Kinetics-400 names, shown for 400-class models). ``max_latency_s`` is the
+    latency budget and ``queue_depth`` the windows a stream may hold waiting (see
+    ``engine.batching``). ``sinks`` (``live.sinks``) get every event; the watch closes them when it
+    finishes, or here if it cannot start.
     """
     try:
         return _start(
@@ -486,7 +505,7 @@ def watch(
 
 def _start(
     sources: Sequence[str | Source],
-    model: Backend | ModelConfig | str | os.PathLike[str],
+    model: OpenModel | Backend | ModelConfig | str | os.PathLike[str],
     options: WatchOptions,
     *,
     labels: Sequence[str] | None,
@@ -494,9 +513,12 @@ def _start(
 ) -> Watch:
     parsed = [s if isinstance(s, Source) else parse_source(s) for s in sources]
     check_names(parsed)
-    names = labels if labels is not None else resolve_labels(None)
     if isinstance(model, str | os.PathLike):
         model = ModelConfig(str(model))
+    if not isinstance(model, ModelConfig) and isinstance(model, OpenModel):
+        labels = labels if labels is not None else model.labels
+        model = model.backend
+    names = labels if labels is not None else resolve_labels(None)
     if isinstance(model, ModelConfig):
         backend = model.open()
         try:

@@ -5,7 +5,9 @@ Windows are those ``timeline.windows.plan_windows`` plans for a video longer tha
 stream has lasted: window ``k`` covers frames ``[k * stride, k * stride + window)``, sampled
 with ``sample_clip_indices(window, clip)``, and ``timeline.windows.assemble_windows``
 preprocesses them. Frame ``k`` is the ``k``-th frame decoded since the stream was (re)opened,
-so a stream that delivers a file's frames gives that file's windows, frame for frame. Only
+so a stream that delivers a file's frames gives that file's windows, frame for frame. Frames
+come from ``video.frames.decode_timed`` and are timed by its clock, the one files use, from
+the first frame (bad timestamps: frame / fps from there on, see ``video.frames``). Only
 frames some window samples are converted to RGB and resized (at once, so no full-size frame
 is held), and ``assemble_windows`` keeps about one window of crops: memory per stream is flat.
 
@@ -44,7 +46,8 @@ from slowfast_deploy.live.sources import (
 )
 from slowfast_deploy.runtime.base import InputDType
 from slowfast_deploy.timeline.windows import TimelineStats, Window, WindowPlan, assemble_windows
-from slowfast_deploy.video.decode import TimedFrame, frame_to_rgb
+from slowfast_deploy.video.decode import frame_to_rgb
+from slowfast_deploy.video.frames import FrameClock, TimedFrame, decode_timed
 from slowfast_deploy.video.preprocess import resize_frame
 from slowfast_deploy.video.sampling import sample_clip_indices
 
@@ -58,7 +61,7 @@ class EndlessWindows(Sequence[Window]):
 
     >>> windows = EndlessWindows(WindowPlan(64, 16))
     >>> windows[2].start_frame, windows[2].end_frame, windows[2].frame_indices[:3].tolist()
-    (32, 96, [33, 35, 37])
+    (32, 96, [32, 34, 36])
     """
 
     def __init__(self, plan: WindowPlan) -> None:
@@ -93,28 +96,6 @@ class EndlessWindows(Sequence[Window]):
         """Whether some window samples frame ``frame_index``."""
         first = self._first_by_residue.get(frame_index % self.plan.stride)
         return first is not None and first <= frame_index
-
-
-class StreamClock:
-    """Stream time of each frame: its presentation time from the first frame (0 s), while the
-    times make sense (known, increasing); otherwise the previous time plus one frame."""
-
-    def __init__(self, fps: float) -> None:
-        self.frame_s = 1.0 / fps if fps > 0 else 1.0 / 30
-        self.origin: float | None = None
-        self.previous: float | None = None
-
-    def time_s(self, index: int, pts_s: float | None) -> float:
-        if pts_s is not None and self.origin is None:
-            self.origin = pts_s - (0.0 if self.previous is None else self.previous + self.frame_s)
-        if pts_s is None or self.origin is None:
-            time_s = 0.0 if self.previous is None else self.previous + self.frame_s
-        else:
-            time_s = pts_s - self.origin
-            if self.previous is not None and time_s <= self.previous:
-                time_s = self.previous + self.frame_s
-        self.previous = time_s
-        return time_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,31 +251,43 @@ class StreamWorker:
         raise RuntimeError("endless windows ended")  # pragma: no cover
 
     def _frames(self, container: Any, stream: Any, fps: float) -> Iterator[TimedFrame]:
+        """The frames of one connection (``video.frames.decode_timed``, timed by its clock from
+        the first frame), paced in real time if asked; ends in ``_Lost``."""
         av = require("av", extra="av", purpose="live streams")
-        clock = StreamClock(fps)
+        clock = FrameClock(fps, name=self.source.name)  # the first frame is at 0 s
         short_side = self.plan.preprocess.short_side
         paced_from: float | None = None
-        index = 0
-        try:
-            for frame in container.decode(stream):
-                if self.stop.is_set():
+        count = 0  # frames decoded on this connection
+
+        def arrive(index: int, time_s: float) -> None:
+            nonlocal paced_from, count
+            if self.stop.is_set():
+                raise _Lost("stopped", f"{self.source.name}: stopped")
+            if self.realtime:  # play at the stream's own pace
+                if paced_from is None:
+                    paced_from = time.monotonic() - time_s
+                delay = paced_from + time_s - time.monotonic()
+                if delay > 0 and self.stop.wait(delay):
                     raise _Lost("stopped", f"{self.source.name}: stopped")
-                time_s = clock.time_s(index, frame.time)
-                if self.realtime:  # play at the stream's own pace
-                    if paced_from is None:
-                        paced_from = time.monotonic() - time_s
-                    delay = paced_from + time_s - time.monotonic()
-                    if delay > 0 and self.stop.wait(delay):
-                        raise _Lost("stopped", f"{self.source.name}: stopped")
-                self._arrival = (time.time(), time.monotonic())
-                rgb: NDArray[np.uint8] | None = None
-                if self.windows.wanted(index):
-                    t0 = time.perf_counter()
-                    rgb = resize_frame(frame_to_rgb(frame), short_side)
-                    self.stats.preprocess_s += time.perf_counter() - t0
-                self.frames += 1
-                yield TimedFrame(index, time_s, rgb)
-                index += 1
+            self._arrival = (time.time(), time.monotonic())
+            self.frames += 1
+            count = index + 1
+
+        def convert(frame: Any, index: int) -> NDArray[np.uint8]:
+            t0 = time.perf_counter()
+            rgb = resize_frame(frame_to_rgb(frame), short_side)
+            self.stats.preprocess_s += time.perf_counter() - t0
+            return rgb
+
+        try:
+            yield from decode_timed(
+                container,
+                stream,
+                clock,
+                wanted=self.windows.wanted,
+                convert=convert,
+                on_frame=arrive,
+            )
         except (av.FFmpegError, OSError) as err:
             reason, what = classify_error(err, self.options)
             if reason == "unreachable":  # a read that timed out: no data for stall_timeout_s
@@ -302,8 +295,8 @@ class StreamWorker:
                 what = f"no data for {self.options.stall_timeout_s:g} s (stalled)"
             elif reason == "not_a_video":  # data FFmpeg cannot read, mid-stream
                 reason, what = "corrupt", "undecodable data"
-            raise _Lost(reason, f"{self.source.name}: {what} after {index} frames") from err
-        raise _Lost("ended", f"{self.source.name}: the stream ended after {index} frames")
+            raise _Lost(reason, f"{self.source.name}: {what} after {count} frames") from err
+        raise _Lost("ended", f"{self.source.name}: the stream ended after {count} frames")
 
 
 def _stream_info(stream: Any) -> StreamInfo:

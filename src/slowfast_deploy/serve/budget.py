@@ -1,7 +1,7 @@
 """Memory held by requests, bounded: a request waits for its share before it takes it.
 
 Two budgets keep a busy server's memory flat however many requests arrive (the admission
-limit, ``--max-queue`` requests, bounds how many wait):
+limit, ``--max-requests`` requests, bounds how many wait):
 
 - tensor bodies: bytes read into memory at once (a request reserves its ``Content-Length``
   before a byte is read);

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,6 +29,8 @@ DTYPE = "FP32"
 # with --input-dtype uint8, UINT8
 NUMPY_DTYPES: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1")}
 KSERVE_DTYPES = {"float32": "FP32", "uint8": "UINT8"}
+# a JSON object of a v2 request (its header, an input tensor), as ``json.loads`` gives it
+V2Object: TypeAlias = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +56,7 @@ class InferRequest:
     outputs: list[str]  # requested outputs (empty: all)
 
 
-def _json(data: bytes) -> dict[str, Any]:
+def _json(data: bytes) -> V2Object:
     try:
         value = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -64,20 +66,22 @@ def _json(data: bytes) -> dict[str, Any]:
     return value
 
 
-def parse_infer(body: bytes, header_length: str | None, expected: TensorSpec) -> InferRequest:
-    """The one input tensor of a v2 inference request (JSON or binary), checked against
-    ``expected``: its name, datatype and shape (400 naming the expected one)."""
-    if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
-            raise Problem(
-                "bad_request",
-                f"Inference-Header-Content-Length {header_length!r} does not fit a body of "
-                f"{len(body)} bytes",
-            )
-        split = int(header_length)
-        request, binary = _json(body[:split]), memoryview(body)[split:]
-    else:
-        request, binary = _json(body), memoryview(b"")
+def _split(body: bytes, header_length: str | None) -> tuple[V2Object, memoryview]:
+    """The JSON header and the binary data after it (none without a header length)."""
+    if header_length is None:
+        return _json(body), memoryview(b"")
+    if not header_length.isdigit() or int(header_length) > len(body):
+        raise Problem(
+            "bad_request",
+            f"Inference-Header-Content-Length {header_length!r} does not fit a body of "
+            f"{len(body)} bytes",
+        )
+    split = int(header_length)
+    return _json(body[:split]), memoryview(body)[split:]
+
+
+def _the_input(request: V2Object, expected: TensorSpec) -> tuple[V2Object, list[int]]:
+    """The request's one input tensor and its shape, checked: name, datatype, shape."""
     inputs = request.get("inputs")
     if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
         raise Problem(
@@ -107,8 +111,14 @@ def parse_infer(body: bytes, header_length: str | None, expected: TensorSpec) ->
             "wrong_shape",
             f"input {name!r} has shape {shape}, expected {list(expected.shape)} (-1: any size)",
         )
-    count = math.prod(shape)
-    dtype = NUMPY_DTYPES[expected.datatype]
+    return tensor, shape
+
+
+def _values(
+    tensor: V2Object, shape: list[int], dtype: np.dtype[Any], binary: memoryview
+) -> NDArray[Any]:
+    """The tensor's values: its binary data, or its JSON ``data``, filling ``shape``."""
+    name, count = tensor["name"], math.prod(shape)
     params = tensor.get("parameters") or {}
     if "binary_data_size" in params:
         size = params["binary_data_size"]
@@ -117,22 +127,24 @@ def parse_infer(body: bytes, header_length: str | None, expected: TensorSpec) ->
             raise Problem(
                 "bad_tensor",
                 f"input {name!r}: binary_data_size {size!r} with {len(binary)} bytes after the "
-                f"header; shape {shape} {expected.datatype} needs {needed}",
+                f"header; shape {shape} {tensor['datatype']} needs {needed}",
             )
-        array: NDArray[Any] = np.frombuffer(binary, dtype=dtype).reshape(shape)
-    else:
-        if "data" not in tensor:
-            raise Problem("bad_tensor", f"input {name!r} has neither data nor binary data")
-        try:
-            array = np.asarray(tensor["data"], dtype=dtype).reshape(-1)
-        except (TypeError, ValueError, OverflowError) as err:
-            raise Problem("bad_tensor", f"input {name!r}: data is not numbers ({err})") from err
-        if array.size != count:
-            raise Problem(
-                "bad_tensor",
-                f"input {name!r}: {array.size} values for shape {shape} ({count} needed)",
-            )
-        array = array.reshape(shape)
+        return np.frombuffer(binary, dtype=dtype).reshape(shape)
+    if "data" not in tensor:
+        raise Problem("bad_tensor", f"input {name!r} has neither data nor binary data")
+    try:
+        array = np.asarray(tensor["data"], dtype=dtype).reshape(-1)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise Problem("bad_tensor", f"input {name!r}: data is not numbers ({err})") from err
+    if array.size != count:
+        raise Problem(
+            "bad_tensor", f"input {name!r}: {array.size} values for shape {shape} ({count} needed)"
+        )
+    return array.reshape(shape)
+
+
+def _outputs(request: V2Object) -> tuple[list[str], bool]:
+    """The outputs asked for (empty: all) and whether they are wanted as binary data."""
     params = request.get("parameters") or {}
     outputs = request.get("outputs") or []
     if not isinstance(outputs, list):
@@ -144,6 +156,17 @@ def parse_infer(body: bytes, header_length: str | None, expected: TensorSpec) ->
             raise Problem("bad_request", "each requested output needs a 'name'")
         names.append(out["name"])
         binary_out = binary_out or bool((out.get("parameters") or {}).get("binary_data", False))
+    return names, binary_out
+
+
+def parse_infer(body: bytes, header_length: str | None, expected: TensorSpec) -> InferRequest:
+    """The one input tensor of a v2 inference request (JSON or binary), checked against
+    ``expected``: its name, datatype and shape (400 naming the expected one)."""
+    request, binary = _split(body, header_length)
+    tensor, shape = _the_input(request, expected)
+    dtype = NUMPY_DTYPES[expected.datatype]
+    array = _values(tensor, shape, dtype, binary)
+    names, binary_out = _outputs(request)
     request_id = request.get("id")
     return InferRequest(
         str(request_id) if request_id is not None else None,

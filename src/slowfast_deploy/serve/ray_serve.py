@@ -27,6 +27,7 @@ from slowfast_deploy.errors import BackendUnavailableError
 from slowfast_deploy.runtime import ModelConfig, model_files
 from slowfast_deploy.serve.app import create_app
 from slowfast_deploy.serve.options import ServeOptions
+from slowfast_deploy.serve.server import check_can_serve
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def build_application(config: ModelConfig, options: ServeOptions, *, replicas: i
         name="SlowFast",
         num_replicas=replicas,
         ray_actor_options={"num_cpus": 0},  # the model's threads are its own business
-        max_ongoing_requests=max(16, 4 * options.max_queue),
+        max_ongoing_requests=max(16, 4 * options.limits.max_requests),
         health_check_period_s=2,
         health_check_timeout_s=30,
         graceful_shutdown_timeout_s=30,
@@ -106,6 +107,7 @@ def run_ray_serve(
 ) -> None:
     """Deploy on Ray Serve and block until SIGTERM/SIGINT, then shut the application down."""
     ray, serve = _ray_serve()
+    check_can_serve(options)
     owned = init_ray(ray_address)
     try:
         serve.start(http_options={"host": host, "port": port})

@@ -22,18 +22,21 @@ import logging
 import re
 import threading
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from slowfast_deploy.live import Watch, WatchOptions, parse_source
 from slowfast_deploy.live.pending import SharedQueue
+from slowfast_deploy.live.sinks import Sink, close_sinks
 from slowfast_deploy.live.sources import Source
 from slowfast_deploy.runtime import Backend
 from slowfast_deploy.serve.problems import Problem
 from slowfast_deploy.serve.security import check_url, resolve_server_path
 
 logger = logging.getLogger(__name__)
+
+SinkFactory = Callable[[str], Sequence[Sink]]  # a stream's name -> its outputs
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 SUBSCRIBER_QUEUE = 256  # events a slow SSE client may be behind before it loses some
@@ -167,7 +170,9 @@ class StreamRegistry:
         resolved = resolve_server_path(path, self.allow_dirs)
         return Source(str(resolved), name, source.kind)
 
-    def add(self, spec: Any) -> LiveStream:
+    def add(self, spec: Any, sinks: SinkFactory | None = None) -> LiveStream:
+        """Start watching ``spec``'s source; ``sinks(name)`` (called once the request is
+        accepted) are the watch's outputs besides its events (``live.sinks``)."""
         if not isinstance(spec, dict) or not isinstance(spec.get("source"), str):
             raise Problem("bad_request", 'send {"source": URL, "name": NAME}')
         name = spec.get("name")
@@ -188,7 +193,19 @@ class StreamRegistry:
                     "queue_full", f"this server watches at most {self.max_streams} streams"
                 )
             options = WatchOptions(max_batch=self.max_batch, realtime=True)
-            watch = Watch([source], self._backend, options, labels=self.labels, queue=self._queue)
+            outputs = sinks(name) if sinks is not None else []
+            try:
+                watch = Watch(
+                    [source],
+                    self._backend,
+                    options,
+                    labels=self.labels,
+                    sinks=outputs,
+                    queue=self._queue,
+                )
+            except BaseException:
+                close_sinks(outputs)
+                raise
             stream = LiveStream(source, watch)
             stream.thread = threading.Thread(
                 target=stream.run, name=f"serve-stream-{name}", daemon=True

@@ -84,16 +84,80 @@ def _disposition(value: str) -> tuple[str | None, str | None]:
     )
 
 
-@contextlib.asynccontextmanager
-async def receive_upload(
-    stream: AsyncIterator[bytes], headers: Any, *, directory: str, limit: int
-) -> AsyncIterator[Upload]:
-    """Stream a ``multipart/form-data`` body's ``video`` field to a temp file.
+class _VideoForm:
+    """python-multipart's callbacks for one form: the ``video`` file part to a temp file,
+    small other fields kept; the first problem seen is kept in ``errors``."""
 
-    415 if the body is not multipart, 400 without a ``video`` file field, 413 past ``limit``
-    bytes. The file is removed when the block ends.
-    """
-    from python_multipart.multipart import MultipartParser, parse_options_header
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.upload: Upload | None = None
+        self.out: BinaryIO | None = None
+        self.errors: list[Problem] = []
+        self.early_fields: dict[str, str] = {}  # fields before the video
+        self._other = bytearray()  # every other field's bytes, bounded
+        self._field, self._value = b"", b""  # the header being read
+        self._headers: dict[str, str] = {}
+        self._target: str | None = None  # "video", a field's name, or None: skip
+        self._data = bytearray()
+
+    def on_part_begin(self) -> None:
+        self._headers, self._target = {}, None
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self._headers[self._field.decode("latin-1").lower()] = self._value.decode("latin-1")
+        self._field = self._value = b""
+
+    def on_headers_finished(self) -> None:
+        name, filename = _disposition(self._headers.get("content-disposition", ""))
+        if name == VIDEO_FIELD and filename is not None:
+            if self.upload is not None:
+                self.errors.append(Problem("bad_request", f"more than one '{VIDEO_FIELD}' file"))
+                self._target = None
+                return
+            path, self.out = _temp_file(self.directory, filename)
+            self.upload = Upload(path, os.path.basename(filename) or "upload")
+            self._target = "video"
+        elif filename is not None:
+            self.errors.append(
+                Problem(
+                    "bad_request",
+                    f"a file in the field {name!r}: send the video in the field '{VIDEO_FIELD}'",
+                )
+            )
+            self._target = None
+        else:
+            self._target = name or ""
+            self._data = bytearray()
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._target == "video" and self.out is not None and self.upload is not None:
+            self.out.write(data[start:end])
+            self.upload.size += end - start
+        elif self._target is not None:
+            self._other.extend(data[start:end])
+            self._data.extend(data[start:end])
+            if len(self._other) > MAX_OTHER_FIELDS_BYTES:
+                self.errors.append(too_large(MAX_OTHER_FIELDS_BYTES))
+
+    def on_part_end(self) -> None:
+        if self._target in (None, "video"):
+            return
+        value = bytes(self._data).decode("utf-8", "replace")
+        if self.upload is not None:
+            self.upload.fields[self._target] = value
+        else:
+            self.early_fields[self._target] = value
+
+
+def _multipart_boundary(headers: Any) -> bytes:
+    """The body's multipart boundary: 415 if it is not ``multipart/form-data``."""
+    from python_multipart.multipart import parse_options_header
 
     content_type, params = parse_options_header(headers.get("content-type", ""))
     if content_type != b"multipart/form-data":
@@ -105,103 +169,60 @@ async def receive_upload(
     boundary = params.get(b"boundary")
     if not boundary:
         raise Problem("bad_request", "multipart/form-data without a boundary")
-    check_length(headers, limit)
+    return bytes(boundary)
 
-    state: dict[str, Any] = {"header_field": b"", "header_value": b"", "headers": {}}
-    upload: Upload | None = None
-    out: BinaryIO | None = None
-    other = bytearray()
-    errors: list[Problem] = []
-    received = 0
 
-    def on_part_begin() -> None:
-        state["headers"] = {}
-        state["target"] = None
-
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        state["header_field"] += data[start:end]
-
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        state["header_value"] += data[start:end]
-
-    def on_header_end() -> None:
-        state["headers"][state["header_field"].decode("latin-1").lower()] = state[
-            "header_value"
-        ].decode("latin-1")
-        state["header_field"] = state["header_value"] = b""
-
-    def on_headers_finished() -> None:
-        nonlocal upload, out
-        name, filename = _disposition(state["headers"].get("content-disposition", ""))
-        if name == VIDEO_FIELD and filename is not None:
-            if upload is not None:
-                errors.append(Problem("bad_request", f"more than one '{VIDEO_FIELD}' file"))
-                state["target"] = None
-                return
-            path, out = _temp_file(directory, filename)
-            upload = Upload(path, os.path.basename(filename) or "upload")
-            state["target"] = "video"
-        elif filename is not None:
-            errors.append(
-                Problem(
-                    "bad_request",
-                    f"a file in the field {name!r}: send the video in the field '{VIDEO_FIELD}'",
-                )
-            )
-            state["target"] = None
-        else:
-            state["target"] = name or ""
-            state["value"] = bytearray()
-
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        target = state.get("target")
-        if target == "video" and out is not None and upload is not None:
-            out.write(data[start:end])
-            upload.size += end - start
-        elif target is not None:
-            other.extend(data[start:end])
-            state["value"].extend(data[start:end])
-            if len(other) > MAX_OTHER_FIELDS_BYTES:
-                errors.append(too_large(MAX_OTHER_FIELDS_BYTES))
-
-    def on_part_end() -> None:
-        target = state.get("target")
-        if target not in (None, "video") and upload is not None:
-            upload.fields[target] = bytes(state["value"]).decode("utf-8", "replace")
-        elif target not in (None, "video"):
-            state.setdefault("early_fields", {})[target] = bytes(state["value"]).decode(
-                "utf-8", "replace"
-            )
+async def _parse_form(
+    stream: AsyncIterator[bytes], form: _VideoForm, boundary: bytes, limit: int
+) -> None:
+    from python_multipart.multipart import MultipartParser
 
     parser = MultipartParser(
         boundary,
         {
-            "on_part_begin": on_part_begin,
-            "on_header_field": on_header_field,
-            "on_header_value": on_header_value,
-            "on_header_end": on_header_end,
-            "on_headers_finished": on_headers_finished,
-            "on_part_data": on_part_data,
-            "on_part_end": on_part_end,
+            "on_part_begin": form.on_part_begin,
+            "on_header_field": form.on_header_field,
+            "on_header_value": form.on_header_value,
+            "on_header_end": form.on_header_end,
+            "on_headers_finished": form.on_headers_finished,
+            "on_part_data": form.on_part_data,
+            "on_part_end": form.on_part_end,
         },
     )
+    received = 0
     try:
-        try:
-            async for chunk in stream:
-                received += len(chunk)
-                if received > limit:
-                    raise too_large(limit)
-                parser.write(chunk)
-                if errors:
-                    raise errors[0]
-            parser.finalize()
-        except Problem:
-            raise
-        except Exception as err:  # python-multipart's parse errors
-            raise Problem("bad_request", f"malformed multipart body ({err})") from err
-        finally:
-            if out is not None:
-                out.close()
+        async for chunk in stream:
+            received += len(chunk)
+            if received > limit:
+                raise too_large(limit)
+            parser.write(chunk)
+            if form.errors:
+                raise form.errors[0]
+        parser.finalize()
+    except Problem:
+        raise
+    except Exception as err:  # python-multipart's parse errors
+        raise Problem("bad_request", f"malformed multipart body ({err})") from err
+    finally:
+        if form.out is not None:
+            form.out.close()
+
+
+@contextlib.asynccontextmanager
+async def receive_upload(
+    stream: AsyncIterator[bytes], headers: Any, *, directory: str, limit: int
+) -> AsyncIterator[Upload]:
+    """Stream a ``multipart/form-data`` body's ``video`` field to a temp file.
+
+    415 if the body is not multipart, 400 without a ``video`` file field, 413 past ``limit``
+    bytes. The file is removed when the block ends.
+    """
+    boundary = _multipart_boundary(headers)
+    check_length(headers, limit)
+    form = _VideoForm(directory)
+    try:
+        await _parse_form(stream, form, boundary, limit)
+        upload = form.upload
         if upload is None:
             raise Problem(
                 "bad_request",
@@ -209,12 +230,12 @@ async def receive_upload(
             )
         if upload.size == 0:
             raise Problem("not_a_video", f"{upload.name}: empty file (0 bytes)", status=422)
-        upload.fields = {**state.get("early_fields", {}), **upload.fields}
+        upload.fields = {**form.early_fields, **upload.fields}
         yield upload
     finally:
-        if upload is not None:
+        if form.upload is not None:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(upload.path)
+                os.unlink(form.upload.path)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

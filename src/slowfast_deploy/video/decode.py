@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +36,7 @@ from numpy.typing import NDArray
 from slowfast_deploy._optional import require
 from slowfast_deploy.errors import VideoDecodeError
 from slowfast_deploy.video import _quiet, _swscale41, reasons
+from slowfast_deploy.video.frames import FrameClock, TimedFrame, decode_timed
 
 logger = logging.getLogger(__name__)
 
@@ -531,17 +532,6 @@ def _first_line(err: BaseException) -> str:
 # --- Sequential reading, for timelines of long videos -------------------------------------
 # (appended as one section, so it merges with concurrent edits of the readers above)
 
-from collections.abc import Iterator  # noqa: E402
-
-
-@dataclass(frozen=True, slots=True)
-class TimedFrame:
-    """One decoded frame in presentation order; ``rgb`` only for frames asked for."""
-
-    index: int
-    time_s: float  # presentation time in seconds (the stream's start time is 0)
-    rgb: NDArray[np.uint8] | None  # [H, W, 3]; None when the caller does not need the pixels
-
 
 def iter_frames(
     reader: VideoReader,
@@ -550,7 +540,8 @@ def iter_frames(
     first: int = 0,
     chunk_size: int = 32,
 ) -> Iterator[TimedFrame]:
-    """Frames ``first .. len(wanted) - 1`` of an open reader, each decoded once, in order.
+    """Frames ``first .. len(wanted) - 1`` of an open reader, each decoded once, in order,
+    timed by ``frames.FrameClock`` from the container's start time.
 
     Pixels (the same as ``reader.read`` gives) come only where ``wanted`` is true, so unused
     frames cost a decode but no colour conversion. Memory does not grow with the video.
@@ -573,7 +564,8 @@ def _iter_decord(
 ) -> Iterator[TimedFrame]:
     # decord reads increasing indices without seeking back (it skips forward, decoding without
     # colour conversion), so chunks of wanted indices decode the video once, in order.
-    clock = _FrameClock(reader.path, reader.info.fps)
+    # decord's timestamps are from the start already (a missing one is a huge negative).
+    clock = FrameClock(reader.info.fps, origin_s=0.0, name=reader.path)
     for begin in range(first, stop, chunk_size):
         indices = np.arange(begin, min(begin + chunk_size, stop), dtype=np.int64)
         pick = indices[wanted[indices]]
@@ -600,56 +592,29 @@ def _iter_pyav(
             "edit list) and only decord numbers frames around them as mmaction2 sees them: "
             "use --decoder decord or auto",
         )
-    clock = _FrameClock(reader.path, reader.info.fps)
     stream = reader._stream
     offset_s = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
-    index = -1
+    clock = FrameClock(reader.info.fps, origin_s=offset_s, name=reader.path)
     try:
         reader._container.seek(0)
-        for index, frame in enumerate(reader._container.decode(stream)):
-            if index >= stop:
-                break
-            if index < first:
-                continue
-            time_s = frame.time - offset_s if frame.time is not None else None
-            rgb = reader._convert(frame, index, None) if wanted[index] else None
-            yield TimedFrame(index, clock.time_s(index, time_s), rgb)
+        decoded = yield from decode_timed(
+            reader._container,
+            stream,
+            clock,
+            wanted=lambda index: bool(wanted[index]),
+            convert=lambda frame, index: reader._convert(frame, index, None),
+            first=first,
+            stop=stop,
+        )
     except av.FFmpegError as err:
         raise reader._failure() from err
-    if index + 1 < stop:
+    if decoded < stop:
         raise VideoDecodeError(
             f"{reader.path}: container says {reader.info.num_frames} frames but frame "
-            f"{index + 1} could not be decoded (truncated or corrupt file); "
+            f"{decoded} could not be decoded (truncated or corrupt file); "
             "stop before it with --end",
             reason="truncated",
         )
-
-
-class _FrameClock:
-    """Presentation times as the container gives them, while they make sense (finite, >= 0,
-    increasing); from the first one that does not (e.g. AVI with packed B-frames), frame
-    index / fps, with one warning."""
-
-    def __init__(self, path: Path, fps: float) -> None:
-        self.path, self.fps = path, fps or 1.0
-        self.previous = -1.0
-        self.by_index = False
-
-    def time_s(self, index: int, pts_s: float | None) -> float:
-        if not self.by_index and (
-            pts_s is None or not np.isfinite(pts_s) or pts_s < 0 or pts_s <= self.previous
-        ):
-            logger.warning(
-                "%s: presentation timestamps missing or out of order at frame %d; times from "
-                "there on are frame / %.3f fps",
-                self.path,
-                index,
-                self.fps,
-            )
-            self.by_index = True
-        time_s = index / self.fps if self.by_index else float(pts_s)  # type: ignore[arg-type]
-        self.previous = time_s
-        return time_s
 
 
 # --- Live frames (streams opened by ``live.sources``) --------------------------------------

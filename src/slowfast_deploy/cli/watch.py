@@ -16,7 +16,7 @@ from slowfast_deploy.cli._types import positive_int
 from slowfast_deploy.labels import resolve_labels
 from slowfast_deploy.live.events import DeliveryReport, Event, StatsEvent, StreamEvent
 from slowfast_deploy.live.run import watch
-from slowfast_deploy.live.sinks import JsonLinesSink, Sink, SubtitleSink, WebhookSink
+from slowfast_deploy.live.sinks import Sink, SinkOptions, open_sinks
 from slowfast_deploy.live.sources import check_names, parse_source, read_sources_file
 from slowfast_deploy.specs import MODEL_SPECS, ClipSpec
 from slowfast_deploy.timeline.windows import WindowPlan
@@ -134,6 +134,12 @@ def add_parser(subparsers: Any) -> None:
     o.add_argument(
         "--webhook-retries", type=int, default=2, metavar="N", help="per event (default: 2)"
     )
+    o.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="publish every event at QoS 1 to mqtt://HOST:PORT/PREFIX, topics "
+        "PREFIX/<stream>/<event>; credentials from SLOWFAST_DEPLOY_MQTT_USERNAME/_PASSWORD",
+    )
     p.set_defaults(run=run)
 
 
@@ -200,28 +206,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _open_sinks(args: argparse.Namespace, streams: list[str], notes: _Notes) -> list[Sink]:
-    """The outputs asked for, in the order each event goes to them (``notes`` after the
-    events, so that it hears the webhook's counts at the end)."""
-    webhook = (
-        WebhookSink(args.webhook, timeout_s=args.webhook_timeout, retries=args.webhook_retries)
-        if args.webhook
-        else None
+    """The outputs the flags ask for (``notes`` right after the events, so that it hears the
+    webhook's and MQTT's counts at the end)."""
+    options = SinkOptions(
+        events=sys.stdout if args.events is None else args.events,
+        srt_dir=args.srt_dir,
+        webhook=args.webhook,
+        webhook_timeout_s=args.webhook_timeout,
+        webhook_retries=args.webhook_retries,
+        mqtt=args.mqtt,
     )
-    try:
-        try:
-            events = JsonLinesSink(sys.stdout if args.events is None else args.events)
-        except OSError as err:
-            raise OSError(f"{args.events}: cannot write --events there ({err.strerror})") from err
-        try:
-            subtitles = SubtitleSink(args.srt_dir, streams) if args.srt_dir is not None else None
-        except BaseException:
-            events.close()
-            raise
-    except BaseException:
-        if webhook is not None:
-            webhook.close()
-        raise
-    return [s for s in (events, notes, subtitles, webhook) if s is not None]
+    return open_sinks(options, streams, after_events=[notes])
 
 
 class _Notes:

@@ -4,10 +4,13 @@
 - ``SubtitleSink``: one SubRip file per stream, a subtitle appended as each segment ends;
 - ``WebhookSink``: segment events POSTed as JSON from a bounded queue (never blocks).
 
-``watch(..., sinks=[...])`` writes every event to each sink in order, in the thread that
-iterates it, and closes them when it finishes: in reverse order, each report a sink gives at
-closing (a ``DeliveryReport``: what the webhook sent, failed and dropped) written to the sinks
-before it, still open. A new output is one class with these two methods.
+``open_sinks(SinkOptions(...), streams)`` opens the outputs ``watch``'s flags name (JSON Lines,
+``--srt-dir``, ``--webhook``, ``--mqtt``: ``live.mqtt``), for the CLI, ``sd.watch`` and the
+server alike. ``watch(..., sinks=[...])`` writes every event to each sink in order, in the
+thread that iterates it, and closes them when it finishes: in reverse order, each report a
+sink gives at closing (a ``DeliveryReport``: what the webhook or MQTT sent, failed and
+dropped) written to the sinks before it, still open. A new output is one class with these two
+methods.
 
 Subtitle times run from the stream's first opening: a connection's stream times are shifted by
 the wall time between the first opening and its own, so reconnects keep one timeline per file
@@ -27,6 +30,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 from urllib.parse import urlparse
@@ -38,6 +42,7 @@ from slowfast_deploy.live.events import (
     SegmentStartEvent,
     StreamEvent,
 )
+from slowfast_deploy.live.mqtt import MqttSink
 from slowfast_deploy.timeline.output import srt_block
 
 logger = logging.getLogger(__name__)
@@ -70,6 +75,59 @@ def close_sinks(sinks: Sequence[Sink]) -> list[Event]:
     if error is not None:
         raise error
     return reports
+
+
+@dataclass(frozen=True, slots=True)
+class SinkOptions:
+    """The outputs of a watch, as ``watch``'s flags name them; each ``None`` is left out.
+
+    ``events``: JSON Lines to a text stream (left open) or a file (appended to); ``srt_dir``:
+    one subtitle file per stream; ``webhook``: segment events POSTed as JSON; ``mqtt``: every
+    event to ``mqtt://HOST:PORT/PREFIX`` (``live.mqtt.MqttSink``).
+    """
+
+    events: IO[str] | str | os.PathLike[str] | None = None
+    srt_dir: str | os.PathLike[str] | None = None
+    webhook: str | None = None
+    webhook_timeout_s: float = 2.0
+    webhook_retries: int = 2
+    mqtt: str | None = None
+
+
+def open_sinks(
+    options: SinkOptions, streams: Sequence[str], *, after_events: Sequence[Sink] = ()
+) -> list[Sink]:
+    """The sinks ``options`` name for ``streams`` (their names), in the order every event
+    goes to them: JSON Lines, then ``after_events`` (say, a console's lines), subtitles, the
+    webhook, MQTT, so the senders' reports at closing reach every sink before them. One that
+    cannot open closes the ones already open and raises (``OSError``, ``ValueError``,
+    ``ConnectionError``) with one plain line naming the input."""
+    opened: list[Sink] = []
+    try:
+        if options.events is not None:
+            try:
+                opened.append(JsonLinesSink(options.events))
+            except OSError as err:
+                where = options.events
+                raise OSError(f"{where}: cannot write the events there ({err.strerror})") from err
+        opened += after_events
+        if options.srt_dir is not None:
+            opened.append(SubtitleSink(options.srt_dir, streams))
+        if options.webhook is not None:
+            opened.append(
+                WebhookSink(
+                    options.webhook,
+                    timeout_s=options.webhook_timeout_s,
+                    retries=options.webhook_retries,
+                )
+            )
+        if options.mqtt is not None:
+            opened.append(MqttSink(options.mqtt))
+    except BaseException:
+        with contextlib.suppress(Exception):
+            close_sinks([s for s in opened if s not in after_events])
+        raise
+    return opened
 
 
 class JsonLinesSink:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from multiprocessing.connection import wait
 from pathlib import Path
 
 import psutil
@@ -31,9 +32,9 @@ def hanging_decode(job, views, options, *, on_frame=None):
 
 
 def slow_decode(job, views, options, *, on_frame=None):
-    """Takes 0.5 s, beating all along: slow is not hung."""
-    for _ in range(10):
-        time.sleep(0.05)
+    """Takes 2 s, beating every 0.1 s: slow is not hung."""
+    for _ in range(20):
+        time.sleep(0.1)
         if on_frame:
             on_frame()
     return decode_job(job, views, options, on_frame=on_frame)
@@ -107,7 +108,7 @@ def test_a_hung_decode_is_killed_after_the_stall_limit(videos):
 
 def test_slow_but_progressing_decodes_are_not_cut(videos):
     out, stats = run_pool(
-        videos, ["v0.mp4", "v1.mp4"], num_workers=1, timeout_s=0.3, decode_fn=slow_decode
+        videos, ["v0.mp4", "v1.mp4"], num_workers=1, timeout_s=1.0, decode_fn=slow_decode
     )
     assert all(d.crops is not None for d in out.values()) and stats["timeouts"] == 0
 
@@ -156,6 +157,8 @@ def test_the_video_being_decoded_is_blamed_not_one_whose_result_is_in_flight(vid
         out = {}
         for decoded in pool.imap(jobs):
             out[decoded.job.key] = decoded
-            time.sleep(0.5)  # a slow consumer: the worker runs ahead
+            if "crash.mp4" not in out:  # the worker ran ahead: it dies on crash.mp4 while
+                (worker,) = pool.processes  # the consumer holds big.mp4
+                assert wait([worker.sentinel], timeout=60), "the worker did not die"
     assert out["big.mp4"].error is None and out["big.mp4"].crops is not None
     assert out["crash.mp4"].reason == "decoder_died"

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from slowfast_deploy.live.batcher import Batcher, Notice, PendingWindow
+from slowfast_deploy.engine.batching import BatchQueue
 from slowfast_deploy.live.events import (
     DeliveryReport,
     Event,
@@ -18,6 +18,7 @@ from slowfast_deploy.live.events import (
     SegmentTracker,
     StreamEvent,
 )
+from slowfast_deploy.live.pending import Notice, PendingWindow
 from slowfast_deploy.live.sinks import JsonLinesSink, SubtitleSink, close_sinks, srt_file_name
 from slowfast_deploy.live.sources import parse_source, read_sources_file
 from slowfast_deploy.live.stream import EndlessWindows
@@ -94,8 +95,41 @@ def _pending(stream: int, index: int, arrival: float) -> PendingWindow:
     return PendingWindow(stream, 0, clip, arrival, arrival)
 
 
+class Streams:
+    """The stream policy of ``engine.batching.BatchQueue`` as a watch uses it: stream ``i``
+    is key ``i``."""
+
+    def __init__(
+        self,
+        num_streams: int,
+        *,
+        max_batch: int,
+        max_wait_s: float,
+        max_latency_s: float,
+        depth: int = 3,
+        lossless: frozenset[int] = frozenset(),
+    ) -> None:
+        self.queue: BatchQueue[PendingWindow, Notice] = BatchQueue(
+            max_batch=max_batch, max_wait_s=max_wait_s, max_latency_s=max_latency_s, depth=depth
+        )
+        for i in range(num_streams):
+            self.queue.add_stream(i, lossless=i in lossless)
+        self.num_streams = num_streams
+        self.take, self.observe, self.close = self.queue.take, self.queue.observe, self.queue.close
+
+    def put(self, item: PendingWindow | Notice) -> None:
+        if isinstance(item, PendingWindow):
+            self.queue.put(item.stream, item, item.arrival_mono)
+        else:
+            self.queue.put_notice(item.stream, item)
+
+    @property
+    def dropped(self) -> list[int]:
+        return [self.queue.dropped(i) for i in range(self.num_streams)]
+
+
 def test_batcher_takes_oldest_first_and_keeps_notices_in_place() -> None:
-    batcher = Batcher(2, max_batch=2, max_wait_s=0.0, max_latency_s=100)
+    batcher = Streams(2, max_batch=2, max_wait_s=0.0, max_latency_s=100)
     batcher.observe(0.001, 1)  # a fast model
     now = time.monotonic()
     batcher.put(_pending(0, 0, now - 3))
@@ -111,7 +145,7 @@ def test_batcher_takes_oldest_first_and_keeps_notices_in_place() -> None:
 
 
 def test_batcher_drops_stale_windows_oldest_first_but_never_a_streams_newest() -> None:
-    batcher = Batcher(2, max_batch=8, max_wait_s=0.0, max_latency_s=1.0, depth=10)
+    batcher = Streams(2, max_batch=8, max_wait_s=0.0, max_latency_s=1.0, depth=10)
     batcher.observe(0.001, 1)  # a fast model
     now = time.monotonic()
     for k in range(4):  # stream 0: three stale windows, then a fresh one
@@ -123,7 +157,9 @@ def test_batcher_drops_stale_windows_oldest_first_but_never_a_streams_newest() -
 
 
 def test_batcher_full_queue_drops_its_oldest_window_and_lossless_waits() -> None:
-    batcher = Batcher(2, max_batch=1, max_wait_s=10, max_latency_s=100, depth=2, lossless={1})
+    batcher = Streams(
+        2, max_batch=1, max_wait_s=10, max_latency_s=100, depth=2, lossless=frozenset({1})
+    )
     now = time.monotonic()
     for k in range(3):
         batcher.put(_pending(0, k, now))
@@ -138,7 +174,7 @@ def test_batcher_full_queue_drops_its_oldest_window_and_lossless_waits() -> None
 
 
 def test_batcher_waits_at_most_max_wait_for_a_full_batch() -> None:
-    batcher = Batcher(1, max_batch=4, max_wait_s=0.2, max_latency_s=100)
+    batcher = Streams(1, max_batch=4, max_wait_s=0.2, max_latency_s=100)
     batcher.observe(0.001, 1)  # a fast model
     batcher.put(_pending(0, 0, time.monotonic()))
     t0 = time.monotonic()
@@ -197,7 +233,7 @@ def test_srt_file_names_are_safe_and_unique() -> None:
 
 
 def test_batcher_batches_only_what_fits_in_the_latency_budget() -> None:
-    batcher = Batcher(4, max_batch=4, max_wait_s=0.0, max_latency_s=2.2)
+    batcher = Streams(4, max_batch=4, max_wait_s=0.0, max_latency_s=2.2)
     batcher.observe(1.0, 2)  # 0.5 s per window
     now = time.monotonic()
     for stream in range(4):
@@ -210,7 +246,7 @@ def test_batcher_batches_only_what_fits_in_the_latency_budget() -> None:
 
 
 def test_batcher_serves_the_streams_in_turn() -> None:
-    batcher = Batcher(2, max_batch=1, max_wait_s=0.0, max_latency_s=100, depth=3)
+    batcher = Streams(2, max_batch=1, max_wait_s=0.0, max_latency_s=100, depth=3)
     now = time.monotonic()
     for k in range(3):  # stream 1's windows always arrive a millisecond earlier
         batcher.put(_pending(0, k, now - 3 + k))
@@ -220,7 +256,7 @@ def test_batcher_serves_the_streams_in_turn() -> None:
 
 
 def test_batcher_takes_one_window_while_the_models_speed_is_unknown() -> None:
-    batcher = Batcher(2, max_batch=4, max_wait_s=0.0, max_latency_s=100)
+    batcher = Streams(2, max_batch=4, max_wait_s=0.0, max_latency_s=100)
     now = time.monotonic()
     batcher.put(_pending(0, 0, now))
     batcher.put(_pending(1, 0, now))

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from slowfast_deploy.engine.base import DecodeOptions
-from slowfast_deploy.serve.batcher import Clips, DynamicBatcher, QueueFull
+from slowfast_deploy.engine.batching import Clips, QueueFull
 from slowfast_deploy.serve.kserve import TensorSpec, infer_response, parse_infer
+from slowfast_deploy.serve.model_loop import ModelLoop
 from slowfast_deploy.serve.options import (
     CLIP_BYTES,
     BatchOptions,
@@ -174,7 +175,7 @@ class _Model:
 
 def test_batcher_batches_concurrent_requests_and_splits_answers():
     model = _Model()
-    batcher = DynamicBatcher(model, max_batch=4, max_wait_ms=200, max_queue=100)
+    batcher = ModelLoop(model, max_batch=4, max_wait_ms=200, max_queue=100)
     try:
         results: dict[int, np.ndarray] = {}
 
@@ -199,7 +200,7 @@ def test_batcher_batches_concurrent_requests_and_splits_answers():
 
 def test_batcher_queue_is_bounded():
     model = _Model()
-    batcher = DynamicBatcher(model, max_batch=64, max_wait_ms=300, max_queue=2)
+    batcher = ModelLoop(model, max_batch=64, max_wait_ms=300, max_queue=2)
     try:
         first = batcher.submit(Clips.of(np.zeros((2, 1, 2), np.float32)))
         with pytest.raises(QueueFull, match="--max-queue 2"):

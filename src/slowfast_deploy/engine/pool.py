@@ -1,12 +1,14 @@
 """Decode worker processes that survive crashed and hung decoders.
 
-Each worker is a process fed over its own pipe, at most ``depth`` videos at a time, so the
+Each worker is an ``engine.worker.WorkerProcess`` (a clean interpreter, its heartbeat, typed
+messages) fed over its own pipe, at most ``depth`` videos at a time, so the
 pool always knows which video each worker holds. A worker that dies (segfault, OOM kill,
 ``kill -9``) is replaced; the video it was decoding is retried once in the fresh worker and
 recorded as failed (``decoder_died``) if it kills that one too; the other videos it held
 are handed out again without penalty. A decode that makes no progress (no heartbeat from the
-decoder) for ``timeout_s`` seconds is killed and recorded as failed (``decode_timeout``): a
-stall limit, so a two-hour video that keeps decoding is never cut off.
+decoder: ``engine.worker``'s one stall rule) for ``timeout_s`` seconds is killed and recorded
+as failed (``decode_timeout``): a stall limit, so a two-hour video that keeps decoding is
+never cut off.
 
 Results come back in completion order; at most ``prefetch`` videos are decoded ahead of the
 consumer, so memory stays bounded whatever the number of jobs.
@@ -14,23 +16,15 @@ consumer, so memory stays bounded whatever the number of jobs.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
-import mmap
 import os
 import queue
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from multiprocessing import Pipe
 from multiprocessing.connection import Connection, wait
-from typing import Any
 
 from slowfast_deploy.engine.base import (
     DEFAULT_DECODE_TIMEOUT_S,
@@ -39,6 +33,7 @@ from slowfast_deploy.engine.base import (
     VideoJob,
 )
 from slowfast_deploy.engine.decode import decode_job
+from slowfast_deploy.engine.worker import Channel, Stop, WorkerProcess, describe_exit
 from slowfast_deploy.errors import Reason
 from slowfast_deploy.specs import ViewSpec
 
@@ -48,133 +43,58 @@ DECODER_NICE = 5  # decoders run below the model's threads (measured: +3-7% on 2
 MAX_ATTEMPTS = 2  # a video that kills its decoder twice is recorded as failed
 
 
-def _die_with_parent() -> None:
-    """Linux: the kernel kills this worker when its parent dies, even by ``kill -9``."""
-    try:
-        import ctypes
+@dataclass(frozen=True, slots=True)
+class DecodeTask:
+    """Pool -> worker: decode ``job``; ``seq`` names it in the heartbeat and the answer."""
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: the pipe's EOF still ends an idle worker
+    seq: int
+    job: VideoJob
 
 
-def _worker_main(
-    conn: Connection,
-    heartbeat: Any,
-    current: Any,
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """Worker -> pool: the result of task ``seq``."""
+
+    seq: int
+    result: DecodedVideo
+
+
+def _decode_worker(
+    channel: Channel,
     views: ViewSpec,
     options: DecodeOptions,
     decode_fn: Callable[..., DecodedVideo],
 ) -> None:
-    """Decode jobs from ``conn``; a sender thread returns results so decoding goes on.
+    """Decode tasks from ``channel``; a sender thread returns results so decoding goes on.
 
-    ``current`` holds the seq of the video being decoded (-1 when idle), so a crash or a stall
-    is blamed on that video, not on one whose result is still being sent.
+    The heartbeat's task is the seq of the video being decoded (none when idle), so a crash or
+    a stall is blamed on that video, not on one whose result is still being sent.
     """
-    _die_with_parent()
-    os.nice(DECODER_NICE)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled once, by the main process
-    outbox: queue.Queue[Any] = queue.Queue()
+    heartbeat = channel.heartbeat
+    outbox: queue.Queue[Decoded | None] = queue.Queue()
 
     def send() -> None:
         try:
             while (item := outbox.get()) is not None:
-                conn.send(item)
+                channel.send(item)
         except Exception:  # a result that cannot be sent: die, so the pool sees a crash
             os._exit(70)
 
     sender = threading.Thread(target=send, daemon=True)
     sender.start()
-
-    def beat() -> None:
-        heartbeat.value = time.monotonic()
-
     while True:
         try:
-            message = conn.recv()
+            message = channel.recv()
         except (EOFError, OSError):  # the pool is gone
             break
-        if message is None:
+        if not isinstance(message, DecodeTask):  # Stop
             break
-        seq, job = message
-        current.value = seq
-        heartbeat.value = time.monotonic()
-        result = decode_fn(job, views, options, on_frame=beat)
-        heartbeat.value = 0.0  # idle: no stall clock running
-        current.value = -1
-        outbox.put((seq, result))
+        heartbeat.start(message.seq)
+        result = decode_fn(message.job, views, options, on_frame=heartbeat.beat)
+        heartbeat.done()
+        outbox.put(Decoded(message.seq, result))
     outbox.put(None)
     sender.join()
-
-
-# The worker is a fresh interpreter that imports only this module: never the caller's
-# ``__main__``. multiprocessing's spawn and forkserver both re-run the main script in every
-# child, so a plain script without an ``if __name__ == "__main__":`` guard (or code piped to
-# ``python -``) would start decoders that each start decoders, and die.
-_CHILD = "from slowfast_deploy.engine.pool import _child_main; _child_main()"
-
-
-def _child_main() -> None:
-    """Entry of a worker process: ``argv`` = the pipe's fd and the shared state's fd."""
-    conn = Connection(int(sys.argv[1]))
-    shared = _Shared(mmap.mmap(int(sys.argv[2]), _Shared.SIZE))
-    sys.path[:] = conn.recv()  # the parent's: test doubles and user modules import alike
-    views, options, decode_fn = conn.recv()
-    _worker_main(conn, shared.heartbeat, shared.current, views, options, decode_fn)
-
-
-class _Shared:
-    """Two values a worker and the pool share through an anonymous memory file: the time of
-    the worker's last progress (0 when idle) and the seq of the video it decodes (-1: none)."""
-
-    SIZE = 16
-
-    def __init__(self, buffer: mmap.mmap) -> None:
-        self.buffer = buffer
-        self.heartbeat = ctypes.c_double.from_buffer(buffer, 0)
-        self.current = ctypes.c_int64.from_buffer(buffer, 8)
-
-    @classmethod
-    def create(cls) -> tuple[_Shared, int]:
-        fd = os.memfd_create("slowfast-decoder", 0)
-        os.ftruncate(fd, cls.SIZE)
-        shared = cls(mmap.mmap(fd, cls.SIZE))
-        shared.current.value = -1
-        return shared, fd
-
-
-class _Process:
-    """A worker process: ``subprocess.Popen`` with the few ``multiprocessing.Process``
-    members the pool uses (``sentinel`` is a pidfd, readable once the process has ended)."""
-
-    def __init__(self, conn_fd: int, shared_fd: int) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        self.popen = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, str(conn_fd), str(shared_fd)],
-            pass_fds=(conn_fd, shared_fd),
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-        self.sentinel = os.pidfd_open(self.popen.pid)
-
-    @property
-    def exitcode(self) -> int | None:
-        return self.popen.poll()
-
-    def is_alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def kill(self) -> None:
-        if self.is_alive():
-            self.popen.kill()
-
-    def join(self, timeout: float | None = None) -> None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout)
-        if not self.is_alive() and self.sentinel >= 0:
-            os.close(self.sentinel)
-            self.sentinel = -1
 
 
 @dataclass
@@ -186,36 +106,19 @@ class _Task:
 
 @dataclass
 class _Worker:
-    process: _Process
-    conn: Connection
-    shared: _Shared
+    process: WorkerProcess
     held: deque[_Task] = field(default_factory=deque)  # sent, result not received yet
 
     @property
-    def heartbeat(self) -> ctypes.c_double:  # time.monotonic() of the last progress, 0: idle
-        return self.shared.heartbeat
-
-    @property
-    def current(self) -> ctypes.c_int64:  # seq of the video being decoded, -1 when idle
-        return self.shared.current
+    def conn(self) -> Connection:
+        return self.process.conn
 
 
 def _split_culprit(worker: _Worker) -> tuple[_Task | None, list[_Task]]:
-    """The video the worker was decoding (by its shared ``current``), and the others."""
-    seq = worker.current.value
+    """The video the worker was decoding (by its heartbeat's task), and the others."""
+    seq = worker.process.heartbeat.task
     culprit = next((t for t in worker.held if t.seq == seq), None)
     return culprit, [t for t in worker.held if t is not culprit]
-
-
-def _signal_name(exitcode: int | None) -> str:
-    if exitcode is None:
-        return "unknown cause"
-    if exitcode < 0:
-        try:
-            return f"signal {-exitcode}, {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"signal {-exitcode}"
-    return f"exit code {exitcode}"
 
 
 class DecodePool:
@@ -254,37 +157,24 @@ class DecodePool:
         self.close()
 
     def _start(self) -> _Worker:
-        parent, child = Pipe()
-        shared, shared_fd = _Shared.create()
-        try:
-            process = _Process(child.fileno(), shared_fd)
-        finally:
-            child.close()
-            os.close(shared_fd)
-        with contextlib.suppress(OSError):  # a worker that died at once: its sentinel says so
-            parent.send(sys.path)
-            parent.send((self.views, self.options, self.decode_fn))
-        return _Worker(process, parent, shared)
+        return _Worker(
+            WorkerProcess(
+                _decode_worker, self.views, self.options, self.decode_fn, nice=DECODER_NICE
+            )
+        )
 
     def close(self) -> None:
         for worker in self._workers:
-            with contextlib.suppress(OSError, BrokenPipeError):
-                worker.conn.send(None)
+            worker.process.send(Stop())
         deadline = time.monotonic() + 2.0
         for worker in self._workers:
             worker.process.join(max(0.0, deadline - time.monotonic()))
-            if worker.process.is_alive():
-                worker.process.kill()
-                worker.process.join()
-            worker.conn.close()
+            worker.process.close()
         self._workers = []
 
     def _replace(self, index: int) -> _Worker:
         old = self._workers[index]
-        if old.process.is_alive():
-            old.process.kill()
-        old.process.join()
-        old.conn.close()
+        old.process.close()
         self.stats["worker_restarts"] += 1
         self._workers[index] = self._start()
         return old
@@ -318,8 +208,7 @@ class DecodePool:
                     task, self._seq = _Task(self._seq, job), self._seq + 1
                 worker = min(free, key=lambda w: len(w.held))
                 worker.held.append(task)
-                with contextlib.suppress(OSError):  # a dead worker: its sentinel reports it
-                    worker.conn.send((task.seq, task.job))
+                worker.process.send(DecodeTask(task.seq, task.job))
             if not self._in_flight():
                 return
             busy = [w for w in self._workers if w.held]
@@ -327,10 +216,12 @@ class DecodePool:
             for index, worker in enumerate(self._workers):
                 while worker.held and worker.conn.poll():
                     try:
-                        got_seq, result = worker.conn.recv()
+                        message = worker.conn.recv()
                     except (EOFError, OSError):
                         break  # it died: handled below
-                    found = next((t for t in worker.held if t.seq == got_seq), None)
+                    assert isinstance(message, Decoded), message
+                    result = message.result
+                    found = next((t for t in worker.held if t.seq == message.seq), None)
                     if found is None:  # not one of this imap's videos
                         continue
                     task = found
@@ -345,20 +236,22 @@ class DecodePool:
                 elif worker.held and self._stalled(worker):
                     yield self._on_stall(index)
 
+    @property
+    def processes(self) -> list[WorkerProcess]:
+        """The worker processes now (a test or a monitor can wait on their ``sentinel``)."""
+        return [w.process for w in self._workers]
+
     def _in_flight(self) -> int:
         return sum(len(w.held) for w in self._workers) + len(self._retry)
 
     def _stalled(self, worker: _Worker) -> bool:
-        beat = worker.heartbeat.value
-        decoding = any(t.seq == worker.current.value for t in worker.held)
-        return bool(
-            self.timeout_s and beat and decoding and time.monotonic() - beat > self.timeout_s
-        )
+        decoding = any(t.seq == worker.process.heartbeat.task for t in worker.held)
+        return decoding and worker.process.stalled(self.timeout_s)
 
     def _on_death(self, index: int) -> DecodedVideo | None:
         """A worker died: its current video is retried once (then failed), the rest requeued."""
         old = self._replace(index)
-        cause = _signal_name(old.process.exitcode)
+        cause = describe_exit(old.process.exitcode)
         culprit, others = _split_culprit(old)
         self._retry.extend(others)
         if culprit is None:  # died between videos (e.g. killed from outside): nobody to blame

@@ -10,13 +10,16 @@ is yielded, and are closed when the watch finishes.
 
 Threads and data::
 
-    StreamWorker (one thread per source: decode, windows) ──put──> Batcher (per-stream queues)
-                                                                      │ take: a batch is due
-    events <── segments, stats <── window events <── score_windows <──┘ (this generator)
+    StreamWorker (one thread per source: decode, windows) ──put──> BatchQueue (per-stream
+                                                                      │ queues; take: a batch
+    events <── segments, stats <── window events <── score_windows <──┘ is due; this generator)
 
 The model runs in the thread that iterates the watch, so a consumer that falls behind makes
-windows age and be dropped, never queue without bound. Events (``live.events``, every one names
-its stream):
+windows age and be dropped, never queue without bound. A served watch (``queue=`` the
+server's ``engine.batching.BatchQueue``) puts its windows in the server's one queue instead:
+the server's model loop scores them with every other stream's and request's work
+(``pending.score_routed``) and hands each watch its share, in order; its drops and turns are the
+same rules. Events (``live.events``, every one names its stream):
 
 - ``window``: ``timeline``'s window record (``timeline.output.window_entry``: index, frames,
   stream times ``start_s``/``end_s``, top-k) plus ``stream``, ``connection`` (0, then +1 per
@@ -34,17 +37,18 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from slowfast_deploy.engine.batching import BatchQueue, Take
 from slowfast_deploy.labels import names_for, resolve_labels
-from slowfast_deploy.live.batcher import Batcher, Notice, PendingWindow, Take
 from slowfast_deploy.live.events import (
     Event,
     SegmentEndEvent,
@@ -53,6 +57,14 @@ from slowfast_deploy.live.events import (
     SegmentTracker,
     StreamStats,
     WindowEvent,
+)
+from slowfast_deploy.live.pending import (
+    Mailbox,
+    Notice,
+    OwnInlet,
+    PendingWindow,
+    SharedInlet,
+    SharedQueue,
 )
 from slowfast_deploy.live.sinks import Sink, close_sinks
 from slowfast_deploy.live.sources import (
@@ -67,7 +79,7 @@ from slowfast_deploy.runtime import Backend, ModelConfig
 from slowfast_deploy.runtime.base import check_input_shape, input_dtype_of, run_batched
 from slowfast_deploy.timeline.run import score_windows
 from slowfast_deploy.timeline.segments import Segment
-from slowfast_deploy.timeline.windows import WindowPlan
+from slowfast_deploy.timeline.windows import WindowPlan, WindowRecord
 
 logger = logging.getLogger(__name__)
 
@@ -129,8 +141,12 @@ class Watch:
         *,
         labels: Sequence[str] | None,
         owns_backend: bool = False,
+        queue: SharedQueue | None = None,
         sinks: Sequence[Sink] = (),
     ) -> None:
+        """``queue``: the server's queue, shared with other watches and requests (its
+        batching, latency and depth limits apply, and the server's model loop scores the
+        windows); None: the watch batches its streams itself (``options``' limits)."""
         if not sources:
             raise ValueError("sources must name at least one stream, got none")
         check_names(list(sources))
@@ -149,22 +165,33 @@ class Watch:
         self._owns_backend = owns_backend
         self.sinks = list(sinks)
         self._stop = threading.Event()
-        self.batcher = Batcher(
-            len(self.sources),
-            max_batch=options.max_batch,
-            max_wait_s=options.max_wait_ms / 1e3,
-            max_latency_s=options.max_latency_s,
-            depth=options.queue_depth,
-            lossless=frozenset(
-                i for i, s in enumerate(self.sources) if s.kind == "file" and not options.realtime
-            ),
-        )
+        self._mailbox = Mailbox()
+        self._delivered = 0  # windows and notices handed back by a shared queue
+        # the watch's own queue (it scores its windows), or None: the server's ``queue``
+        self._own: BatchQueue[PendingWindow, Notice] | None = None
+        self.queue: BatchQueue[PendingWindow, Notice] | SharedQueue
+        inlet: OwnInlet | SharedInlet
+        if queue is None:
+            self._own = BatchQueue(
+                max_batch=options.max_batch,
+                max_wait_s=options.max_wait_ms / 1e3,
+                max_latency_s=options.max_latency_s,
+                depth=options.queue_depth,
+            )
+            self.queue, inlet = self._own, OwnInlet(self._own)
+            self._keys: list[Hashable] = list(range(len(self.sources)))
+        else:
+            self.queue, inlet = queue, SharedInlet(queue, self._mailbox)
+            self._keys = [(self._mailbox, i) for i in range(len(self.sources))]
+        self._inlet = inlet
+        for key, source in zip(self._keys, self.sources, strict=True):
+            self.queue.add_stream(key, lossless=source.kind == "file" and not options.realtime)
         self.workers = [
             StreamWorker(
                 i,
                 source,
                 plan,
-                self.batcher,
+                inlet,
                 options=options.open,
                 reconnect=Reconnect(
                     source.kind != "file" if options.reconnect is None else options.reconnect
@@ -194,7 +221,8 @@ class Watch:
     def stop(self) -> None:
         """End the watch soon (any thread): the iteration yields the last events and ends."""
         self._stop.set()
-        self.batcher.wake()
+        self.queue.wake()
+        self._mailbox.queue.put(None)
 
     def finish(self) -> list[Event]:
         """Stop every stream and return the last events: segments still open are closed,
@@ -204,14 +232,20 @@ class Watch:
             return []
         self._finished = True
         self._stop.set()
-        self.batcher.close()
+        dropped: list[int] | None = None  # the counts of the final stats
+        if self._own is None:
+            dropped = [self.queue.dropped(key) for key in self._keys]
+            for key in self._keys:  # its leftovers leave the server's queue
+                self.queue.remove_stream(key)
+        else:
+            self._own.close()
         deadline = time.monotonic() + _JOIN_S  # one wait for all: stalled reads are abandoned
         for worker in self.workers:
             worker.join(max(0.0, deadline - time.monotonic()))
         events: list[Event] = []
         for stream in sorted(self._trackers):
             events += self._close_segments(stream)
-        events += self._stats_events(final=True)
+        events += self._stats_events(final=True, dropped=dropped)
         try:
             for event in events:
                 self._write(event)
@@ -242,51 +276,99 @@ class Watch:
             raise RuntimeError("a Watch is iterated once; start another watch()")
         self._started = self._period_start = time.monotonic()
         every = self.options.stats_every_s
-        self._warm_up()
+        own = self._own
+        if own is not None:  # a served watch's model is warm: the server probed it
+            self._warm_up()
         for worker in self.workers:
             worker.start()
         # the periods start with the streams: a slow warm-up (a busy machine) must not put
         # statistics before the streams' first events
         self._period_start = time.monotonic()
         next_stats = self._period_start + every if every else float("inf")
+        flushed = False
         while not self._stop.is_set():
-            take = self.batcher.take(min(_TAKE_TIMEOUT_S, max(0.0, next_stats - time.monotonic())))
-            yield from self._handle(take)
+            timeout_s = min(_TAKE_TIMEOUT_S, max(0.0, next_stats - time.monotonic()))
+            if own is None:
+                yield from self._delivered_events(timeout_s)
+            else:
+                yield from self._handle(own.take(timeout_s))
             if time.monotonic() >= next_stats:
                 yield from self._stats_events(final=False)
                 next_stats += every or float("inf")
-            if not any(w.alive for w in self.workers) and not self.batcher.pending():
+            if any(w.alive for w in self.workers):
+                continue
+            if own is not None:
+                if not own.pending():
+                    break
+            elif not flushed:  # every stream ended: the server scores what is left, at once
+                for key in self._keys:
+                    self.queue.flush(key)
+                flushed = True
+            elif self._all_back():
                 break
-        if not self._stop.is_set():  # every stream ended: score what is left, in order
-            for take in self.batcher.drain():
+        if not self._stop.is_set() and own is not None:  # score what is left, in order
+            for take in own.drain():
                 yield from self._handle(take)
+
+    def _delivered_events(self, timeout_s: float) -> Iterator[Event]:
+        """A served watch: what the server's model loop handed back (waits ``timeout_s``)."""
+        try:
+            delivery = self._mailbox.queue.get(timeout=timeout_s)
+        except queue.Empty:
+            return
+        if delivery is None:  # a stream ended, or the watch stops
+            return
+        if delivery.error is not None:
+            raise delivery.error
+        self._delivered += len(delivery.before) + len(delivery.batch) + len(delivery.after)
+        if delivery.batch:
+            self.model_s += delivery.model_s
+            self.model_calls += 1
+        yield from self._notices(delivery.before)
+        yield from self._window_events(delivery.batch, delivery.records)
+        yield from self._notices(delivery.after)
+
+    def _all_back(self) -> bool:
+        """A served watch: everything its streams put was handed back or dropped."""
+        assert isinstance(self._inlet, SharedInlet)
+        dropped = sum(self.queue.dropped(key) for key in self._keys)
+        return self._delivered + dropped >= self._inlet.put_count
 
     def _warm_up(self) -> None:
         """One model call before the streams start: the first call of a runtime is its
-        slowest (graph set-up), and the batcher learns the model's speed from it."""
+        slowest (graph set-up), and the queue learns the model's speed from it."""
         plan = self.options.plan
         size = plan.preprocess.crop_size
         shape = (1, 1, 3, plan.clip.clip_len, size, size)
         zeros = np.zeros(shape, dtype=input_dtype_of(self.backend))
         t0 = time.perf_counter()
         run_batched(self.backend, zeros)
-        self.batcher.observe(time.perf_counter() - t0, 1)
+        self.queue.observe(time.perf_counter() - t0, 1)
 
-    def _handle(self, take: Take) -> Iterator[Event]:
-        for notice in take.before:
-            yield from self._notice(notice)
-        if take.batch:
-            yield from self._score(take.batch)
-        for notice in take.after:
-            yield from self._notice(notice)
-
-    def _score(self, batch: list[PendingWindow]) -> Iterator[Event]:
+    def _score(self, batch: list[PendingWindow]) -> list[WindowRecord]:
         t0 = time.perf_counter()
         records = list(score_windows([p.clip for p in batch], self.backend, batchsize=len(batch)))
         seconds = time.perf_counter() - t0
-        self.batcher.observe(seconds, len(batch))
+        self.queue.observe(seconds, len(batch))
         self.model_s += seconds
         self.model_calls += 1
+        return records
+
+    def _notices(self, notices: list[Notice]) -> Iterator[Event]:
+        for notice in notices:
+            yield from self._notice(notice)
+
+    def _handle(self, take: Take[PendingWindow, Notice]) -> Iterator[Event]:
+        """A take of the watch's own queue: its notices, its windows scored, its notices."""
+        yield from self._notices(take.before)
+        if take.batch:
+            yield from self._window_events(take.batch, self._score(take.batch))
+        yield from self._notices(take.after)
+
+    def _window_events(
+        self, batch: list[PendingWindow], records: list[WindowRecord]
+    ) -> Iterator[Event]:
+        """Window events (and the segments they decide) of the scored windows ``batch``."""
         if self._names is None and records:
             self._names = names_for(self._labels, len(records[0].scores)) or ()
         names = self._names or None
@@ -340,7 +422,8 @@ class Watch:
             yield from self._close_segments(notice.stream)
         yield notice.event
 
-    def _stats_events(self, *, final: bool) -> list[Event]:
+    def _stats_events(self, *, final: bool, dropped: list[int] | None = None) -> list[Event]:
+        """Each stream's stats; ``dropped``: its drop counts (default: the queue's now)."""
         now = time.monotonic()
         period_s = now - (self._started if final else self._period_start)
         self._period_start = now
@@ -352,7 +435,7 @@ class Watch:
                 state=worker.state,
                 frames=worker.frames,
                 connections=worker.connections,
-                dropped=self.batcher.dropped[i],
+                dropped=self.queue.dropped(self._keys[i]) if dropped is None else dropped[i],
                 period_s=period_s,
                 final=final,
                 wall=time.time(),
@@ -392,7 +475,7 @@ def watch(
     ``ModelConfig`` (opened here, closed when the watch finishes). ``labels``: class names
     (default: the Kinetics-400 names, shown for 400-class models). ``max_latency_s`` is the
     latency budget and ``queue_depth`` the windows a stream may hold waiting (see
-    ``batcher``). ``sinks`` (``live.sinks``) get every event; the watch closes them when it
+    ``engine.batching``). ``sinks`` (``live.sinks``) get every event; the watch closes them when it
     finishes, or here if it cannot start.
     """
     try:

@@ -11,7 +11,7 @@ the first frame (bad timestamps: frame / fps from there on, see ``video.frames``
 frames some window samples are converted to RGB and resized (at once, so no full-size frame
 is held), and ``assemble_windows`` keeps about one window of crops: memory per stream is flat.
 
-States, each a notice in the stream's queue (``batcher.Notice``)::
+States, each a notice in the stream's queue (``pending.Notice``)::
 
     open ──ok──> stream_opened ──frames──> ... ──ends/errors/stalls──> stream_lost
       │                                                                   │ reconnect
@@ -36,8 +36,8 @@ from numpy.typing import NDArray
 
 from slowfast_deploy._optional import require
 from slowfast_deploy.errors import Reason
-from slowfast_deploy.live.batcher import Batcher, Notice, PendingWindow
 from slowfast_deploy.live.events import StreamEvent, StreamInfo, StreamKind
+from slowfast_deploy.live.pending import Inlet, Notice, PendingWindow
 from slowfast_deploy.live.sources import (
     OpenOptions,
     Source,
@@ -123,7 +123,7 @@ class StreamWorker:
         index: int,
         source: Source,
         plan: WindowPlan,
-        batcher: Batcher,
+        batcher: Inlet,
         *,
         options: OpenOptions,
         reconnect: Reconnect,

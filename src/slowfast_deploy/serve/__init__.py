@@ -8,9 +8,9 @@ Prometheus metrics and a web page. One ASGI app (``app.create_app``), run embedd
 | ``options``   | ``ServeOptions``: batching, limits, decoding, security (the CLI's flags)   |
 | ``problems``  | ``Problem``: every failure as JSON with a ``reason`` code and HTTP status  |
 | ``protocol``  | requests and responses: parsed once, bad input turned into a ``Problem``   |
-| ``service``   | ``InferenceService``: the model, batcher, decoders, budgets; typed results |
+| ``service``   | ``InferenceService``: the model, model loop, decoders, budgets; typed results |
 | ``routes``    | the HTTP doors: parse, call the service, answer (a few lines each)         |
-| ``batcher``   | ``DynamicBatcher``: requests' clips -> one model call of <= max-batch      |
+| ``model_loop``| ``ModelLoop``: requests' clips, streams' windows -> one model thread       |
 | ``decoding``  | ``DecodeService``: the decode pool shared by requests (crash/hang isolated)|
 | ``uploads``   | streamed multipart -> one private temp file per request; paths; URLs       |
 | ``security``  | API key (bearer), allowed directories and URL prefixes                     |

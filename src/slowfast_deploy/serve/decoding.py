@@ -17,8 +17,8 @@ from concurrent.futures import Future
 from typing import Any
 
 from slowfast_deploy.engine.base import DecodedVideo, DecodeOptions, VideoJob
+from slowfast_deploy.engine.batching import BatcherClosed, QueueFull
 from slowfast_deploy.engine.pool import DecodePool
-from slowfast_deploy.serve.batcher import BatcherClosed, QueueFull
 from slowfast_deploy.specs import VIEWS, ViewSpec
 
 logger = logging.getLogger(__name__)

@@ -29,10 +29,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from slowfast_deploy.engine.batching import BatcherClosed, QueueFull
 from slowfast_deploy.errors import Reason, SlowFastDeployError, VideoDecodeError
 from slowfast_deploy.labels import names_for
 from slowfast_deploy.serve import kserve, protocol
-from slowfast_deploy.serve.batcher import BatcherClosed, QueueFull
 from slowfast_deploy.serve.metrics import Metrics
 from slowfast_deploy.serve.problems import Problem, video_problem
 from slowfast_deploy.serve.service import InferenceService

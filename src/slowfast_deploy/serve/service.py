@@ -2,7 +2,8 @@
 ``serving.py``).
 
 ``InferenceService`` owns everything a request needs, opened once (``start``) and closed once
-(``close``): the backend behind the ``DynamicBatcher``, the decode pools (``DecodeService``),
+(``close``): the backend behind the ``ModelLoop`` (one queue for requests' clips and the
+streams' windows), the decode pools (``DecodeService``),
 the live streams, a private 0700 directory for uploads, and the limits that keep a busy
 server's memory flat (``admitted``, ``tensor_memory``, the decoded-clip budget). Its methods
 take parsed requests (``protocol``) and return typed results: model rows, a
@@ -35,6 +36,7 @@ from numpy.typing import NDArray
 
 from slowfast_deploy.api import Model, Prediction
 from slowfast_deploy.engine.base import DecodedVideo
+from slowfast_deploy.engine.batching import Clips
 from slowfast_deploy.engine.scoring import check_model_views, score_views
 from slowfast_deploy.errors import ModelFormatError, Reason, VideoDecodeError
 from slowfast_deploy.export.onnx import INPUT_NAME, OUTPUT_NAME
@@ -48,10 +50,10 @@ from slowfast_deploy.runtime.base import (
     model_input,
 )
 from slowfast_deploy.serve import kserve
-from slowfast_deploy.serve.batcher import Clips, DynamicBatcher
 from slowfast_deploy.serve.budget import Budget
 from slowfast_deploy.serve.decoding import DecodeService
 from slowfast_deploy.serve.metrics import Metrics
+from slowfast_deploy.serve.model_loop import ModelLoop
 from slowfast_deploy.serve.options import ServeOptions
 from slowfast_deploy.serve.problems import Problem, video_problem
 from slowfast_deploy.serve.protocol import (
@@ -79,13 +81,13 @@ T = TypeVar("T")
 
 
 class BatchedBackend:
-    """The backend contract over the batcher: a timeline's, a video's or a live stream's model
-    calls join other requests' batches. Any batch size is taken (the batcher cuts and pads
-    for the model). Each call waits at most ``timeout_s``; after ``cancel()`` (its request
-    timed out) the clips it has queued are dropped and every call raises, so the work behind
-    it stops."""
+    """The backend contract over the model loop: a timeline's or a video's model calls join
+    other requests' batches (a live stream's windows go into the loop's queue themselves).
+    Any batch size is taken (the loop cuts and pads for the model). Each call waits at most
+    ``timeout_s``; after ``cancel()`` (its request timed out) the clips it has queued are
+    dropped and every call raises, so the work behind it stops."""
 
-    def __init__(self, backend: Backend, batcher: DynamicBatcher, timeout_s: float) -> None:
+    def __init__(self, backend: Backend, batcher: ModelLoop, timeout_s: float) -> None:
         self.info: BackendInfo = backend.info
         self.input_shape = (None, *backend.input_shape[1:])
         self.output_kind: OutputKind = backend.output_kind
@@ -144,7 +146,7 @@ class _Parts:
     backend: Backend
     owns_backend: bool
     model: ModelFacts
-    batcher: DynamicBatcher
+    batcher: ModelLoop
     decoder: DecodeService
     streams: StreamRegistry
     upload_dir: str
@@ -206,7 +208,7 @@ def _open_parts(model: ServedModel, options: ServeOptions, metrics: Metrics) -> 
     backend, owns = _backend_of(model)
     try:
         facts = model_facts(backend, options.name)
-        batcher = DynamicBatcher(
+        batcher = ModelLoop(
             backend,
             max_batch=options.batch.max_batch,
             max_wait_ms=options.batch.max_wait_ms,
@@ -222,7 +224,8 @@ def _open_parts(model: ServedModel, options: ServeOptions, metrics: Metrics) -> 
         decoder.start()
         upload_dir = tempfile.mkdtemp(prefix="slowfast-serve-", dir=options.tmp_dir)  # 0700
         streams = StreamRegistry(
-            lambda: BatchedBackend(backend, batcher, options.limits.timeout_s),
+            backend,
+            batcher.queue,
             allow_dirs=options.allow_dirs,
             allow_urls=options.allow_urls,
             labels=_labels(model, options),

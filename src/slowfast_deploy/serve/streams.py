@@ -1,9 +1,10 @@
 """Live streams behind the service: ``watch`` (``live``) per registered stream, one model.
 
 ``POST /v1/streams`` ``{"source": URL, "name": NAME}`` starts a ``live.Watch`` of that source
-in a thread of its own; its model calls go through the server's ``DynamicBatcher``, so live
-windows, uploads and tensors share batches (one batched model fed by every source, as in
-DeepStream). ``GET /v1/streams[/{name}]`` gives each stream's state and latest labels;
+in a thread of its own; its windows go into the server's one queue (``model_loop``), beside
+every request's clips, so one model is fed by every source (as in DeepStream) and a stream is
+batched once, with ``watch``'s drops and turns across all served streams.
+``GET /v1/streams[/{name}]`` gives each stream's state and latest labels;
 ``GET /v1/streams/{name}/events`` its events as server-sent events (one JSON event per
 ``data:`` line, the same JSON as ``watch`` prints); ``DELETE /v1/streams/{name}`` stops it.
 
@@ -29,6 +30,7 @@ from slowfast_deploy.engine.scoring import TopClassDict
 from slowfast_deploy.errors import Reason
 from slowfast_deploy.live import Watch, WatchOptions, parse_source
 from slowfast_deploy.live.events import Event, StreamEvent, WindowEvent
+from slowfast_deploy.live.pending import SharedQueue
 from slowfast_deploy.live.sinks import Sink, close_sinks
 from slowfast_deploy.live.sources import Source
 from slowfast_deploy.runtime import Backend
@@ -107,6 +109,7 @@ class LiveStream:
         except Exception as err:  # a stream's failure ends that stream, never the server
             logger.exception("stream %s failed", self.source.name)
             self.state, self.error = "failed", str(err)
+            self.watch.finish()  # its threads stop, its windows leave the server's queue
         finally:
             if self.state not in ("failed", "ended"):
                 self.state = "stopped"
@@ -139,7 +142,8 @@ class StreamRegistry:
 
     def __init__(
         self,
-        backend: Callable[[], Backend],
+        backend: Backend,
+        queue: SharedQueue,
         *,
         allow_dirs: tuple[str, ...],
         allow_urls: tuple[str, ...],
@@ -147,7 +151,7 @@ class StreamRegistry:
         max_batch: int,
         max_streams: int = 16,
     ) -> None:
-        self._backend = backend
+        self._backend, self._queue = backend, queue
         self.allow_dirs, self.allow_urls = allow_dirs, allow_urls
         self.labels = labels
         self.max_batch = max_batch
@@ -193,7 +197,14 @@ class StreamRegistry:
             options = WatchOptions(max_batch=self.max_batch, realtime=True)
             outputs = sinks(name) if sinks is not None else []
             try:
-                watch = Watch([source], self._backend(), options, labels=self.labels, sinks=outputs)
+                watch = Watch(
+                    [source],
+                    self._backend,
+                    options,
+                    labels=self.labels,
+                    sinks=outputs,
+                    queue=self._queue,
+                )
             except BaseException:
                 close_sinks(outputs)
                 raise

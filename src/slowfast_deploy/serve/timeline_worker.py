@@ -6,24 +6,20 @@ The child opens the video, plans the windows and sends each window's model input
 it is complete (``timeline.windows.assemble_windows``, the code ``timeline`` runs in-process),
 over a pipe whose small buffer keeps it at most one window ahead: memory stays flat for any
 video length. The parent scores the windows through the server's batcher. A child that dies
-fails the request (``decoder_died``); one that sends nothing for ``timeout_s`` while the
-parent waits is killed (``decode_timeout``).
+fails the request (``decoder_died``); one whose heartbeat shows no progress for
+``timeout_s`` is killed (``decode_timeout``): the child is an ``engine.worker``, with the
+stall rule of the decode pool.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from multiprocessing import Pipe
-from multiprocessing.connection import Connection
-from typing import Any
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import wait
 
+from slowfast_deploy.engine.worker import Channel, Heartbeat, WorkerProcess, describe_exit
 from slowfast_deploy.errors import Reason, VideoDecodeError
 from slowfast_deploy.runtime.base import InputDType
 from slowfast_deploy.timeline.windows import (
@@ -35,59 +31,97 @@ from slowfast_deploy.timeline.windows import (
     plan_windows,
     wanted_frames,
 )
-from slowfast_deploy.video.decode import Decoder, VideoInfo, iter_frames, open_video
+from slowfast_deploy.video.decode import Decoder, TimedFrame, VideoInfo, iter_frames, open_video
 
 logger = logging.getLogger(__name__)
 
-
-# a fresh interpreter importing only this module, never the server's ``__main__`` (as
-# ``engine.pool`` starts its decoders)
-_CHILD = "from slowfast_deploy.serve.timeline_worker import _child_main; _child_main()"
+_POLL_S = 1.0  # how often a waiting parent looks at the child's heartbeat
 
 
-def _child_main() -> None:
-    """Entry of the child: ``argv[1]`` is its end of the pipe."""
-    with contextlib.suppress(OSError, AttributeError):  # Linux: die with the server
-        import ctypes
+@dataclass(frozen=True, slots=True)
+class TimelineOpened:
+    """Child -> parent, first: the video's info and its number of windows."""
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    conn = Connection(int(sys.argv[1]))
-    path, plan, decoder, input_dtype = conn.recv()
-    _decode(conn, path, plan, decoder, input_dtype)
+    info: VideoInfo
+    num_windows: int
 
 
-def _decode(
-    conn: Connection, path: str, plan: WindowPlan, decoder: Decoder, input_dtype: InputDType
+@dataclass(frozen=True, slots=True)
+class TimelineWindow:
+    """Child -> parent: one window's model input."""
+
+    clip: WindowClip
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineDone:
+    """Child -> parent, last on success: decoding and preprocessing times."""
+
+    stats: TimelineStats
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineFailed:
+    """Child -> parent, last on failure: the reason code and one plain sentence."""
+
+    reason: Reason
+    message: str
+
+
+TimelineMessage = TimelineOpened | TimelineWindow | TimelineDone | TimelineFailed
+
+
+def _beating(frames: Iterable[TimedFrame], heartbeat: Heartbeat) -> Iterator[TimedFrame]:
+    for frame in frames:
+        heartbeat.beat()
+        yield frame
+
+
+def _decode_timeline(
+    channel: Channel, path: str, plan: WindowPlan, decoder: Decoder, input_dtype: InputDType
 ) -> None:
-    """Sends ("info", info, windows), ("clip", WindowClip)..., then ("done", stats) or
-    ("error", reason, message)."""
+    """The child: sends ``TimelineOpened``, ``TimelineWindow``..., then ``TimelineDone`` or
+    ``TimelineFailed``. Its heartbeat beats per frame and is idle while a send waits for the
+    parent (the pipe is full: the parent is scoring)."""
+    heartbeat = channel.heartbeat
+
+    def send(message: TimelineMessage) -> None:
+        heartbeat.idle()
+        channel.send(message)
+        heartbeat.beat()
+
     stats = TimelineStats()
+    heartbeat.start(0)
     try:
         with open_video(path, decoder=decoder) as reader:
             info = reader.info
             first, stop = frame_range(info)
             windows = plan_windows(info.num_frames, plan, first=first, stop=stop)
-            conn.send(("info", info, len(windows)))
+            send(TimelineOpened(info, len(windows)))
             frames = iter_frames(reader, wanted_frames(windows), first=windows[0].start_frame)
             for clip in assemble_windows(
-                frames,
+                _beating(frames, heartbeat),
                 windows,
                 fps=info.fps,
                 preprocess=plan.preprocess,
                 stats=stats,
                 input_dtype=input_dtype,
             ):
-                conn.send(("clip", clip))
-        conn.send(("done", stats))
+                send(TimelineWindow(clip))
+        send(TimelineDone(stats))
     except VideoDecodeError as err:
-        conn.send(("error", err.reason, str(err)))
+        send(TimelineFailed(err.reason, str(err)))
     except ValueError as err:
-        conn.send(("error", "invalid", str(err)))
+        send(TimelineFailed(Reason.INVALID, str(err)))
     except Exception as err:  # a decoder error inside the file: this request fails
-        conn.send(("error", "decoder_crash", f"the decoder crashed ({type(err).__name__}: {err})"))
+        send(
+            TimelineFailed(
+                Reason.DECODER_CRASH, f"the decoder crashed ({type(err).__name__}: {err})"
+            )
+        )
     finally:
-        conn.close()
+        heartbeat.done()
+        channel.conn.close()
 
 
 class TimelineDecoder:
@@ -107,52 +141,47 @@ class TimelineDecoder:
         self.info: VideoInfo | None = None
         self.num_windows = 0
         self.stats = TimelineStats()
-        parent, child = Pipe()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        try:
-            self._process = subprocess.Popen(
-                [sys.executable, "-c", _CHILD, str(child.fileno())],
-                pass_fds=(child.fileno(),),
-                stdin=subprocess.DEVNULL,
-                env=env,
-            )
-        finally:
-            child.close()
-        self._conn = parent
-        with contextlib.suppress(OSError):  # a child that died at once: recv says so
-            parent.send((path, plan, decoder, input_dtype))
+        self._process = WorkerProcess(_decode_timeline, path, plan, decoder, input_dtype)
 
     @property
     def pid(self) -> int:
         return self._process.pid
 
-    def _receive(self) -> Any:
-        if self.timeout_s and not self._conn.poll(self.timeout_s):
-            self.close()
-            raise VideoDecodeError(
-                f"{self.path}: decoding made no progress for {self.timeout_s:g} s and was "
-                "stopped (a hung decoder)",
-                reason=Reason.DECODE_TIMEOUT,
-            )
+    def _receive(self) -> TimelineMessage:
+        """The child's next message; raises when it stalls (``engine.worker``'s rule:
+        working with no progress for ``timeout_s``) or dies."""
+        process = self._process
+        while not process.conn.poll():
+            if process.stalled(self.timeout_s):
+                self.close()
+                raise VideoDecodeError(
+                    f"{self.path}: decoding made no progress for {self.timeout_s:g} s and was "
+                    "stopped (a hung decoder)",
+                    reason=Reason.DECODE_TIMEOUT,
+                )
+            if not process.is_alive():
+                break
+            wait([process.conn, process.sentinel], timeout=_POLL_S)
         try:
-            return self._conn.recv()
+            message = process.conn.recv()
         except (EOFError, OSError) as err:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._process.wait(5)
-            code = self._process.poll()
+            process.join(5)
             raise VideoDecodeError(
-                f"{self.path}: the decoder process died (exit code {code}) while decoding it; "
-                "the file is probably corrupt",
+                f"{self.path}: the decoder process died ({describe_exit(process.exitcode)}) "
+                "while decoding it; the file is probably corrupt",
                 reason=Reason.DECODER_DIED,
             ) from err
+        assert isinstance(message, TimelineMessage), message
+        return message
 
     def open(self) -> None:
         """Wait for the video's info (raises as iteration does)."""
         message = self._receive()
-        if message[0] == "error":
+        if isinstance(message, TimelineFailed):
             self.close()
-            raise VideoDecodeError(message[2], reason=message[1])
-        _, self.info, self.num_windows = message
+            raise VideoDecodeError(message.message, reason=message.reason)
+        assert isinstance(message, TimelineOpened), message
+        self.info, self.num_windows = message.info, message.num_windows
 
     def __iter__(self) -> Iterator[WindowClip]:
         if self.info is None:
@@ -161,19 +190,16 @@ class TimelineDecoder:
         try:
             while True:
                 message = self._receive()
-                if message[0] == "clip":
-                    yield message[1]
-                elif message[0] == "done":
-                    self.stats = message[1]
+                if isinstance(message, TimelineWindow):
+                    yield message.clip
+                elif isinstance(message, TimelineDone):
+                    self.stats = message.stats
                     return
-                else:
-                    raise VideoDecodeError(message[2], reason=message[1])
+                elif isinstance(message, TimelineFailed):
+                    raise VideoDecodeError(message.message, reason=message.reason)
         finally:
             logger.debug("%s decoded in %.1f s", self.path, time.perf_counter() - t0)
             self.close()
 
     def close(self) -> None:
-        if self._process.poll() is None:
-            self._process.kill()
-        self._process.wait()
-        self._conn.close()
+        self._process.close()

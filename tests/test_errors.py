@@ -130,10 +130,13 @@ def _reason_literals(path: Path) -> list[str]:
         elif isinstance(node, ast.Call) and getattr(node.func, "id", None) in (
             "Problem",
             "video_problem",
+            "TimelineFailed",
+            "_Lost",
         ):
             first = node.args[0] if node.args else None
             if isinstance(first, ast.Constant) and isinstance(first.value, str):
-                found.append(f"{path.name}:{node.lineno}: Problem({first.value!r}, ...)")
+                name = getattr(node.func, "id", "")
+                found.append(f"{path.name}:{node.lineno}: {name}({first.value!r}, ...)")
     return found
 
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "slowfast_deploy"
@@ -63,3 +64,67 @@ def test_few_untyped_dicts_and_type_ignores():
     ignores = sum(t.count("# type: ignore") for t in texts)
     assert untyped <= 30, untyped
     assert ignores <= 5, ignores
+
+
+# --- issue 20's checks: one home per concept, typed schemas, short serve functions ---
+
+SOURCES = sorted(PACKAGE.rglob("*.py"))
+
+
+def _trees() -> list[tuple[Path, ast.Module]]:
+    return [(p, ast.parse(p.read_text(encoding="utf-8"))) for p in SOURCES]
+
+
+def test_one_batching_queue():
+    batchers = [
+        f"{p.relative_to(PACKAGE)}:{node.name}"
+        for p, tree in _trees()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef) and re.search(r"Batch(er|Queue)$", node.name)
+    ]
+    assert len(batchers) <= 1, batchers
+
+
+# engine/_reaper.py starts Ray's orphan reaper (a watchdog of Ray's processes, not a worker)
+NOT_WORKERS = {"engine/_reaper.py"}
+
+
+def test_one_worker_spawn_site():
+    sites = [
+        f"{p.relative_to(PACKAGE)}:{node.lineno}"
+        for p, tree in _trees()
+        if str(p.relative_to(PACKAGE)) not in NOT_WORKERS
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in {"Popen", "Process"}
+    ]
+    assert len(sites) == 1, sites
+
+
+def test_one_reason_table():
+    """Reason codes mean one thing, with one HTTP status: ``errors.REASONS``."""
+    tables = [
+        f"{p.relative_to(PACKAGE)}:{target.id}"
+        for p, tree in _trees()
+        for node in tree.body
+        if isinstance(node, ast.Assign | ast.AnnAssign)
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name)
+        and re.search(r"REASON|STATUS", target.id)
+        and isinstance(node.value, ast.Dict | ast.DictComp)  # a table, not a subset
+    ]
+    assert len(tables) <= 1, tables
+
+
+def test_no_function_in_serve_is_longer_than_80_lines():
+    long = [
+        f"{p.relative_to(PACKAGE)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})"
+        for p, tree in _trees()
+        if p.relative_to(PACKAGE).parts[0] == "serve"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > 80
+    ]
+    assert not long, long

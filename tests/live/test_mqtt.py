@@ -248,3 +248,40 @@ def test_the_watch_command_names_an_unreachable_broker(
     assert err[-1].endswith(
         f"{url}: the MQTT broker cannot be reached (Connection refused); start it or fix --mqtt"
     )
+
+
+def test_a_served_stream_publishes_its_events(
+    broker: Broker, tiny_onnx: Path, video_dir: Path, tmp_path: Path
+):
+    """``"mqtt": URL`` beside a ``/v1/streams`` source (under ``--allow-url``): the events the
+    server streams as SSE arrive at the broker too, and its report is the last event."""
+    import shutil
+
+    pytest.importorskip("httpx")
+    from tests.serve.helpers import running
+
+    (tmp_path / "v").mkdir()
+    shutil.copy(video_dir / "a" / "land.mp4", tmp_path / "v" / "land.mp4")
+    subscriber = Subscriber(broker.port)
+    spec = {"source": "v/land.mp4", "name": "cam", "mqtt": broker.url}
+    prefix = f"mqtt://127.0.0.1:{broker.port}/"
+    with (
+        running(tiny_onnx, allow_dirs=(str(tmp_path),), allow_urls=(prefix,)) as server,
+        server.client() as client,
+    ):
+        refused = client.post("/v1/streams", json={**spec, "mqtt": "mqtt://127.0.0.1:1/x"})
+        assert refused.json()["reason"] == "forbidden_url", refused.text
+        assert client.post("/v1/streams", json=spec).status_code == 201
+        with client.stream("GET", "/v1/streams/cam/events", timeout=60) as response:
+            events = [
+                json.loads(line[len("data: ") :])
+                for line in response.iter_lines()
+                if line.startswith("data: ")
+            ]
+    assert events[-1]["event"] == "mqtt" and events[-1]["dropped"] == 0, events[-1]
+    sent = events[:-1]
+    subscriber.wait(
+        lambda m: sum(not t.endswith(("/state", "/available")) for t, _, _ in m) >= len(sent)
+    )
+    subscriber.close()
+    assert subscriber.events() == sent

@@ -148,8 +148,9 @@ class ServeOptions:
         if self.api_key is not None and len(self.api_key) < 8:
             raise ValueError("api_key must be at least 8 characters long")
         for prefix in self.allow_urls:
-            if not re.match(r"(https?|rtsps?|rtmps?|srt|udp|tcp|rtp)://[^/]+/", prefix):
+            if not re.match(r"(https?|rtsps?|rtmps?|srt|udp|tcp|rtp|mqtt)://[^/]+/", prefix):
                 raise ValueError(
                     "allow_urls entries must be scheme://host[:port]/path prefixes (http(s) for "
-                    f"videos to fetch; rtsp, rtmp, srt, ... for live streams), got {prefix!r}"
+                    "videos to fetch and webhooks; rtsp, rtmp, srt, ... for live streams; mqtt "
+                    f"for brokers), got {prefix!r}"
                 )

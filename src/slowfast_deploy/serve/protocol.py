@@ -202,21 +202,23 @@ VideoSource: TypeAlias = ServerPath | RemoteVideo | UploadedVideo
 @dataclass(frozen=True, slots=True)
 class StreamOutputs:
     """Where a served stream's events go besides its event stream, as ``watch``'s flags:
-    ``webhook`` (``--webhook``: segment events POSTed as JSON; under ``--allow-url``) and
+    ``webhook`` (``--webhook``: segment events POSTed as JSON; under ``--allow-url``),
     ``srt_dir`` (``--srt-dir``: ``<name>.srt``, a subtitle per segment; under
-    ``--allow-dir``). ``POST /v1/streams`` takes them beside ``source`` and ``name``."""
+    ``--allow-dir``) and ``mqtt`` (``--mqtt``: every event to ``mqtt://HOST:PORT/PREFIX``;
+    under ``--allow-url``). ``POST /v1/streams`` takes them beside ``source`` and ``name``."""
 
     webhook: str | None = None
     srt_dir: str | None = None
+    mqtt: str | None = None
 
     @classmethod
     def parse(cls, spec: Any) -> StreamOutputs:
         if not isinstance(spec, dict):
             return cls()  # the registry answers what is wrong with the request
-        for key in ("webhook", "srt_dir"):
+        for key in ("webhook", "srt_dir", "mqtt"):
             if spec.get(key) is not None and not isinstance(spec[key], str):
                 raise Problem(Reason.BAD_REQUEST, f"{key} must be a string, got {spec[key]!r}")
-        return cls(spec.get("webhook"), spec.get("srt_dir"))
+        return cls(spec.get("webhook"), spec.get("srt_dir"), spec.get("mqtt"))
 
 
 def _is_json(headers: Mapping[str, str]) -> bool:

@@ -40,7 +40,7 @@ from slowfast_deploy.engine.batching import Clips
 from slowfast_deploy.engine.scoring import check_model_views, score_views
 from slowfast_deploy.errors import ModelFormatError, Reason, VideoDecodeError
 from slowfast_deploy.export.onnx import INPUT_NAME, OUTPUT_NAME
-from slowfast_deploy.live.sinks import Sink, SubtitleSink, WebhookSink
+from slowfast_deploy.live.sinks import Sink, SinkOptions, open_sinks
 from slowfast_deploy.runtime import Backend, ModelConfig
 from slowfast_deploy.runtime.base import (
     BackendInfo,
@@ -573,19 +573,18 @@ class InferenceService:
             url = check_url(outputs.webhook, self.options.allow_urls)
             if not url.lower().startswith(("http://", "https://")):
                 raise Problem(Reason.BAD_REQUEST, f"{url!r}: a webhook is an http(s) URL")
+        broker = None
+        if outputs.mqtt is not None:
+            broker = check_url(outputs.mqtt, self.options.allow_urls)
+        options = SinkOptions(srt_dir=directory, webhook=url, mqtt=broker)
 
-        def open_sinks(name: str) -> list[Sink]:
-            sinks: list[Sink] = []
-            if directory is not None:
-                try:
-                    sinks.append(SubtitleSink(directory, [name]))
-                except OSError as err:
-                    raise Problem(Reason.BAD_REQUEST, str(err)) from err
-            if url is not None:
-                sinks.append(WebhookSink(url))
-            return sinks
+        def stream_sinks(name: str) -> list[Sink]:
+            try:
+                return open_sinks(options, [name])
+            except (OSError, ValueError) as err:  # ConnectionError: an unreachable broker
+                raise Problem(Reason.BAD_REQUEST, str(err)) from err
 
-        return open_sinks
+        return stream_sinks
 
     def streams(self) -> list[LiveStream]:
         return list(self._opened().streams.streams.values())

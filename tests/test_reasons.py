@@ -24,7 +24,7 @@ decode (the `reason` of a results line, `predict --format json`), a live source 
 open or is lost (`stream_failed`, `stream_lost` events), and a request the server refuses (the
 problem body `{"error", "reason", "status"}`). This page is `slowfast_deploy.errors.REASONS`,
 the one table of them (a test keeps it in step: `SLOWFAST_DEPLOY_ACCEPT=1 pytest
-tests/test_errors.py` rewrites it). *HTTP* is the status `serve` answers with (a video's own
+tests/test_reasons.py` rewrites it). *HTTP* is the status `serve` answers with (a video's own
 `invalid` is 422); *retry* says whether the same request, run or connection may succeed if
 simply tried again later.
 

@@ -238,29 +238,36 @@ def _openvino_peak(precision: str, threads: int | None) -> float:
         config["INFERENCE_NUM_THREADS"] = threads
     rng = np.random.default_rng(0)
 
-    def quantized(node: Any) -> Any:  # int8: FakeQuantize as NNCF inserts, folded by the CPU
+    def quantized(node: Any, *, weights: bool) -> Any:
+        """int8: FakeQuantize as NNCF inserts it, which the CPU plugin folds into int8
+        kernels only as oneDNN takes them: unsigned activations (after a ReLU: 0..hi, 256
+        levels) and symmetric signed weights (255 levels). Signed activations ran as f32."""
         if precision != "int8":
             return node
-        lo, hi = ops.constant(np.float32(-4.0)), ops.constant(np.float32(4.0))
-        return ops.fake_quantize(node, lo, hi, lo, hi, 256)
+        lo, hi, levels = (-1.0, 1.0, 255) if weights else (0.0, 4.0, 256)
+        low, high = ops.constant(np.float32(lo)), ops.constant(np.float32(hi))
+        return ops.fake_quantize(node, low, high, low, high, levels)
 
     rates = []
     for m, k, n in MATMULS:
         x = ops.parameter([m, k], ov.Type.f32)
         w = ops.constant(rng.standard_normal((k, n)).astype(np.float32))
-        model = ov.Model([ops.matmul(quantized(x), quantized(w), False, False)], [x])
+        product = ops.matmul(quantized(x, weights=False), quantized(w, weights=True), False, False)
+        model = ov.Model([product], [x])
         request = core.compile_model(model, "CPU", config).create_infer_request()
-        data = rng.standard_normal((m, k)).astype(np.float32)
+        data = np.abs(rng.standard_normal((m, k))).astype(np.float32)  # as after a ReLU
         rates.append(_best_rate(partial(request.infer, {0: data}), m * k * n))
     for batch, channels, size, kernel in CONVS:
         x = ops.parameter([batch, channels, size, size], ov.Type.f32)
         shape = (channels, channels, kernel, kernel)
         w = ops.constant(rng.standard_normal(shape).astype(np.float32) * 0.05)
         pad = [kernel // 2] * 2
-        conv = ops.convolution(quantized(x), quantized(w), [1, 1], pad, pad, [1, 1])
+        conv = ops.convolution(
+            quantized(x, weights=False), quantized(w, weights=True), [1, 1], pad, pad, [1, 1]
+        )
         model = ov.Model([ops.relu(conv)], [x])
         request = core.compile_model(model, "CPU", config).create_infer_request()
-        data = rng.standard_normal((batch, channels, size, size)).astype(np.float32)
+        data = np.abs(rng.standard_normal((batch, channels, size, size))).astype(np.float32)
         macs = batch * channels * size * size * channels * kernel * kernel
         rates.append(_best_rate(partial(request.infer, {0: data}), macs))
     return max(rates)

@@ -53,6 +53,7 @@ class DecodeFacts(TypedDict, total=False):
     decoder: Decoder  # the decoder that made them ("decord" or "pyav"; never "auto")
     hidden_frames: int  # frames the container counts that never play (edit lists), if any
 
+
 # decord's get_batch returns each call's frames at full size: small calls bound the memory
 _DECORD_FRAMES_PER_CALL = 4
 # failures that are the file's, not the decoder's: ``auto`` does not try PyAV after them
